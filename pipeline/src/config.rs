@@ -1,0 +1,559 @@
+//! The pipeline's TOML file: types, `${ENV}` interpolation, and validation that names every
+//! problem by file, line and key before anything connects.
+//!
+//! One pipeline is one source and one sink. Runtime switches (`--once`) are CLI flags, not
+//! config. Secrets (database URLs) are `DbUrl`s: they print redacted and are not `Serialize`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use toml::Spanned;
+
+/// Rows per source read: big enough to amortise a round trip, small enough to bound memory.
+pub const DEFAULT_BATCH_ROWS: usize = 10_000;
+/// Seconds behind the source clock a pass stops, for application clocks and short commits.
+pub const DEFAULT_LAG_SECS: u64 = 2;
+/// Seconds between passes of a daemon.
+pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 5;
+/// Batches in flight between extraction and loading; with `batch_rows` it bounds memory.
+pub const DEFAULT_BUS_CAPACITY: usize = 4;
+/// Rows per multi-row INSERT of the MySQL sink: statements stay far below `max_allowed_packet`.
+pub const DEFAULT_SINK_BATCH_ROWS: usize = 1_000;
+/// Seconds to wait for a server to answer a new connection.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
+/// Connections per pool; a pipeline holds one or two at a time today.
+pub const DEFAULT_POOL_SIZE: usize = 10;
+
+/// The whole file.
+#[derive(Debug)]
+pub struct Config {
+    pub pipeline: PipelineConfig,
+    pub source: SourceConfig,
+    pub sink: SinkConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Names the pipeline in checkpoints; letters, digits, `_`, `-` and `.`.
+    pub name: String,
+    /// Where sinks without a database keep their checkpoints.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default = "default_bus_capacity")]
+    pub bus_capacity: usize,
+}
+
+/// The `[source]` table, by its `type`.
+#[derive(Debug)]
+pub enum SourceConfig {
+    Mysql(MysqlSourceConfig),
+}
+
+/// A MySQL, MariaDB or TiDB database read incrementally by cursor columns.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlSourceConfig {
+    #[serde(rename = "type")]
+    _type: IgnoredAny,
+    pub url: DbUrl,
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+    #[serde(default = "default_lag_secs")]
+    pub lag_secs: u64,
+    #[serde(default = "default_poll_interval_secs")]
+    pub poll_interval_secs: u64,
+    pub tables: Vec<TableConfig>,
+    #[serde(default)]
+    pub pool: PoolConfig,
+    #[serde(default)]
+    pub zero_dates: ZeroDates,
+}
+
+/// One table to replicate and the column that tells when a row changed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    pub name: String,
+    pub cursor: String,
+}
+
+/// What to do with a zero or partial-zero date (`0000-00-00`), which has no Arrow value.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZeroDates {
+    /// Make it NULL and count it.
+    #[default]
+    Null,
+    /// Stop with an error naming the table and column.
+    Error,
+}
+
+/// Connection pool settings of one database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    #[serde(default = "default_pool_size")]
+    pub size: usize,
+    #[serde(default = "default_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig { size: DEFAULT_POOL_SIZE, connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS }
+    }
+}
+
+/// The `[sink]` table, by its `type`.
+#[derive(Debug)]
+pub enum SinkConfig {
+    Parquet(ParquetSinkConfig),
+    Mysql(MysqlSinkConfig),
+}
+
+/// Parquet files under `path`, one directory per table, Hive-partitioned by date.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSinkConfig {
+    #[serde(rename = "type")]
+    _type: IgnoredAny,
+    pub path: PathBuf,
+}
+
+/// A MySQL-family database loaded with version-guarded upserts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlSinkConfig {
+    #[serde(rename = "type")]
+    _type: IgnoredAny,
+    pub url: DbUrl,
+    #[serde(default = "default_sink_batch_rows")]
+    pub batch_rows: usize,
+    #[serde(default)]
+    pub pool: PoolConfig,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("./state")
+}
+fn default_bus_capacity() -> usize {
+    DEFAULT_BUS_CAPACITY
+}
+fn default_batch_rows() -> usize {
+    DEFAULT_BATCH_ROWS
+}
+fn default_lag_secs() -> u64 {
+    DEFAULT_LAG_SECS
+}
+fn default_poll_interval_secs() -> u64 {
+    DEFAULT_POLL_INTERVAL_SECS
+}
+fn default_sink_batch_rows() -> usize {
+    DEFAULT_SINK_BATCH_ROWS
+}
+fn default_pool_size() -> usize {
+    DEFAULT_POOL_SIZE
+}
+fn default_connect_timeout_secs() -> u64 {
+    DEFAULT_CONNECT_TIMEOUT_SECS
+}
+
+/// A database URL, `mysql://user:password@host:port/database`. It holds a password, so it
+/// prints with the password replaced by `***` and cannot be serialized.
+#[derive(Clone, Deserialize)]
+#[serde(from = "String")]
+pub struct DbUrl(SecretString);
+
+impl DbUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        DbUrl(SecretString::from(url.into()))
+    }
+
+    /// The URL with its password, for the driver only.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The database named in the URL's path, if any.
+    pub fn database(&self) -> Option<&str> {
+        let rest = self.expose().strip_prefix("mysql://")?;
+        let (_, path) = rest.split_once('/')?;
+        let db = path.split(['?', '#']).next().unwrap_or_default();
+        (!db.is_empty()).then_some(db)
+    }
+}
+
+impl From<String> for DbUrl {
+    fn from(s: String) -> Self {
+        DbUrl::new(s)
+    }
+}
+
+impl fmt::Display for DbUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(self.expose()))
+    }
+}
+
+impl fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DbUrl({self})")
+    }
+}
+
+/// `scheme://user:secret@host/db` becomes `scheme://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// A config file that cannot be used. Every variant names where: file, line, key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}:{line}: environment variable {var} is not set (used as ${{{var}}})")]
+    MissingEnv { origin: String, line: usize, var: String },
+    #[error("{origin}:{line}:{column}: {key}: {message}")]
+    Parse { origin: String, line: usize, column: usize, key: String, message: String },
+    #[error("{origin}: invalid config:\n  {}", problems.join("\n  "))]
+    Invalid { origin: String, problems: Vec<String> },
+}
+
+impl Config {
+    /// Reads, interpolates, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::parse(&text, &path.display().to_string(), |var| std::env::var(var).ok())
+    }
+
+    /// Parses config text; `env` resolves `${VAR}`.
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let text = interpolate(text, origin, env)?;
+        // The kinds are read first and each section is then read as its concrete type, not
+        // through a tagged enum: serde buffers tagged content and loses lines and key paths.
+        let top: Top = deserialize(&text, origin)?;
+        let source = match top.source.kind.get_ref().as_str() {
+            "mysql" => SourceConfig::Mysql(deserialize::<SourceSection<_>>(&text, origin)?.source),
+            other => return Err(unknown_kind(&text, origin, "source.type", other, &top.source.kind, &["mysql"])),
+        };
+        let sink = match top.sink.kind.get_ref().as_str() {
+            "parquet" => SinkConfig::Parquet(deserialize::<SinkSection<_>>(&text, origin)?.sink),
+            "mysql" => SinkConfig::Mysql(deserialize::<SinkSection<_>>(&text, origin)?.sink),
+            other => {
+                return Err(unknown_kind(&text, origin, "sink.type", other, &top.sink.kind, &["parquet", "mysql"]));
+            }
+        };
+        let config = Config { pipeline: top.pipeline, source, sink };
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot, collecting every problem with its key path.
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, what: &str| problems.push(format!("{key}: {what}"));
+        let name = &self.pipeline.name;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+            problem("pipeline.name", "must be non-empty letters, digits, '_', '-' or '.'");
+        }
+        if self.pipeline.bus_capacity == 0 {
+            problem("pipeline.bus_capacity", "must be at least 1");
+        }
+        match &self.source {
+            SourceConfig::Mysql(s) => {
+                check_url(&s.url, "source.url", &mut problem);
+                if !(1..=1_000_000).contains(&s.batch_rows) {
+                    problem("source.batch_rows", "must be between 1 and 1000000");
+                }
+                check_pool(&s.pool, "source.pool", &mut problem);
+                if s.tables.is_empty() {
+                    problem("source.tables", "lists no table");
+                }
+                for (i, t) in s.tables.iter().enumerate() {
+                    if t.name.is_empty() {
+                        problem(&format!("source.tables[{i}].name"), "must not be empty");
+                    }
+                    if t.cursor.is_empty() {
+                        problem(&format!("source.tables[{i}].cursor"), "must not be empty");
+                    }
+                    if s.tables[..i].iter().any(|o| o.name == t.name) {
+                        problem(&format!("source.tables[{i}].name"), &format!("table {:?} is listed twice", t.name));
+                    }
+                }
+            }
+        }
+        match &self.sink {
+            SinkConfig::Parquet(p) => {
+                if p.path.as_os_str().is_empty() {
+                    problem("sink.path", "must not be empty");
+                }
+            }
+            SinkConfig::Mysql(m) => {
+                check_url(&m.url, "sink.url", &mut problem);
+                if !(1..=100_000).contains(&m.batch_rows) {
+                    problem("sink.batch_rows", "must be between 1 and 100000");
+                }
+                check_pool(&m.pool, "sink.pool", &mut problem);
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid { origin: origin.to_owned(), problems })
+        }
+    }
+}
+
+fn check_url(url: &DbUrl, key: &str, problem: &mut impl FnMut(&str, &str)) {
+    if !url.expose().starts_with("mysql://") {
+        problem(key, "must start with mysql:// (mysql://user:password@host:port/database)");
+    } else if url.database().is_none() {
+        problem(key, "names no database (mysql://user:password@host:port/database)");
+    }
+}
+
+fn check_pool(pool: &PoolConfig, key: &str, problem: &mut impl FnMut(&str, &str)) {
+    if pool.size == 0 {
+        problem(&format!("{key}.size"), "must be at least 1");
+    }
+    if pool.connect_timeout_secs == 0 {
+        problem(&format!("{key}.connect_timeout_secs"), "must be at least 1");
+    }
+}
+
+/// The file's top level: every section, with only the `type` of the source and the sink.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Top {
+    pipeline: PipelineConfig,
+    source: Kind,
+    sink: Kind,
+}
+
+#[derive(Deserialize)]
+struct Kind {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+struct SourceSection<T> {
+    source: T,
+}
+
+#[derive(Deserialize)]
+struct SinkSection<T> {
+    sink: T,
+}
+
+fn deserialize<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, ConfigError> {
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| parse_error(text, origin, "", &e))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        parse_error(text, origin, &key, e.inner())
+    })
+}
+
+fn unknown_kind(text: &str, origin: &str, key: &str, kind: &str, at: &Spanned<String>, known: &[&str]) -> ConfigError {
+    let (line, column) = line_column(text, at.span().start);
+    ConfigError::Parse {
+        origin: origin.to_owned(),
+        line,
+        column,
+        key: key.to_owned(),
+        message: format!("unknown type {kind:?}, expected one of {}", known.join(", ")),
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    (line, column)
+}
+
+fn parse_error(text: &str, origin: &str, key: &str, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = line_column(text, e.span().map(|s| s.start).unwrap_or(0));
+    ConfigError::Parse {
+        origin: origin.to_owned(),
+        line,
+        column,
+        key: if key.is_empty() || key == "." { "(file)".to_owned() } else { key.to_owned() },
+        message: e.message().to_owned(),
+    }
+}
+
+/// Replaces every `${VAR}` with the variable's value. `$${` writes a literal `${`.
+fn interpolate(text: &str, origin: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(escaped) = after.strip_prefix("${") {
+            out.push_str("${");
+            rest = escaped;
+        } else if let Some(body) = after.strip_prefix('{')
+            && let Some(end) = body.find('}')
+        {
+            let var = &body[..end];
+            let line = text[..text.len() - rest.len() + i].matches('\n').count() + 1;
+            let value = env(var).ok_or_else(|| ConfigError::MissingEnv {
+                origin: origin.to_owned(),
+                line,
+                var: var.to_owned(),
+            })?;
+            out.push_str(&value);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const QUICKSTART: &str = r#"
+[pipeline]
+name = "quickstart"
+state_dir = "./state"
+
+[source]
+type = "mysql"
+url = "mysql://root@127.0.0.1:3306/shop"
+batch_rows = 10000
+lag_secs = 2
+poll_interval_secs = 5
+tables = [
+  { name = "order_tab", cursor = "update_time" },
+  { name = "user", cursor = "update_time" },
+]
+
+[sink]
+type = "parquet"
+path = "./out"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.toml", |v| (v == "PW").then(|| "s3cret".to_owned()))
+    }
+
+    #[test]
+    fn the_issue_example_parses() {
+        let c = parse(QUICKSTART).expect("valid");
+        let SourceConfig::Mysql(s) = &c.source;
+        assert_eq!(s.tables.len(), 2);
+        assert_eq!(s.tables[1].name, "user");
+        assert_eq!(s.url.database(), Some("shop"));
+        assert!(matches!(c.sink, SinkConfig::Parquet(ref p) if p.path == Path::new("./out")));
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let text = QUICKSTART.replace("lag_secs = 2", "lag_secs = 2\nlag_seconds = 3");
+        let err = parse(&text).expect_err("unknown key").to_string();
+        assert!(err.starts_with("test.toml:11:"), "{err}");
+        assert!(err.contains("lag_seconds"), "{err}");
+        let text = QUICKSTART.replace("{ name = \"user\", cursor", "{ name = \"user\", cursr");
+        let err = parse(&text).expect_err("unknown key").to_string();
+        assert!(err.contains("cursr") && err.contains("source.tables[1]"), "{err}");
+    }
+
+    #[test]
+    fn missing_keys_and_wrong_types_are_named() {
+        let err = parse(&QUICKSTART.replace("path = \"./out\"", "")).expect_err("missing").to_string();
+        assert!(err.contains("path"), "{err}");
+        let err = parse(&QUICKSTART.replace("batch_rows = 10000", "batch_rows = \"many\""))
+            .expect_err("wrong type")
+            .to_string();
+        assert!(err.contains("source.batch_rows") && err.contains(":9:"), "{err}");
+        let err = parse(&QUICKSTART.replace("type = \"parquet\"", "type = \"csv\"")).expect_err("kind").to_string();
+        assert_eq!(err, "test.toml:18:8: sink.type: unknown type \"csv\", expected one of parquet, mysql");
+    }
+
+    #[test]
+    fn validation_collects_every_problem() {
+        let text = QUICKSTART
+            .replace("batch_rows = 10000", "batch_rows = 0")
+            .replace("{ name = \"user\", cursor = \"update_time\" }", "{ name = \"order_tab\", cursor = \"\" }")
+            .replace("mysql://root@127.0.0.1:3306/shop", "postgres://x/y");
+        let ConfigError::Invalid { problems, .. } = parse(&text).expect_err("invalid") else {
+            panic!("expected validation problems")
+        };
+        assert_eq!(
+            problems,
+            [
+                "source.url: must start with mysql:// (mysql://user:password@host:port/database)",
+                "source.batch_rows: must be between 1 and 1000000",
+                "source.tables[1].cursor: must not be empty",
+                "source.tables[1].name: table \"order_tab\" is listed twice",
+            ]
+        );
+    }
+
+    #[test]
+    fn env_interpolation_and_redaction() {
+        let text = QUICKSTART.replace("root@", "root:${PW}@");
+        let c = parse(&text).expect("valid");
+        let SourceConfig::Mysql(s) = &c.source;
+        assert_eq!(s.url.expose(), "mysql://root:s3cret@127.0.0.1:3306/shop");
+        assert_eq!(s.url.to_string(), "mysql://root:***@127.0.0.1:3306/shop");
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let err = parse(&QUICKSTART.replace("root@", "root:${NOPE}@")).expect_err("unset").to_string();
+        assert_eq!(err, "test.toml:8: environment variable NOPE is not set (used as ${NOPE})");
+        assert_eq!(interpolate("a $${X} $5", "o", |_| None).expect("no vars"), "a ${X} $5");
+    }
+
+    #[test]
+    fn redacts_only_the_password() {
+        assert_eq!(redact_url("mysql://u:p@w@h:1/db"), "mysql://u:***@h:1/db");
+        assert_eq!(redact_url("mysql://u@h/db"), "mysql://u@h/db");
+        assert_eq!(redact_url("mysql://h/db"), "mysql://h/db");
+    }
+
+    #[test]
+    fn every_example_in_the_repository_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("deploy/examples exists") {
+            let path = entry.expect("readable").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).expect("readable");
+                Config::parse(&text, &path.display().to_string(), |_| Some("x".to_owned()))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 2, "expected the example configs in {}", dir.display());
+    }
+}

@@ -1,0 +1,26 @@
+//! highwater-pipeline: the core of the replication pipeline. It knows no database driver.
+//!
+//! - [`cursor`]: where a table's extraction stands (`Position`) and the total order rows are
+//!   read in, `(cursor column, primary key...)`.
+//! - [`schema`]: a source table as the pipeline sees it (columns, Arrow types, key, cursor).
+//! - [`batch`]: `ChangeBatch`, the unit that flows: Arrow rows plus the cursor range they cover.
+//! - [`source`] and [`sink`]: the two contracts connectors and sinks implement.
+//! - [`checkpoint`]: the `CheckpointStore` contract and the file store used by sinks that have
+//!   no database of their own.
+//! - [`bus`]: the bounded in-process channel between extraction and loading.
+//! - [`runner`]: the loop that asks, publishes, writes and advances checkpoints, once or forever.
+//! - [`config`]: the TOML file, `${ENV}` interpolation and validation with key paths.
+//! - [`ident`]: quoting of SQL identifiers, shared by every statement the pipeline writes.
+//! - [`civil`]: calendar arithmetic for dates that Arrow and Parquet store as day/us counts.
+
+pub mod batch;
+pub mod bus;
+pub mod checkpoint;
+pub mod civil;
+pub mod config;
+pub mod cursor;
+pub mod ident;
+pub mod runner;
+pub mod schema;
+pub mod sink;
+pub mod source;

@@ -1,0 +1,90 @@
+//! The sink contract.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::batch::ChangeBatch;
+use crate::schema::{TableId, TableSchema};
+use crate::source::BoxError;
+
+/// Whether a written batch is safe yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// This batch and every earlier one survive a crash: the checkpoint may advance.
+    Durable,
+    /// Taken, not yet safe: the checkpoint waits for a later `Durable` or for `flush`.
+    Buffered,
+}
+
+/// A destination of change batches.
+///
+/// A sink may see a batch twice (after a crash, the runner replays from the last checkpoint)
+/// and must be idempotent: writing a batch again leaves the same result. It is called from one
+/// task at a time, batches of a table in read order. A write is durable when it returns
+/// [`Durability::Durable`]; `flush` makes everything durable.
+pub trait Sink: Send + 'static {
+    /// Short name for logs: `parquet`, `mysql`.
+    fn name(&self) -> &'static str;
+
+    /// Whether a `Durable` write already committed the batch's checkpoint (`batch.upto`) in
+    /// the same transaction as its rows. Then the runner writes no checkpoint of its own.
+    fn commits_checkpoints(&self) -> bool;
+
+    /// Makes the targets ready (creates missing tables, removes half-written files).
+    fn prepare(&mut self, tables: &[Arc<TableSchema>]) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    fn write(&mut self, batch: &ChangeBatch) -> impl Future<Output = Result<Durability, SinkError>> + Send;
+
+    fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Called once, at the end, after the last flush.
+    fn shutdown(self) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// Why a sink failed. The message names the table, path or config key.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("cannot connect to {url} ({key})")]
+    Connect {
+        url: String,
+        key: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("no answer from {url} within {secs} s ({key}.pool.connect_timeout_secs)")]
+    ConnectTimeout { url: String, key: &'static str, secs: u64 },
+    #[error("{url} refused the login: check the user and password in {key}")]
+    Auth {
+        url: String,
+        key: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("writing {path} failed")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("table {table}: {reason}")]
+    Data { table: TableId, reason: String },
+    #[error("{what} failed")]
+    Database {
+        what: String,
+        retryable: bool,
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl SinkError {
+    /// Whether trying again can help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SinkError::Connect { .. } | SinkError::ConnectTimeout { .. } => true,
+            SinkError::Database { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+}

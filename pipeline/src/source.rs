@@ -1,0 +1,93 @@
+//! The source contract: pull-based, the caller owns the position.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::batch::ChangeBatch;
+use crate::cursor::{DateTime, Position};
+use crate::schema::{TableId, TableSchema};
+
+/// A boxed driver error kept as the cause.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A source of change batches.
+///
+/// The runner asks for "the next rows after this position"; the source keeps no hidden
+/// progress of its own, so a restart or a replay is the ordinary path. Rows come in the total
+/// order `(cursor, key...)`, NULL cursors first (see [`crate::cursor`]).
+pub trait Source: Send + 'static {
+    /// The tables this source reads, discovered and checked when it was built.
+    fn tables(&self) -> &[Arc<TableSchema>];
+
+    /// Up to `max_rows` rows of `tables()[table]` strictly after `after`, with cursor values up
+    /// to the pass's upper bound. The first read of a pass (`bound.0 == None`) takes the bound
+    /// from the source's clock in the same snapshot as its rows and stores it in `bound`.
+    /// `Ok(None)`: the table is caught up to the bound.
+    fn next_batch(
+        &mut self,
+        table: usize,
+        after: &Position,
+        bound: &mut PassBound,
+        max_rows: usize,
+    ) -> impl Future<Output = Result<Option<ChangeBatch>, SourceError>> + Send;
+}
+
+/// The upper bound of the cursor for one pass over one table, once the pass has taken it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PassBound(pub Option<DateTime>);
+
+/// Why a source failed. The message names the table, column or config key and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot connect to {url} ({key})")]
+    Connect {
+        url: String,
+        key: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("no answer from {url} within {secs} s ({key}.pool.connect_timeout_secs)")]
+    ConnectTimeout { url: String, key: &'static str, secs: u64 },
+    #[error("{url} refused the login: check the user and password in {key}")]
+    Auth {
+        url: String,
+        key: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("table {table} does not exist: check {key}")]
+    MissingTable { table: TableId, key: String },
+    #[error("table {table} has no column {column:?}: check {key}")]
+    MissingColumn { table: TableId, column: String, key: String },
+    #[error("table {table} has no primary key: keyset pagination needs one (add a PRIMARY KEY)")]
+    NoPrimaryKey { table: TableId },
+    #[error("table {table} column {column}: type {column_type} is not supported yet")]
+    UnsupportedType { table: TableId, column: String, column_type: String },
+    #[error(
+        "table {table} cursor column {column} is {column_type}: a cursor must be DATETIME, \
+         TIMESTAMP or DATE (check {key})"
+    )]
+    UnsupportedCursor { table: TableId, column: String, column_type: String, key: String },
+    #[error("table {table} column {column}: {reason}")]
+    Decode { table: TableId, column: String, reason: String },
+    #[error("reading {what} failed")]
+    Query {
+        what: String,
+        retryable: bool,
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl SourceError {
+    /// Whether trying again can help (a dropped connection), as opposed to an operator having
+    /// to act (a missing table, a wrong password).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SourceError::Connect { .. } | SourceError::ConnectTimeout { .. } => true,
+            SourceError::Query { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+}
