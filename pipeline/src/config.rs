@@ -104,7 +104,10 @@ pub struct PoolConfig {
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        PoolConfig { size: DEFAULT_POOL_SIZE, connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS }
+        PoolConfig {
+            size: DEFAULT_POOL_SIZE,
+            connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
+        }
     }
 }
 
@@ -232,19 +235,36 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{origin}:{line}: environment variable {var} is not set (used as ${{{var}}})")]
-    MissingEnv { origin: String, line: usize, var: String },
+    MissingEnv {
+        origin: String,
+        line: usize,
+        var: String,
+    },
     #[error("{origin}:{line}:{column}: {key}: {message}")]
-    Parse { origin: String, line: usize, column: usize, key: String, message: String },
+    Parse {
+        origin: String,
+        line: usize,
+        column: usize,
+        key: String,
+        message: String,
+    },
     #[error("{origin}: invalid config:\n  {}", problems.join("\n  "))]
-    Invalid { origin: String, problems: Vec<String> },
+    Invalid {
+        origin: String,
+        problems: Vec<String>,
+    },
 }
 
 impl Config {
     /// Reads, interpolates, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Config::parse(&text, &path.display().to_string(), |var| std::env::var(var).ok())
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string(), |var| {
+            std::env::var(var).ok()
+        })
     }
 
     /// Parses config text; `env` resolves `${VAR}`.
@@ -259,16 +279,36 @@ impl Config {
         let top: Top = deserialize(&text, origin)?;
         let source = match top.source.kind.get_ref().as_str() {
             "mysql" => SourceConfig::Mysql(deserialize::<SourceSection<_>>(&text, origin)?.source),
-            other => return Err(unknown_kind(&text, origin, "source.type", other, &top.source.kind, &["mysql"])),
+            other => {
+                return Err(unknown_kind(
+                    &text,
+                    origin,
+                    "source.type",
+                    other,
+                    &top.source.kind,
+                    &["mysql"],
+                ));
+            }
         };
         let sink = match top.sink.kind.get_ref().as_str() {
             "parquet" => SinkConfig::Parquet(deserialize::<SinkSection<_>>(&text, origin)?.sink),
             "mysql" => SinkConfig::Mysql(deserialize::<SinkSection<_>>(&text, origin)?.sink),
             other => {
-                return Err(unknown_kind(&text, origin, "sink.type", other, &top.sink.kind, &["parquet", "mysql"]));
+                return Err(unknown_kind(
+                    &text,
+                    origin,
+                    "sink.type",
+                    other,
+                    &top.sink.kind,
+                    &["parquet", "mysql"],
+                ));
             }
         };
-        let config = Config { pipeline: top.pipeline, source, sink };
+        let config = Config {
+            pipeline: top.pipeline,
+            source,
+            sink,
+        };
         config.validate(origin)?;
         Ok(config)
     }
@@ -278,8 +318,15 @@ impl Config {
         let mut problems = Vec::new();
         let mut problem = |key: &str, what: &str| problems.push(format!("{key}: {what}"));
         let name = &self.pipeline.name;
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
-            problem("pipeline.name", "must be non-empty letters, digits, '_', '-' or '.'");
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            problem(
+                "pipeline.name",
+                "must be non-empty letters, digits, '_', '-' or '.'",
+            );
         }
         if self.pipeline.bus_capacity == 0 {
             problem("pipeline.bus_capacity", "must be at least 1");
@@ -302,7 +349,10 @@ impl Config {
                         problem(&format!("source.tables[{i}].cursor"), "must not be empty");
                     }
                     if s.tables[..i].iter().any(|o| o.name == t.name) {
-                        problem(&format!("source.tables[{i}].name"), &format!("table {:?} is listed twice", t.name));
+                        problem(
+                            &format!("source.tables[{i}].name"),
+                            &format!("table {:?} is listed twice", t.name),
+                        );
                     }
                 }
             }
@@ -324,16 +374,25 @@ impl Config {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(ConfigError::Invalid { origin: origin.to_owned(), problems })
+            Err(ConfigError::Invalid {
+                origin: origin.to_owned(),
+                problems,
+            })
         }
     }
 }
 
 fn check_url(url: &DbUrl, key: &str, problem: &mut impl FnMut(&str, &str)) {
     if !url.expose().starts_with("mysql://") {
-        problem(key, "must start with mysql:// (mysql://user:password@host:port/database)");
+        problem(
+            key,
+            "must start with mysql:// (mysql://user:password@host:port/database)",
+        );
     } else if url.database().is_none() {
-        problem(key, "names no database (mysql://user:password@host:port/database)");
+        problem(
+            key,
+            "names no database (mysql://user:password@host:port/database)",
+        );
     }
 }
 
@@ -372,21 +431,32 @@ struct SinkSection<T> {
 }
 
 fn deserialize<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, ConfigError> {
-    let deserializer = toml::Deserializer::parse(text).map_err(|e| parse_error(text, origin, "", &e))?;
+    let deserializer =
+        toml::Deserializer::parse(text).map_err(|e| parse_error(text, origin, "", &e))?;
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
         parse_error(text, origin, &key, e.inner())
     })
 }
 
-fn unknown_kind(text: &str, origin: &str, key: &str, kind: &str, at: &Spanned<String>, known: &[&str]) -> ConfigError {
+fn unknown_kind(
+    text: &str,
+    origin: &str,
+    key: &str,
+    kind: &str,
+    at: &Spanned<String>,
+    known: &[&str],
+) -> ConfigError {
     let (line, column) = line_column(text, at.span().start);
     ConfigError::Parse {
         origin: origin.to_owned(),
         line,
         column,
         key: key.to_owned(),
-        message: format!("unknown type {kind:?}, expected one of {}", known.join(", ")),
+        message: format!(
+            "unknown type {kind:?}, expected one of {}",
+            known.join(", ")
+        ),
     }
 }
 
@@ -403,13 +473,21 @@ fn parse_error(text: &str, origin: &str, key: &str, e: &toml::de::Error) -> Conf
         origin: origin.to_owned(),
         line,
         column,
-        key: if key.is_empty() || key == "." { "(file)".to_owned() } else { key.to_owned() },
+        key: if key.is_empty() || key == "." {
+            "(file)".to_owned()
+        } else {
+            key.to_owned()
+        },
         message: e.message().to_owned(),
     }
 }
 
 /// Replaces every `${VAR}` with the variable's value. `$${` writes a literal `${`.
-fn interpolate(text: &str, origin: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+fn interpolate(
+    text: &str,
+    origin: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find('$') {
@@ -465,7 +543,9 @@ path = "./out"
 "#;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, "test.toml", |v| (v == "PW").then(|| "s3cret".to_owned()))
+        Config::parse(text, "test.toml", |v| {
+            (v == "PW").then(|| "s3cret".to_owned())
+        })
     }
 
     #[test]
@@ -486,26 +566,42 @@ path = "./out"
         assert!(err.contains("lag_seconds"), "{err}");
         let text = QUICKSTART.replace("{ name = \"user\", cursor", "{ name = \"user\", cursr");
         let err = parse(&text).expect_err("unknown key").to_string();
-        assert!(err.contains("cursr") && err.contains("source.tables[1]"), "{err}");
+        assert!(
+            err.contains("cursr") && err.contains("source.tables[1]"),
+            "{err}"
+        );
     }
 
     #[test]
     fn missing_keys_and_wrong_types_are_named() {
-        let err = parse(&QUICKSTART.replace("path = \"./out\"", "")).expect_err("missing").to_string();
+        let err = parse(&QUICKSTART.replace("path = \"./out\"", ""))
+            .expect_err("missing")
+            .to_string();
         assert!(err.contains("path"), "{err}");
         let err = parse(&QUICKSTART.replace("batch_rows = 10000", "batch_rows = \"many\""))
             .expect_err("wrong type")
             .to_string();
-        assert!(err.contains("source.batch_rows") && err.contains(":9:"), "{err}");
-        let err = parse(&QUICKSTART.replace("type = \"parquet\"", "type = \"csv\"")).expect_err("kind").to_string();
-        assert_eq!(err, "test.toml:18:8: sink.type: unknown type \"csv\", expected one of parquet, mysql");
+        assert!(
+            err.contains("source.batch_rows") && err.contains(":9:"),
+            "{err}"
+        );
+        let err = parse(&QUICKSTART.replace("type = \"parquet\"", "type = \"csv\""))
+            .expect_err("kind")
+            .to_string();
+        assert_eq!(
+            err,
+            "test.toml:18:8: sink.type: unknown type \"csv\", expected one of parquet, mysql"
+        );
     }
 
     #[test]
     fn validation_collects_every_problem() {
         let text = QUICKSTART
             .replace("batch_rows = 10000", "batch_rows = 0")
-            .replace("{ name = \"user\", cursor = \"update_time\" }", "{ name = \"order_tab\", cursor = \"\" }")
+            .replace(
+                "{ name = \"user\", cursor = \"update_time\" }",
+                "{ name = \"order_tab\", cursor = \"\" }",
+            )
             .replace("mysql://root@127.0.0.1:3306/shop", "postgres://x/y");
         let ConfigError::Invalid { problems, .. } = parse(&text).expect_err("invalid") else {
             panic!("expected validation problems")
@@ -529,9 +625,17 @@ path = "./out"
         assert_eq!(s.url.expose(), "mysql://root:s3cret@127.0.0.1:3306/shop");
         assert_eq!(s.url.to_string(), "mysql://root:***@127.0.0.1:3306/shop");
         assert!(!format!("{c:?}").contains("s3cret"));
-        let err = parse(&QUICKSTART.replace("root@", "root:${NOPE}@")).expect_err("unset").to_string();
-        assert_eq!(err, "test.toml:8: environment variable NOPE is not set (used as ${NOPE})");
-        assert_eq!(interpolate("a $${X} $5", "o", |_| None).expect("no vars"), "a ${X} $5");
+        let err = parse(&QUICKSTART.replace("root@", "root:${NOPE}@"))
+            .expect_err("unset")
+            .to_string();
+        assert_eq!(
+            err,
+            "test.toml:8: environment variable NOPE is not set (used as ${NOPE})"
+        );
+        assert_eq!(
+            interpolate("a $${X} $5", "o", |_| None).expect("no vars"),
+            "a ${X} $5"
+        );
     }
 
     #[test]
@@ -554,6 +658,10 @@ path = "./out"
                 seen += 1;
             }
         }
-        assert!(seen >= 2, "expected the example configs in {}", dir.display());
+        assert!(
+            seen >= 2,
+            "expected the example configs in {}",
+            dir.display()
+        );
     }
 }

@@ -31,12 +31,17 @@ pub struct DateTime {
 impl DateTime {
     /// Microseconds since 1970-01-01 00:00:00, or `None` for a zero or partial-zero date.
     pub fn unix_micros(&self) -> Option<i64> {
-        let (y, m, d) = (i32::from(self.year), u32::from(self.month), u32::from(self.day));
+        let (y, m, d) = (
+            i32::from(self.year),
+            u32::from(self.month),
+            u32::from(self.day),
+        );
         if !civil::is_valid_date(y, m, d) {
             return None;
         }
         let days = i64::from(civil::days_from_civil(y, m, d));
-        let secs = i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second);
+        let secs =
+            i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second);
         Some(days * civil::MICROS_PER_DAY + secs * 1_000_000 + i64::from(self.micros))
     }
 
@@ -87,7 +92,13 @@ impl FromStr for DateTime {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseDateTimeError(s.to_owned());
         let b = s.as_bytes();
-        if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        if b.len() < 19
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b' '
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return Err(err());
         }
         let num = |range: std::ops::Range<usize>| -> Result<u32, ParseDateTimeError> {
@@ -238,7 +249,11 @@ impl Position {
             Position::NullCursor { key } => ("null".to_owned(), key),
             Position::At { cursor, key } => (cursor.compact(), key),
         };
-        let key_token = key.iter().map(KeyValue::token).collect::<Vec<_>>().join("_");
+        let key_token = key
+            .iter()
+            .map(KeyValue::token)
+            .collect::<Vec<_>>()
+            .join("_");
         let key_token = if key_token.len() > 64 {
             format!("h{:016x}", fnv1a64(key_token.as_bytes()))
         } else {
@@ -355,16 +370,28 @@ mod tests {
 
     #[test]
     fn unix_micros_round_trip() {
-        for s in ["1970-01-01 00:00:00.000001", "1969-12-31 23:59:59.999999", "0001-01-01 00:00:00"] {
+        for s in [
+            "1970-01-01 00:00:00.000001",
+            "1969-12-31 23:59:59.999999",
+            "0001-01-01 00:00:00",
+        ] {
             let v = dt(s);
-            assert_eq!(DateTime::from_unix_micros(v.unix_micros().expect("real date")), v);
+            assert_eq!(
+                DateTime::from_unix_micros(v.unix_micros().expect("real date")),
+                v
+            );
         }
     }
 
     #[test]
     fn positions_order_nulls_first_then_cursor_then_key() {
-        let at = |c: &str, k: i64| Position::At { cursor: dt(c), key: vec![KeyValue::Int(k)] };
-        let null = |k: i64| Position::NullCursor { key: vec![KeyValue::Int(k)] };
+        let at = |c: &str, k: i64| Position::At {
+            cursor: dt(c),
+            key: vec![KeyValue::Int(k)],
+        };
+        let null = |k: i64| Position::NullCursor {
+            key: vec![KeyValue::Int(k)],
+        };
         assert!(null(5).is_behind(&at("2020-01-01 00:00:00", 1)));
         assert!(Position::Start.is_behind(&null(1)));
         assert!(at("2020-01-01 00:00:00", 9).is_behind(&at("2020-01-01 00:00:00.000001", 1)));
@@ -388,11 +415,17 @@ mod tests {
     fn file_tokens_are_safe_and_stable() {
         let p = Position::At {
             cursor: dt("2026-11-21 10:00:00.123456"),
-            key: vec![KeyValue::Int(-4711), KeyValue::Text("a b/c".into()), KeyValue::UInt(7)],
+            key: vec![
+                KeyValue::Int(-4711),
+                KeyValue::Text("a b/c".into()),
+                KeyValue::UInt(7),
+            ],
         };
         assert_eq!(p.file_token(), "20261121T100000123456_m4711_x6120622f63_7");
         assert_eq!(Position::Start.file_token(), "start");
-        let long = Position::NullCursor { key: vec![KeyValue::Text("é".repeat(40))] };
+        let long = Position::NullCursor {
+            key: vec![KeyValue::Text("é".repeat(40))],
+        };
         let token = long.file_token();
         assert!(token.starts_with("null_h") && token.len() == 22, "{token}");
         assert_eq!(token, long.file_token());
@@ -403,7 +436,11 @@ mod tests {
     fn positions_survive_json() {
         let p = Position::At {
             cursor: dt("0000-00-00 00:00:00"),
-            key: vec![KeyValue::Bytes(vec![0, 255]), KeyValue::UInt(u64::MAX), KeyValue::Time(-1)],
+            key: vec![
+                KeyValue::Bytes(vec![0, 255]),
+                KeyValue::UInt(u64::MAX),
+                KeyValue::Time(-1),
+            ],
         };
         let json = serde_json::to_string(&p).expect("serializes");
         assert_eq!(serde_json::from_str::<Position>(&json).expect("parses"), p);
@@ -414,7 +451,9 @@ mod tests {
     /// be read exactly once, whatever the page size.
     fn paginate(rows: &[(Option<u8>, i64)], limit: usize) -> Vec<(Option<u8>, i64)> {
         let pos_of = |r: &(Option<u8>, i64)| match r.0 {
-            None => Position::NullCursor { key: vec![KeyValue::Int(r.1)] },
+            None => Position::NullCursor {
+                key: vec![KeyValue::Int(r.1)],
+            },
             Some(c) => Position::At {
                 cursor: DateTime::from_unix_micros(i64::from(c)),
                 key: vec![KeyValue::Int(r.1)],

@@ -64,7 +64,14 @@ impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         for t in &self.tables {
-            write!(f, "{:<32} {:>10} rows {:>6} batches  checkpoint {}", t.table.to_string(), t.rows_loaded, t.batches, t.checkpoint)?;
+            write!(
+                f,
+                "{:<32} {:>10} rows {:>6} batches  checkpoint {}",
+                t.table.to_string(),
+                t.rows_loaded,
+                t.batches,
+                t.checkpoint
+            )?;
             if t.zero_dates > 0 {
                 write!(f, "  zero dates -> NULL: {}", t.zero_dates)?;
             }
@@ -74,7 +81,11 @@ impl fmt::Display for RunReport {
             writeln!(f)?;
         }
         let rows = self.rows_loaded();
-        write!(f, "total {rows} rows in {secs:.2} s ({:.0} rows/s)", rows as f64 / secs)
+        write!(
+            f,
+            "total {rows} rows in {secs:.2} s ({:.0} rows/s)",
+            rows as f64 / secs
+        )
     }
 }
 
@@ -115,7 +126,13 @@ where
     let positions = checkpoints.iter().map(|c| c.position.clone()).collect();
 
     let (publisher, subscriber) = bus::channel(options.bus_capacity);
-    let extractor = tokio::spawn(extract(source, publisher, positions, options.clone(), shutdown.clone()));
+    let extractor = tokio::spawn(extract(
+        source,
+        publisher,
+        positions,
+        options.clone(),
+        shutdown.clone(),
+    ));
     let mut loader = Loader::new(&tables, checkpoints);
     let load_result = loader.run(&mut sink, &store, subscriber).await;
     // If the loader failed its subscriber is gone: the extractor's next publish fails and it
@@ -141,7 +158,10 @@ where
         errors.push(e.into());
     }
     match errors.len() {
-        0 => Ok(RunReport { tables: loader.into_reports(), elapsed: started.elapsed() }),
+        0 => Ok(RunReport {
+            tables: loader.into_reports(),
+            elapsed: started.elapsed(),
+        }),
         1 => Err(errors.remove(0)),
         _ => Err(RunError::Several(errors)),
     }
@@ -188,7 +208,14 @@ async fn extract<Src: Source>(
                     sent = publisher.publish(batch) => sent.map_err(|_| ExtractError::BusClosed)?,
                 }
             }
-            report_pass(&table.id, table.cursor_column().name.as_str(), rows, nulls, zeros, pass_started.elapsed());
+            report_pass(
+                &table.id,
+                table.cursor_column().name.as_str(),
+                rows,
+                nulls,
+                zeros,
+                pass_started.elapsed(),
+            );
         }
         if options.once {
             break;
@@ -245,7 +272,11 @@ impl Loader {
             })
             .collect();
         Loader {
-            index: tables.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect(),
+            index: tables
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.id.clone(), i))
+                .collect(),
             reports,
             committed: checkpoints,
             pending: Vec::new(),
@@ -262,7 +293,8 @@ impl Loader {
             let durability = sink.write(&batch).await?;
             self.record(&batch);
             if durability == Durability::Durable {
-                self.commit_pending(sink.commits_checkpoints(), store).await?;
+                self.commit_pending(sink.commits_checkpoints(), store)
+                    .await?;
             }
         }
         sink.flush().await?;
@@ -276,10 +308,15 @@ impl Loader {
         report.batches += 1;
         report.zero_dates += batch.stats.zero_dates;
         report.null_cursor_rows += batch.stats.null_cursor_rows;
-        self.pending.push((i, batch.upto.clone(), batch.num_rows() as u64));
+        self.pending
+            .push((i, batch.upto.clone(), batch.num_rows() as u64));
     }
 
-    async fn commit_pending<St: CheckpointStore>(&mut self, in_sink: bool, store: &St) -> Result<(), RunError> {
+    async fn commit_pending<St: CheckpointStore>(
+        &mut self,
+        in_sink: bool,
+        store: &St,
+    ) -> Result<(), RunError> {
         for (i, upto, rows) in std::mem::take(&mut self.pending) {
             let checkpoint = &mut self.committed[i];
             checkpoint.position = upto;

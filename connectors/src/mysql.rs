@@ -1,0 +1,10 @@
+//! The incremental MySQL-family source.
+
+mod connect;
+mod decode;
+mod discover;
+mod extract;
+mod query;
+pub mod types;
+
+pub use extract::MysqlSource;

@@ -1,0 +1,275 @@
+//! `MysqlSource`: reads each configured table in `(cursor, key)` order, batch by batch.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use highwater_pipeline::batch::{BatchStats, ChangeBatch, Op};
+use highwater_pipeline::config::{MysqlSourceConfig, ZeroDates};
+use highwater_pipeline::cursor::{Key, Position};
+use highwater_pipeline::schema::TableSchema;
+use highwater_pipeline::source::{PassBound, Source, SourceError};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Params, Pool, Row, TxOpts, Value};
+
+use super::connect::{self, query_error};
+use super::decode::{self, ColumnBuilder, Pushed};
+use super::discover::discover;
+use super::query::TableQueries;
+use super::types::Kind;
+
+/// The config key of the source, for messages.
+const KEY: &str = "source.url";
+
+/// One configured table, ready to read.
+struct Table {
+    schema: Arc<TableSchema>,
+    kinds: Vec<Kind>,
+    queries: TableQueries,
+    /// Whether the cursor column admits NULL (else the NULL phase is skipped).
+    cursor_nullable: bool,
+}
+
+/// The incremental MySQL/MariaDB/TiDB source.
+pub struct MysqlSource {
+    pool: Pool,
+    tables: Vec<Table>,
+    schemas: Vec<Arc<TableSchema>>,
+    lag_secs: u64,
+    zero_dates: ZeroDates,
+}
+
+impl MysqlSource {
+    /// Connects and discovers every configured table; any problem is reported before a read.
+    pub async fn connect(config: &MysqlSourceConfig) -> Result<Self, SourceError> {
+        let (pool, mut conn) = connect::open(&config.url, &config.pool, KEY).await?;
+        let database = config.url.database().unwrap_or_default().to_owned();
+        let mut tables = Vec::with_capacity(config.tables.len());
+        for (i, t) in config.tables.iter().enumerate() {
+            let found = discover(
+                &mut conn,
+                &database,
+                &t.name,
+                &t.cursor,
+                &format!("source.tables[{i}]"),
+            )
+            .await?;
+            let schema = Arc::new(found.schema);
+            tables.push(Table {
+                queries: TableQueries::new(&schema, config.batch_rows),
+                cursor_nullable: schema.cursor_column().source_nullable,
+                kinds: found.kinds,
+                schema,
+            });
+        }
+        drop(conn);
+        let schemas = tables.iter().map(|t| t.schema.clone()).collect();
+        Ok(MysqlSource {
+            pool,
+            tables,
+            schemas,
+            lag_secs: config.lag_secs,
+            zero_dates: config.zero_dates,
+        })
+    }
+
+    /// Closes the pool's connections.
+    pub async fn close(self) {
+        // Closing politely only spares the server an aborted-connection note.
+        let _ = self.pool.disconnect().await;
+    }
+}
+
+impl Source for MysqlSource {
+    fn tables(&self) -> &[Arc<TableSchema>] {
+        &self.schemas
+    }
+
+    async fn next_batch(
+        &mut self,
+        table: usize,
+        after: &Position,
+        bound: &mut PassBound,
+        max_rows: usize,
+    ) -> Result<Option<ChangeBatch>, SourceError> {
+        let t = &self.tables[table];
+        let id = &t.schema.id;
+        let mut conn = self
+            .pool
+            .get_conn()
+            .await
+            .map_err(|e| query_error(format!("a connection for {id}"), e))?;
+        // The bound and the rows come from one consistent snapshot.
+        let mut opts = TxOpts::default();
+        opts.with_consistent_snapshot(true)
+            .with_readonly(Some(true));
+        let mut tx = conn
+            .start_transaction(opts)
+            .await
+            .map_err(|e| query_error(format!("a snapshot of {id}"), e))?;
+        let upper = match bound.0 {
+            Some(b) => b,
+            None => {
+                let sql = format!("SELECT NOW(6) - INTERVAL {} SECOND", self.lag_secs);
+                let now: Option<Row> = tx
+                    .exec_first(sql, ())
+                    .await
+                    .map_err(|e| query_error("the source clock", e))?;
+                let value = now
+                    .and_then(|mut r| r.take::<Value, _>(0))
+                    .unwrap_or(Value::NULL);
+                let b = decode::datetime(&value).map_err(|reason| SourceError::Decode {
+                    table: id.clone(),
+                    column: "NOW(6)".into(),
+                    reason,
+                })?;
+                bound.0 = Some(b);
+                b
+            }
+        };
+
+        let key_params = |key: &Key| -> Vec<Value> {
+            let n = key.len();
+            key.iter()
+                .enumerate()
+                .flat_map(|(i, v)| {
+                    let p = decode::key_param(v);
+                    if i + 1 < n {
+                        vec![p.clone(), p]
+                    } else {
+                        vec![p]
+                    }
+                })
+                .collect()
+        };
+        let in_null_phase =
+            t.cursor_nullable && matches!(after, Position::Start | Position::NullCursor { .. });
+        let mut result = None;
+        if in_null_phase {
+            let (sql, params) = match after {
+                Position::NullCursor { key } => (&t.queries.nulls_after, key_params(key)),
+                _ => (&t.queries.nulls_first, Vec::new()),
+            };
+            result = read(&mut tx, t, sql, params, max_rows, self.zero_dates, true).await?;
+        }
+        if result.is_none() {
+            let (sql, params) = match after {
+                Position::At { cursor, key } => {
+                    let c = decode::datetime_param(cursor);
+                    let mut p = vec![c.clone(), c];
+                    p.extend(key_params(key));
+                    p.push(decode::datetime_param(&upper));
+                    (&t.queries.cursor_after, p)
+                }
+                _ => (
+                    &t.queries.cursor_first,
+                    vec![decode::datetime_param(&upper)],
+                ),
+            };
+            result = read(&mut tx, t, sql, params, max_rows, self.zero_dates, false).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| query_error(format!("the end of a read of {id}"), e))?;
+        Ok(result.map(|(rows, upto, stats)| ChangeBatch {
+            table: t.schema.clone(),
+            ops: vec![Op::Upsert; rows.num_rows()],
+            rows,
+            after: after.clone(),
+            upto,
+            stats,
+        }))
+    }
+}
+
+/// Runs one read and decodes its rows; `None` when it found none.
+async fn read(
+    tx: &mut mysql_async::Transaction<'_>,
+    t: &Table,
+    sql: &str,
+    params: Vec<Value>,
+    max_rows: usize,
+    zero_dates: ZeroDates,
+    null_phase: bool,
+) -> Result<Option<(RecordBatch, Position, BatchStats)>, SourceError> {
+    let id = &t.schema.id;
+    let mut builders: Vec<ColumnBuilder> = t
+        .kinds
+        .iter()
+        .map(|k| ColumnBuilder::new(*k, max_rows))
+        .collect();
+    let mut stats = BatchStats::default();
+    let mut failure: Option<SourceError> = None;
+    let mut last: Option<Row> = None;
+    let mut count = 0usize;
+    let mut result = tx
+        .exec_iter(sql, Params::Positional(params))
+        .await
+        .map_err(|e| query_error(format!("table {id}"), e))?;
+    result
+        .for_each(|row| {
+            if failure.is_some() {
+                return;
+            }
+            for (i, builder) in builders.iter_mut().enumerate() {
+                match builder.push(row.as_ref(i)) {
+                    Ok(Pushed::Value) => {}
+                    Ok(Pushed::ZeroDate) if zero_dates == ZeroDates::Null => stats.zero_dates += 1,
+                    Ok(Pushed::ZeroDate) => {
+                        failure = Some(decode_error(
+                            t,
+                            i,
+                            "holds a zero date and source.zero_dates = \"error\"".into(),
+                        ));
+                        return;
+                    }
+                    Err(reason) => {
+                        failure = Some(decode_error(t, i, reason));
+                        return;
+                    }
+                }
+            }
+            count += 1;
+            last = Some(row);
+        })
+        .await
+        .map_err(|e| query_error(format!("table {id}"), e))?;
+    drop(result);
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let Some(last) = last else { return Ok(None) };
+    if null_phase {
+        stats.null_cursor_rows = count as u64;
+    }
+
+    let mut key = Vec::with_capacity(t.schema.key.len());
+    for &i in &t.schema.key {
+        let v = last.as_ref(i).unwrap_or(&Value::NULL);
+        key.push(decode::key_value(t.kinds[i], v).map_err(|reason| decode_error(t, i, reason))?);
+    }
+    let upto = if null_phase {
+        Position::NullCursor { key }
+    } else {
+        let c = t.schema.cursor;
+        let cursor = decode::datetime(last.as_ref(c).unwrap_or(&Value::NULL))
+            .map_err(|reason| decode_error(t, c, reason))?;
+        Position::At { cursor, key }
+    };
+    let columns = builders.iter_mut().map(ColumnBuilder::finish).collect();
+    let batch = RecordBatch::try_new(t.schema.arrow.clone(), columns).map_err(|e| {
+        decode_error(
+            t,
+            t.schema.cursor,
+            format!("cannot assemble the batch: {e}"),
+        )
+    })?;
+    Ok(Some((batch, upto, stats)))
+}
+
+fn decode_error(t: &Table, column: usize, reason: String) -> SourceError {
+    SourceError::Decode {
+        table: t.schema.id.clone(),
+        column: t.schema.columns[column].name.clone(),
+        reason,
+    }
+}

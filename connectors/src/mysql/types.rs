@@ -1,0 +1,251 @@
+//! MySQL/MariaDB column types and the Arrow types that carry them without loss.
+//!
+//! | MySQL | Arrow |
+//! | --- | --- |
+//! | TINYINT..BIGINT (signed / UNSIGNED) | Int8..Int64 / UInt8..UInt64 (`TINYINT(1)` stays Int8) |
+//! | DECIMAL(p,s) | Decimal128(p,s) up to p = 38, Decimal256(p,s) above |
+//! | FLOAT / DOUBLE | Float32 / Float64 |
+//! | BIT(1) / BIT(n) | Boolean / UInt64 |
+//! | DATE | Date32 |
+//! | DATETIME(n) / TIMESTAMP(n) | Timestamp(us) / Timestamp(us, UTC) |
+//! | TIME(n) | Duration(us) (negative and over 24 h too) |
+//! | YEAR | UInt16 |
+//! | CHAR, VARCHAR, TEXT, ENUM, SET, JSON, UUID, INET4/6 | Utf8 |
+//! | BINARY(n) | FixedSizeBinary(n) |
+//! | VARBINARY, BLOB, spatial (SRID + WKB) | Binary |
+//!
+//! Zero and partial-zero dates have no Arrow value: they become NULL, so every date column is
+//! nullable in Arrow.
+
+use arrow_schema::{DataType, TimeUnit};
+
+/// How one column's values are decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    UInt8,
+    UInt16,
+    UInt32,
+    UInt64,
+    Decimal128 {
+        precision: u8,
+        scale: i8,
+    },
+    Decimal256 {
+        precision: u8,
+        scale: i8,
+    },
+    Float32,
+    Float64,
+    /// BIT(1).
+    Bool,
+    /// BIT(2..=64), big-endian on the wire.
+    Bits,
+    Date,
+    DateTime,
+    Timestamp,
+    Time,
+    Year,
+    Text,
+    Binary,
+    FixedBinary(i32),
+}
+
+/// What `information_schema.COLUMNS` says of a column.
+#[derive(Clone, Debug, Default)]
+pub struct ColumnInfo {
+    pub name: String,
+    /// `DATA_TYPE`, lower case: `int`, `decimal`, `enum`.
+    pub data_type: String,
+    /// `COLUMN_TYPE`: `int(10) unsigned`, `decimal(65,30)`, `enum('a','b')`.
+    pub column_type: String,
+    pub nullable: bool,
+    pub numeric_precision: Option<u64>,
+    pub numeric_scale: Option<u64>,
+    pub octet_length: Option<u64>,
+    pub charset: Option<String>,
+    pub collation: Option<String>,
+}
+
+impl Kind {
+    /// The decoding of a column, or why it has none yet.
+    pub fn of(c: &ColumnInfo) -> Result<Kind, String> {
+        let unsigned = c.column_type.to_ascii_lowercase().contains("unsigned");
+        let kind = match c.data_type.to_ascii_lowercase().as_str() {
+            "tinyint" if unsigned => Kind::UInt8,
+            "tinyint" => Kind::Int8,
+            "smallint" if unsigned => Kind::UInt16,
+            "smallint" => Kind::Int16,
+            "mediumint" | "int" | "integer" if unsigned => Kind::UInt32,
+            "mediumint" | "int" | "integer" => Kind::Int32,
+            "bigint" if unsigned => Kind::UInt64,
+            "bigint" => Kind::Int64,
+            "decimal" | "numeric" => {
+                let precision = c.numeric_precision.unwrap_or(10);
+                let scale = c.numeric_scale.unwrap_or(0);
+                if precision == 0 || precision > 76 || scale > precision {
+                    return Err(format!("DECIMAL({precision},{scale}) is out of range"));
+                }
+                let (precision, scale) = (precision as u8, scale as i8);
+                if precision <= 38 {
+                    Kind::Decimal128 { precision, scale }
+                } else {
+                    Kind::Decimal256 { precision, scale }
+                }
+            }
+            "float" => Kind::Float32,
+            "double" | "real" | "double precision" => Kind::Float64,
+            "bit" => match c.numeric_precision {
+                Some(1) | None => Kind::Bool,
+                Some(n) if n <= 64 => Kind::Bits,
+                Some(n) => return Err(format!("BIT({n}) is wider than 64 bits")),
+            },
+            "date" => Kind::Date,
+            "datetime" => Kind::DateTime,
+            "timestamp" => Kind::Timestamp,
+            "time" => Kind::Time,
+            "year" => Kind::Year,
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum"
+            | "set" | "json" | "uuid" | "inet4" | "inet6" => Kind::Text,
+            "binary" => match c.octet_length {
+                Some(n @ 1..=65_535) => Kind::FixedBinary(n as i32),
+                _ => Kind::Binary,
+            },
+            "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "geometry"
+            | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+            | "multipolygon" | "geometrycollection" | "geomcollection" => Kind::Binary,
+            other => return Err(format!("{other} ({}) has no Arrow mapping", c.column_type)),
+        };
+        Ok(kind)
+    }
+
+    pub fn arrow_type(self) -> DataType {
+        match self {
+            Kind::Int8 => DataType::Int8,
+            Kind::Int16 => DataType::Int16,
+            Kind::Int32 => DataType::Int32,
+            Kind::Int64 => DataType::Int64,
+            Kind::UInt8 => DataType::UInt8,
+            Kind::UInt16 | Kind::Year => DataType::UInt16,
+            Kind::UInt32 => DataType::UInt32,
+            Kind::UInt64 | Kind::Bits => DataType::UInt64,
+            Kind::Decimal128 { precision, scale } => DataType::Decimal128(precision, scale),
+            Kind::Decimal256 { precision, scale } => DataType::Decimal256(precision, scale),
+            Kind::Float32 => DataType::Float32,
+            Kind::Float64 => DataType::Float64,
+            Kind::Bool => DataType::Boolean,
+            Kind::Date => DataType::Date32,
+            Kind::DateTime => DataType::Timestamp(TimeUnit::Microsecond, None),
+            Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Kind::Time => DataType::Duration(TimeUnit::Microsecond),
+            Kind::Text => DataType::Utf8,
+            Kind::Binary => DataType::Binary,
+            Kind::FixedBinary(n) => DataType::FixedSizeBinary(n),
+        }
+    }
+
+    /// Dates can hold zero dates, which become NULL.
+    pub fn is_date(self) -> bool {
+        matches!(self, Kind::Date | Kind::DateTime | Kind::Timestamp)
+    }
+
+    /// Whether a cursor column may have this kind.
+    pub fn is_cursor(self) -> bool {
+        self.is_date()
+    }
+
+    /// Whether a primary-key column of this kind can be a keyset position.
+    pub fn is_key(self) -> bool {
+        !matches!(self, Kind::Float32 | Kind::Float64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(data_type: &str, column_type: &str) -> Result<Kind, String> {
+        Kind::of(&ColumnInfo {
+            data_type: data_type.into(),
+            column_type: column_type.into(),
+            numeric_precision: match column_type {
+                "decimal(65,30)" => Some(65),
+                "decimal(8,4)" => Some(8),
+                "bit(1)" => Some(1),
+                "bit(64)" => Some(64),
+                _ => None,
+            },
+            numeric_scale: match column_type {
+                "decimal(65,30)" => Some(30),
+                "decimal(8,4)" => Some(4),
+                _ => None,
+            },
+            octet_length: (data_type == "binary").then_some(8),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn integers_keep_sign_and_width() {
+        assert_eq!(kind("bigint", "bigint(20) unsigned"), Ok(Kind::UInt64));
+        assert_eq!(
+            kind("tinyint", "tinyint(1)"),
+            Ok(Kind::Int8),
+            "TINYINT(1) can hold 5: not a bool"
+        );
+        assert_eq!(kind("int", "int(5) unsigned zerofill"), Ok(Kind::UInt32));
+        assert_eq!(kind("mediumint", "mediumint(9)"), Ok(Kind::Int32));
+    }
+
+    #[test]
+    fn decimals_choose_their_width_by_precision() {
+        assert_eq!(
+            kind("decimal", "decimal(8,4)").map(Kind::arrow_type),
+            Ok(DataType::Decimal128(8, 4))
+        );
+        assert_eq!(
+            kind("decimal", "decimal(65,30)").map(Kind::arrow_type),
+            Ok(DataType::Decimal256(65, 30))
+        );
+    }
+
+    #[test]
+    fn temporal_types() {
+        assert_eq!(
+            kind("time", "time(6)").map(Kind::arrow_type),
+            Ok(DataType::Duration(TimeUnit::Microsecond))
+        );
+        assert_eq!(
+            kind("timestamp", "timestamp(6)").map(Kind::arrow_type),
+            Ok(DataType::Timestamp(
+                TimeUnit::Microsecond,
+                Some("UTC".into())
+            ))
+        );
+        assert_eq!(
+            kind("year", "year(4)").map(Kind::arrow_type),
+            Ok(DataType::UInt16)
+        );
+        assert!(kind("datetime", "datetime(6)").is_ok_and(Kind::is_cursor));
+        assert!(!kind("time", "time").is_ok_and(Kind::is_cursor));
+    }
+
+    #[test]
+    fn strings_bits_and_binaries() {
+        assert_eq!(kind("bit", "bit(1)"), Ok(Kind::Bool));
+        assert_eq!(kind("bit", "bit(64)"), Ok(Kind::Bits));
+        assert_eq!(kind("binary", "binary(8)"), Ok(Kind::FixedBinary(8)));
+        assert_eq!(kind("point", "point"), Ok(Kind::Binary));
+        assert_eq!(kind("enum", "enum('a','b')"), Ok(Kind::Text));
+        assert_eq!(kind("uuid", "uuid"), Ok(Kind::Text));
+    }
+
+    #[test]
+    fn unknown_types_are_errors_not_panics() {
+        let err = kind("vector", "vector(3)").expect_err("unsupported");
+        assert!(err.contains("vector(3)"), "{err}");
+    }
+}

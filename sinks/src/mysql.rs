@@ -1,0 +1,8 @@
+//! The MySQL-family sink.
+
+mod ddl;
+mod literal;
+mod sink;
+mod upsert;
+
+pub use sink::{CHECKPOINT_TABLE, MysqlCheckpointStore, MysqlSink};

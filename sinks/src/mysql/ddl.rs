@@ -1,0 +1,115 @@
+//! Target tables from the source schema.
+//!
+//! Same columns (by the source's own column types), same primary key, an index on the cursor
+//! column for the version guard and for readers, and nothing else: no foreign keys (TiDB
+//! handles them differently, and a replica loads tables in any order), no defaults, no
+//! `ON UPDATE`, no generated expressions (generated values are copied as plain values).
+//! Date columns admit NULL because zero dates arrive as NULL.
+
+use highwater_pipeline::ident::quote;
+use highwater_pipeline::schema::TableSchema;
+
+/// `CREATE TABLE IF NOT EXISTS` for the target of `table`.
+pub fn create_table(table: &TableSchema) -> String {
+    let mut lines: Vec<String> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut line = format!("  {} {}", quote(&c.name), c.source_type);
+            if let (Some(charset), Some(collation)) = (&c.charset, &c.collation)
+                && is_textual(&c.source_type)
+            {
+                line.push_str(&format!(" CHARACTER SET {charset} COLLATE {collation}"));
+            }
+            if table.key.contains(&i) || !c.nullable {
+                line.push_str(" NOT NULL");
+            } else {
+                line.push_str(" NULL DEFAULT NULL");
+            }
+            line
+        })
+        .collect();
+    let key: Vec<String> = table.key_columns().map(|c| quote(&c.name)).collect();
+    lines.push(format!("  PRIMARY KEY ({})", key.join(", ")));
+    lines.push(format!(
+        "  KEY `hw_cursor` ({})",
+        quote(&table.cursor_column().name)
+    ));
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} (\n{}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        quote(&table.id.table),
+        lines.join(",\n")
+    )
+}
+
+/// Column types that take a character set clause.
+fn is_textual(column_type: &str) -> bool {
+    let t = column_type.trim_start().to_ascii_lowercase();
+    [
+        "char",
+        "varchar",
+        "tinytext",
+        "text",
+        "mediumtext",
+        "longtext",
+        "enum",
+        "set",
+    ]
+    .iter()
+    .any(|p| {
+        t.starts_with(p)
+            && t[p.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| c == '(' || c == ' ')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_schema::DataType;
+    use highwater_pipeline::schema::{ColumnSchema, TableId};
+
+    fn col(name: &str, ty: &str, nullable: bool, charset: Option<&str>) -> ColumnSchema {
+        ColumnSchema {
+            name: name.into(),
+            source_type: ty.into(),
+            charset: charset.map(Into::into),
+            collation: charset.map(|c| format!("{c}_general_ci")),
+            source_nullable: nullable,
+            data_type: DataType::Utf8,
+            nullable,
+        }
+    }
+
+    #[test]
+    fn keeps_types_key_and_charsets_and_adds_a_cursor_index() {
+        let t = TableSchema::new(
+            TableId {
+                database: "m".into(),
+                table: "log_conversion".into(),
+            },
+            vec![
+                col("idvisit", "bigint(10) unsigned", false, None),
+                col("idgoal", "int(10)", false, None),
+                col("server_time", "datetime", true, None),
+                col("name", "varchar(255)", true, Some("utf8mb4")),
+                col("setting", "set('a','b')", false, Some("latin1")),
+                col("tx", "textual_thing", true, Some("utf8mb4")),
+            ],
+            vec![0, 1],
+            2,
+        );
+        assert_eq!(
+            create_table(&t),
+            "CREATE TABLE IF NOT EXISTS `log_conversion` (\n  `idvisit` bigint(10) unsigned NOT NULL,\n  \
+             `idgoal` int(10) NOT NULL,\n  `server_time` datetime NULL DEFAULT NULL,\n  `name` varchar(255) \
+             CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NULL DEFAULT NULL,\n  `setting` set('a','b') \
+             CHARACTER SET latin1 COLLATE latin1_general_ci NOT NULL,\n  `tx` textual_thing NULL DEFAULT NULL,\n  \
+             PRIMARY KEY (`idvisit`, `idgoal`),\n  KEY `hw_cursor` (`server_time`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+        );
+        assert!(!create_table(&t).to_ascii_uppercase().contains("FOREIGN"));
+    }
+}

@@ -1,0 +1,172 @@
+//! Arrow values back into exact MySQL literals.
+//!
+//! Text goes as `_utf8mb4 X'..'` and binary as `X'..'`: hex needs no escaping, so no value can
+//! change a statement's meaning, and 4-byte characters arrive intact. Times and dates are
+//! quoted strings the server parses exactly; decimals keep every digit.
+
+use std::fmt::Write;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Decimal256Type, DurationMicrosecondType, Float32Type, Float64Type,
+    Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
+};
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::{DataType, TimeUnit};
+use highwater_pipeline::civil;
+
+/// Appends the literal of `column[row]` to `out`.
+pub fn push(out: &mut String, column: &ArrayRef, row: usize) -> Result<(), String> {
+    if column.is_null(row) {
+        out.push_str("NULL");
+        return Ok(());
+    }
+    // Writing into a String cannot fail.
+    let _ = match column.data_type() {
+        DataType::Int8 => write!(out, "{}", column.as_primitive::<Int8Type>().value(row)),
+        DataType::Int16 => write!(out, "{}", column.as_primitive::<Int16Type>().value(row)),
+        DataType::Int32 => write!(out, "{}", column.as_primitive::<Int32Type>().value(row)),
+        DataType::Int64 => write!(out, "{}", column.as_primitive::<Int64Type>().value(row)),
+        DataType::UInt8 => write!(out, "{}", column.as_primitive::<UInt8Type>().value(row)),
+        DataType::UInt16 => write!(out, "{}", column.as_primitive::<UInt16Type>().value(row)),
+        DataType::UInt32 => write!(out, "{}", column.as_primitive::<UInt32Type>().value(row)),
+        DataType::UInt64 => write!(out, "{}", column.as_primitive::<UInt64Type>().value(row)),
+        DataType::Float32 => write!(out, "{:?}", column.as_primitive::<Float32Type>().value(row)),
+        DataType::Float64 => write!(out, "{:?}", column.as_primitive::<Float64Type>().value(row)),
+        DataType::Boolean => write!(out, "{}", u8::from(column.as_boolean().value(row))),
+        DataType::Decimal128(_, _) => write!(
+            out,
+            "{}",
+            column.as_primitive::<Decimal128Type>().value_as_string(row)
+        ),
+        DataType::Decimal256(_, _) => write!(
+            out,
+            "{}",
+            column.as_primitive::<Decimal256Type>().value_as_string(row)
+        ),
+        DataType::Date32 => {
+            let (y, m, d) = civil::civil_from_days(column.as_primitive::<Date32Type>().value(row));
+            write!(out, "'{y:04}-{m:02}-{d:02}'")
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            let us = column.as_primitive::<TimestampMicrosecondType>().value(row);
+            write!(out, "'{}'", civil::format_micros(us))
+        }
+        DataType::Duration(TimeUnit::Microsecond) => {
+            let us = column.as_primitive::<DurationMicrosecondType>().value(row);
+            let sign = if us < 0 { "-" } else { "" };
+            let abs = us.unsigned_abs();
+            let secs = abs / 1_000_000;
+            write!(
+                out,
+                "'{sign}{}:{:02}:{:02}.{:06}'",
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60,
+                abs % 1_000_000
+            )
+        }
+        DataType::Utf8 => {
+            out.push_str("_utf8mb4 ");
+            push_hex(out, column.as_string::<i32>().value(row).as_bytes());
+            Ok(())
+        }
+        DataType::Binary => {
+            push_hex(out, column.as_binary::<i32>().value(row));
+            Ok(())
+        }
+        DataType::FixedSizeBinary(_) => {
+            push_hex(out, column.as_fixed_size_binary().value(row));
+            Ok(())
+        }
+        other => return Err(format!("no MySQL literal for Arrow type {other}")),
+    };
+    Ok(())
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    out.reserve(bytes.len() * 2 + 3);
+    out.push_str("X'");
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out.push('\'');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::builder::Decimal256Builder;
+    use arrow_array::{DurationMicrosecondArray, FixedSizeBinaryArray, Float32Array, StringArray};
+    use arrow_buffer::i256;
+    use std::sync::Arc;
+
+    fn lit(column: ArrayRef) -> Vec<String> {
+        (0..column.len())
+            .map(|i| {
+                let mut s = String::new();
+                push(&mut s, &column, i).expect("renders");
+                s
+            })
+            .collect()
+    }
+
+    #[test]
+    fn text_and_binary_are_hex_so_nothing_needs_escaping() {
+        assert_eq!(
+            lit(Arc::new(StringArray::from(vec![
+                Some("a'b"),
+                None,
+                Some("😀"),
+                Some("")
+            ]))),
+            [
+                "_utf8mb4 X'612762'",
+                "NULL",
+                "_utf8mb4 X'F09F9880'",
+                "_utf8mb4 X''"
+            ]
+        );
+        let ids = FixedSizeBinaryArray::try_from_iter(vec![vec![0u8, 1, 255]].into_iter())
+            .expect("fixed");
+        assert_eq!(lit(Arc::new(ids)), ["X'0001FF'"]);
+    }
+
+    #[test]
+    fn times_over_a_day_and_negative() {
+        assert_eq!(
+            lit(Arc::new(DurationMicrosecondArray::from(vec![
+                -3_020_399_000_000,
+                -500_000,
+                1_864_264_777_000
+            ]))),
+            [
+                "'-838:59:59.000000'",
+                "'-0:00:00.500000'",
+                "'517:51:04.777000'"
+            ]
+        );
+    }
+
+    #[test]
+    fn numbers_keep_every_digit() {
+        let widest =
+            i256::from_string("99999999999999999999999999999999999999999999999999999999999999999")
+                .expect("fits");
+        let mut b = Decimal256Builder::new()
+            .with_precision_and_scale(65, 30)
+            .expect("valid");
+        b.append_value(widest);
+        assert_eq!(
+            lit(Arc::new(b.finish())),
+            ["99999999999999999999999999999999999.999999999999999999999999999999"]
+        );
+        assert_eq!(
+            lit(Arc::new(Float32Array::from(vec![3.14159f32, 1e20]))),
+            ["3.14159", "1e20"]
+        );
+    }
+}

@@ -1,0 +1,351 @@
+//! `MysqlSink`: each batch and its checkpoint in one transaction, so the target is exactly
+//! once: after a crash the batch either is there with its checkpoint or neither is.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use highwater_pipeline::batch::{ChangeBatch, Op};
+use highwater_pipeline::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use highwater_pipeline::config::{DbUrl, MysqlSinkConfig, PoolConfig};
+use highwater_pipeline::cursor::Position;
+use highwater_pipeline::schema::{TableId, TableSchema};
+use highwater_pipeline::sink::{Durability, Sink, SinkError};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, TxOpts};
+
+use super::ddl;
+use super::upsert::UpsertSql;
+
+/// The table, in the target database, that holds this sink's checkpoints.
+pub const CHECKPOINT_TABLE: &str = "_highwater_checkpoints";
+
+const CREATE_CHECKPOINTS: &str = "CREATE TABLE IF NOT EXISTS `_highwater_checkpoints` (
+  `pipeline` VARCHAR(128) NOT NULL,
+  `source_database` VARCHAR(64) NOT NULL,
+  `source_table` VARCHAR(64) NOT NULL,
+  `position` TEXT NOT NULL,
+  `rows_loaded` BIGINT UNSIGNED NOT NULL,
+  `updated_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`pipeline`, `source_database`, `source_table`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+const SELECT_CHECKPOINT: &str = "SELECT `position`, `rows_loaded` FROM `_highwater_checkpoints` \
+     WHERE `pipeline` = ? AND `source_database` = ? AND `source_table` = ?";
+
+const UPSERT_CHECKPOINT: &str = "INSERT INTO `_highwater_checkpoints` \
+     (`pipeline`, `source_database`, `source_table`, `position`, `rows_loaded`, `updated_at`) \
+     VALUES (?, ?, ?, ?, ?, NOW(6)) ON DUPLICATE KEY UPDATE `position` = VALUES(`position`), \
+     `rows_loaded` = VALUES(`rows_loaded`), `updated_at` = VALUES(`updated_at`)";
+
+/// Every session of the sink: 4-byte text intact, TIMESTAMPs in UTC, strict (a value that does
+/// not fit is an error, never silently truncated), no foreign-key checks (the target has none,
+/// and a replica loads tables in any order), 0 stored as 0 in AUTO_INCREMENT columns.
+const SESSION_INIT: [&str; 4] = [
+    "SET NAMES utf8mb4",
+    "SET time_zone = '+00:00'",
+    "SET sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+    "SET FOREIGN_KEY_CHECKS = 0",
+];
+
+const KEY: &str = "sink.url";
+
+pub struct MysqlSink {
+    pool: Pool,
+    pipeline: String,
+    batch_rows: usize,
+    statements: HashMap<TableId, UpsertSql>,
+}
+
+impl MysqlSink {
+    /// Connects to the target database; `pipeline` names this pipeline's checkpoint rows.
+    pub async fn connect(config: &MysqlSinkConfig, pipeline: &str) -> Result<Self, SinkError> {
+        let (pool, conn) = open(&config.url, &config.pool).await?;
+        drop(conn);
+        Ok(MysqlSink {
+            pool,
+            pipeline: pipeline.to_owned(),
+            batch_rows: config.batch_rows,
+            statements: HashMap::new(),
+        })
+    }
+
+    /// The store that reads (and, outside a batch, writes) this sink's checkpoints.
+    pub fn checkpoint_store(&self) -> MysqlCheckpointStore {
+        MysqlCheckpointStore {
+            pool: self.pool.clone(),
+            pipeline: self.pipeline.clone(),
+        }
+    }
+
+    async fn conn(&self, what: &str) -> Result<Conn, SinkError> {
+        self.pool.get_conn().await.map_err(|e| db_error(what, e))
+    }
+}
+
+impl Sink for MysqlSink {
+    fn name(&self) -> &'static str {
+        "mysql"
+    }
+
+    fn commits_checkpoints(&self) -> bool {
+        true
+    }
+
+    async fn prepare(&mut self, tables: &[Arc<TableSchema>]) -> Result<(), SinkError> {
+        let mut conn = self.conn("connecting to the sink").await?;
+        conn.query_drop(CREATE_CHECKPOINTS)
+            .await
+            .map_err(|e| db_error("creating the checkpoint table", e))?;
+        for t in tables {
+            conn.query_drop(ddl::create_table(t))
+                .await
+                .map_err(|e| db_error(&format!("creating the target table of {}", t.id), e))?;
+            self.statements.insert(t.id.clone(), UpsertSql::new(t));
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, batch: &ChangeBatch) -> Result<Durability, SinkError> {
+        let id = &batch.table.id;
+        let sql = self.statements.get(id).ok_or_else(|| SinkError::Data {
+            table: id.clone(),
+            reason: "the sink was not prepared for this table".into(),
+        })?;
+        let data_error = |reason: String| SinkError::Data {
+            table: id.clone(),
+            reason,
+        };
+        let mut statements = Vec::new();
+        for (op, range) in op_runs(&batch.ops) {
+            statements.extend(match op {
+                Op::Upsert => sql
+                    .upserts(&batch.rows, range, self.batch_rows)
+                    .map_err(data_error)?,
+                Op::Delete => sql
+                    .deletes(&batch.table, &batch.rows, range)
+                    .map_err(data_error)?,
+            });
+        }
+
+        let what = format!("loading a batch of {id}");
+        let mut conn = self.conn(&what).await?;
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .await
+            .map_err(|e| db_error(&what, e))?;
+        for statement in &statements {
+            tx.query_drop(statement)
+                .await
+                .map_err(|e| db_error(&what, e))?;
+        }
+        let stored = read_checkpoint(&mut tx, &self.pipeline, id, true)
+            .await
+            .map_err(|e| db_error(&what, e))?;
+        let rows_loaded = stored.as_ref().map_or(0, |c| c.rows_loaded) + batch.num_rows() as u64;
+        // Monotonic: a replayed older batch still lands (idempotently) but leaves the
+        // checkpoint where it is.
+        if !stored.is_some_and(|c| batch.upto.is_behind(&c.position)) {
+            write_checkpoint(
+                &mut tx,
+                &self.pipeline,
+                id,
+                &Checkpoint {
+                    position: batch.upto.clone(),
+                    rows_loaded,
+                },
+            )
+            .await
+            .map_err(|e| db_error(&what, e))?;
+        }
+        tx.commit().await.map_err(|e| db_error(&what, e))?;
+        Ok(Durability::Durable)
+    }
+
+    async fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    async fn shutdown(self) -> Result<(), SinkError> {
+        self.pool
+            .disconnect()
+            .await
+            .map_err(|e| db_error("closing the sink's connections", e))
+    }
+}
+
+/// Consecutive rows with the same operation.
+fn op_runs(ops: &[Op]) -> Vec<(Op, std::ops::Range<usize>)> {
+    let mut runs: Vec<(Op, std::ops::Range<usize>)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match runs.last_mut() {
+            Some((last, range)) if last == op => range.end = i + 1,
+            _ => runs.push((*op, i..i + 1)),
+        }
+    }
+    runs
+}
+
+/// Reads and writes the checkpoints the sink commits with its batches.
+#[derive(Clone)]
+pub struct MysqlCheckpointStore {
+    pool: Pool,
+    pipeline: String,
+}
+
+impl CheckpointStore for MysqlCheckpointStore {
+    async fn load(&self, table: &TableId) -> Result<Option<Checkpoint>, CheckpointError> {
+        let what = format!("reading the checkpoint of {table}");
+        let mut conn = self.pool.get_conn().await.map_err(|e| cp_error(&what, e))?;
+        read_checkpoint(&mut conn, &self.pipeline, table, false)
+            .await
+            .map_err(|e| cp_error(&what, e))
+    }
+
+    async fn commit(
+        &self,
+        table: &TableId,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), CheckpointError> {
+        let what = format!("writing the checkpoint of {table}");
+        let mut conn = self.pool.get_conn().await.map_err(|e| cp_error(&what, e))?;
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .await
+            .map_err(|e| cp_error(&what, e))?;
+        let stored = read_checkpoint(&mut tx, &self.pipeline, table, true)
+            .await
+            .map_err(|e| cp_error(&what, e))?;
+        if !stored.is_some_and(|c| checkpoint.position.is_behind(&c.position)) {
+            write_checkpoint(&mut tx, &self.pipeline, table, checkpoint)
+                .await
+                .map_err(|e| cp_error(&what, e))?;
+        }
+        tx.commit().await.map_err(|e| cp_error(&what, e))
+    }
+}
+
+async fn read_checkpoint(
+    conn: &mut impl Queryable,
+    pipeline: &str,
+    table: &TableId,
+    for_update: bool,
+) -> Result<Option<Checkpoint>, mysql_async::Error> {
+    let sql = if for_update {
+        format!("{SELECT_CHECKPOINT} FOR UPDATE")
+    } else {
+        SELECT_CHECKPOINT.to_owned()
+    };
+    let row: Option<Row> = conn
+        .exec_first(sql, (pipeline, &table.database, &table.table))
+        .await?;
+    let Some(mut row) = row else { return Ok(None) };
+    let text: String = row.take(0).unwrap_or_default();
+    let rows_loaded: u64 = row.take(1).unwrap_or_default();
+    let position: Position = serde_json::from_str(&text).map_err(|e| {
+        mysql_async::Error::Other(
+            format!("{CHECKPOINT_TABLE} holds a position that is not valid: {e}").into(),
+        )
+    })?;
+    Ok(Some(Checkpoint {
+        position,
+        rows_loaded,
+    }))
+}
+
+async fn write_checkpoint(
+    conn: &mut impl Queryable,
+    pipeline: &str,
+    table: &TableId,
+    checkpoint: &Checkpoint,
+) -> Result<(), mysql_async::Error> {
+    let position = serde_json::to_string(&checkpoint.position)
+        .map_err(|e| mysql_async::Error::Other(format!("cannot encode a position: {e}").into()))?;
+    conn.exec_drop(
+        UPSERT_CHECKPOINT,
+        (
+            pipeline,
+            &table.database,
+            &table.table,
+            position,
+            checkpoint.rows_loaded,
+        ),
+    )
+    .await
+}
+
+/// Opens the pool and proves it with one connection within the connect timeout.
+async fn open(url: &DbUrl, pool: &PoolConfig) -> Result<(Pool, Conn), SinkError> {
+    let shown = url.to_string();
+    let opts = Opts::from_url(url.expose()).map_err(|e| SinkError::Connect {
+        url: shown.clone(),
+        key: KEY,
+        source: Box::new(e),
+    })?;
+    let constraints = PoolConstraints::new(0, pool.size.max(1)).unwrap_or_default();
+    let opts = OptsBuilder::from_opts(opts)
+        .init(SESSION_INIT.to_vec())
+        .pool_opts(PoolOpts::default().with_constraints(constraints));
+    let handle = Pool::new(opts);
+    let secs = pool.connect_timeout_secs;
+    match tokio::time::timeout(Duration::from_secs(secs), handle.get_conn()).await {
+        Ok(Ok(conn)) => Ok((handle, conn)),
+        Ok(Err(e)) => {
+            // The pool holds no connection; disconnecting only releases its background task.
+            let _ = handle.disconnect().await;
+            Err(match &e {
+                mysql_async::Error::Server(s) if [1044, 1045, 1698].contains(&s.code) => {
+                    SinkError::Auth {
+                        url: shown,
+                        key: KEY,
+                        source: Box::new(e),
+                    }
+                }
+                _ => SinkError::Connect {
+                    url: shown,
+                    key: KEY,
+                    source: Box::new(e),
+                },
+            })
+        }
+        Err(_) => Err(SinkError::ConnectTimeout {
+            url: shown,
+            key: KEY,
+            secs,
+        }),
+    }
+}
+
+fn db_error(what: &str, e: mysql_async::Error) -> SinkError {
+    let retryable = match &e {
+        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => true,
+        mysql_async::Error::Server(s) => matches!(s.code, 1205 | 1213),
+        _ => false,
+    };
+    SinkError::Database {
+        what: what.to_owned(),
+        retryable,
+        source: Box::new(e),
+    }
+}
+
+fn cp_error(what: &str, e: mysql_async::Error) -> CheckpointError {
+    CheckpointError::Database {
+        what: what.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn op_runs_group_consecutive_operations() {
+        let ops = [Op::Upsert, Op::Upsert, Op::Delete, Op::Upsert];
+        assert_eq!(
+            op_runs(&ops),
+            [(Op::Upsert, 0..2), (Op::Delete, 2..3), (Op::Upsert, 3..4)]
+        );
+    }
+}
