@@ -482,39 +482,59 @@ fn parse_error(text: &str, origin: &str, key: &str, e: &toml::de::Error) -> Conf
     }
 }
 
-/// Replaces every `${VAR}` with the variable's value. `$${` writes a literal `${`.
-fn interpolate(
-    text: &str,
-    origin: &str,
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<String, ConfigError> {
+/// Replaces every `${VAR}` with the variable's value, except in comments. `$${` writes a
+/// literal `${`.
+fn interpolate(text: &str, origin: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(escaped) = after.strip_prefix("${") {
-            out.push_str("${");
-            rest = escaped;
-        } else if let Some(body) = after.strip_prefix('{')
-            && let Some(end) = body.find('}')
-        {
-            let var = &body[..end];
-            let line = text[..text.len() - rest.len() + i].matches('\n').count() + 1;
-            let value = env(var).ok_or_else(|| ConfigError::MissingEnv {
-                origin: origin.to_owned(),
-                line,
-                var: var.to_owned(),
-            })?;
-            out.push_str(&value);
-            rest = &body[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let (code, comment) = line.split_at(comment_start(line));
+        let mut rest = code;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            if let Some(escaped) = after.strip_prefix("${") {
+                out.push_str("${");
+                rest = escaped;
+            } else if let Some(body) = after.strip_prefix('{')
+                && let Some(end) = body.find('}')
+            {
+                let var = &body[..end];
+                let value = env(var).ok_or_else(|| ConfigError::MissingEnv {
+                    origin: origin.to_owned(),
+                    line: n + 1,
+                    var: var.to_owned(),
+                })?;
+                out.push_str(&value);
+                rest = &body[end + 1..];
+            } else {
+                out.push('$');
+                rest = after;
+            }
         }
+        out.push_str(rest);
+        out.push_str(comment);
     }
-    out.push_str(rest);
     Ok(out)
+}
+
+/// Byte offset of a line's `#` comment (outside strings), or the line's length.
+fn comment_start(line: &str) -> usize {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (Some('"'), '\\') if !escaped => {
+                escaped = true;
+                continue;
+            }
+            (Some(q), c) if c == q && !escaped => quote = None,
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') => return i,
+            _ => {}
+        }
+        escaped = false;
+    }
+    line.len()
 }
 
 #[cfg(test)]
@@ -653,7 +673,8 @@ path = "./out"
             let path = entry.expect("readable").path();
             if path.extension().is_some_and(|e| e == "toml") {
                 let text = std::fs::read_to_string(&path).expect("readable");
-                Config::parse(&text, &path.display().to_string(), |_| Some("x".to_owned()))
+                let env = |v: &str| (v == "SOURCE_PASSWORD").then(|| "x".to_owned());
+                Config::parse(&text, &path.display().to_string(), env)
                     .unwrap_or_else(|e| panic!("{e}"));
                 seen += 1;
             }

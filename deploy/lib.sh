@@ -1,0 +1,55 @@
+# Shared by deploy/*.sh: install and start what highwater needs, on a fresh Debian machine too.
+# Source it; it changes nothing that is already in place.
+
+# Builds go to a cache outside the clone, so a fresh clone (CI) reuses earlier builds.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/highwater/target}"
+MYSQL_HOST="${HIGHWATER_MYSQL_HOST:-127.0.0.1}"
+MYSQL_PORT="${HIGHWATER_MYSQL_PORT:-3306}"
+
+apt_install() {
+  if [ -z "${HW_APT_UPDATED:-}" ]; then
+    apt-get update -qq
+    HW_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+mysql_cli() {
+  mariadb -uroot -h"$MYSQL_HOST" -P"$MYSQL_PORT" --default-character-set=utf8mb4 "$@"
+}
+
+# MariaDB server and client, running and answering on $MYSQL_HOST:$MYSQL_PORT.
+ensure_mariadb() {
+  if ! command -v mariadb >/dev/null || [ ! -x /usr/sbin/mariadbd ]; then
+    echo "installing MariaDB" >&2
+    apt_install mariadb-server mariadb-client
+  fi
+  if ! mariadb-admin -uroot -h"$MYSQL_HOST" -P"$MYSQL_PORT" ping >/dev/null 2>&1; then
+    echo "starting MariaDB" >&2
+    mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    for _ in $(seq 1 60); do
+      mariadb-admin -uroot -h"$MYSQL_HOST" -P"$MYSQL_PORT" ping >/dev/null 2>&1 && return 0
+      sleep 0.5
+    done
+    echo "MariaDB did not start on $MYSQL_HOST:$MYSQL_PORT" >&2
+    return 1
+  fi
+}
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null; then
+    echo "cargo is missing: install a Rust toolchain (rustup) first" >&2
+    return 1
+  fi
+}
+
+# pyarrow: the independent Parquet reader the tests compare against.
+ensure_pyarrow() {
+  python3 -c 'import pyarrow' 2>/dev/null || python3 -m pip install --quiet pyarrow
+}
+
+# GNU time, for the peak memory of a run.
+ensure_gnu_time() {
+  [ -x /usr/bin/time ] || apt_install time
+}

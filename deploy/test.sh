@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs and starts what the tests need (MariaDB, pyarrow), then runs every check and test:
+# formatting, clippy with warnings as errors, unit tests and the end-to-end tests against the
+# real MariaDB on 127.0.0.1:3306 (override with HIGHWATER_TEST_MYSQL_URL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. deploy/lib.sh
+
+ensure_rust
+ensure_mariadb
+ensure_pyarrow
+
+# Databases left behind by a test run that was killed.
+mysql_cli -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'hwtest\\_%'" |
+  while read -r db; do mysql_cli -e "DROP DATABASE \`$db\`"; done
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
