@@ -484,7 +484,11 @@ fn parse_error(text: &str, origin: &str, key: &str, e: &toml::de::Error) -> Conf
 
 /// Replaces every `${VAR}` with the variable's value, except in comments. `$${` writes a
 /// literal `${`.
-fn interpolate(text: &str, origin: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+fn interpolate(
+    text: &str,
+    origin: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     for (n, line) in text.split_inclusive('\n').enumerate() {
         let (code, comment) = line.split_at(comment_start(line));

@@ -1,0 +1,357 @@
+//! What every end-to-end test needs: a fresh database of its own on the real server, the
+//! `highwater` binary, configs, and canonical views of rows to compare source and sink.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Opts, OptsBuilder, Pool, Row, Value};
+
+/// The server under test; `HIGHWATER_TEST_MYSQL_URL` overrides the local default.
+pub fn server_url() -> String {
+    std::env::var("HIGHWATER_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_owned())
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A database created for one test, dropped by [`TestDb::drop_db`]. A test that panics leaves
+/// it behind; `deploy/test.sh` drops every `hwtest_%` database before the next run.
+pub struct TestDb {
+    pub name: String,
+    pool: Pool,
+}
+
+impl TestDb {
+    pub async fn new(tag: &str) -> TestDb {
+        let name = format!(
+            "hwtest_{tag}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let opts =
+            Opts::from_url(&server_url()).expect("HIGHWATER_TEST_MYSQL_URL is a mysql:// URL");
+        let opts = OptsBuilder::from_opts(opts)
+            .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
+        let pool = Pool::new(opts);
+        let mut conn = pool
+            .get_conn()
+            .await
+            .unwrap_or_else(|e| panic!("the tests need MariaDB at {}: {e}", server_url()));
+        conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+            .await
+            .expect("create database");
+        conn.query_drop(format!("USE `{name}`")).await.expect("use");
+        drop(conn);
+        let opts = OptsBuilder::from_opts(Opts::from_url(&server_url()).expect("url"))
+            .db_name(Some(name.clone()))
+            .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
+        pool.clone().disconnect().await.expect("disconnect");
+        TestDb {
+            name,
+            pool: Pool::new(opts),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", server_url(), self.name)
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        let mut conn = self.pool.get_conn().await.expect("connection");
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Rows of a query as text (NULL as `None`).
+    pub async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let mut conn = self.pool.get_conn().await.expect("connection");
+        let rows: Vec<Row> = conn
+            .query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter()
+            .map(|r| {
+                r.unwrap()
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::NULL => None,
+                        Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+                        other => Some(other.as_sql(true)),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    pub async fn count(&self, table: &str) -> u64 {
+        let rows = self.rows(&format!("SELECT COUNT(*) FROM `{table}`")).await;
+        rows[0][0]
+            .as_deref()
+            .unwrap_or("0")
+            .parse()
+            .expect("a count")
+    }
+
+    /// Every row of `table` in canonical text (see [`canonical_exprs`]), keyed by its primary key.
+    pub async fn canonical(&self, table: &str) -> BTreeMap<String, Vec<Option<String>>> {
+        let columns = self.columns(table).await;
+        let key = self.key(table).await;
+        let exprs: Vec<String> = columns.iter().map(|(n, t)| canonical_expr(n, t)).collect();
+        let rows = self
+            .rows(&format!("SELECT {} FROM `{table}`", exprs.join(", ")))
+            .await;
+        let key_idx: Vec<usize> = key
+            .iter()
+            .map(|k| {
+                columns
+                    .iter()
+                    .position(|(n, _)| n == k)
+                    .expect("key column")
+            })
+            .collect();
+        rows.into_iter()
+            .map(|r| {
+                let k = key_idx
+                    .iter()
+                    .map(|&i| r[i].clone().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("|");
+                (k, r)
+            })
+            .collect()
+    }
+
+    /// `(name, data type)` of each column, in order.
+    pub async fn columns(&self, table: &str) -> Vec<(String, String)> {
+        self.rows(&format!(
+            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{}' \
+             AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION",
+            self.name
+        ))
+        .await
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap_or_default(), r[1].clone().unwrap_or_default()))
+        .collect()
+    }
+
+    pub async fn key(&self, table: &str) -> Vec<String> {
+        self.rows(&format!(
+            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = '{}' \
+             AND TABLE_NAME = '{table}' AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+            self.name
+        ))
+        .await
+        .into_iter()
+        .map(|r| r[0].clone().unwrap_or_default())
+        .collect()
+    }
+
+    pub async fn drop_db(self) {
+        self.exec(&format!("DROP DATABASE `{}`", self.name)).await;
+        self.pool.disconnect().await.expect("disconnect");
+    }
+}
+
+/// A column as text both sides can produce exactly: numbers as digits, dates as days or
+/// microseconds since the epoch (zero dates as NULL, as highwater loads them), times as signed
+/// microseconds, text and binary as hex. The Parquet reader (`read_parquet.py`) prints the
+/// same forms from Arrow values.
+pub fn canonical_expr(name: &str, data_type: &str) -> String {
+    let c = format!("`{name}`");
+    let zero = format!("(MONTH({c}) = 0 OR DAYOFMONTH({c}) = 0)");
+    match data_type {
+        "tinyint" | "smallint" | "mediumint" | "int" | "bigint" | "year" | "bit" => {
+            format!("CAST({c} + 0 AS CHAR)")
+        }
+        "decimal" | "float" | "double" => format!("CAST({c} AS CHAR)"),
+        "date" => format!("IF({zero}, NULL, DATEDIFF({c}, '1970-01-01'))"),
+        "datetime" | "timestamp" => {
+            format!("IF({zero}, NULL, TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {c}))")
+        }
+        "time" => format!("CAST(ROUND(TIME_TO_SEC({c}) * 1000000) AS SIGNED)"),
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "geometry"
+        | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" => {
+            format!("HEX({c})")
+        }
+        _ => format!("HEX(CAST({c} AS CHAR CHARACTER SET utf8mb4))"),
+    }
+}
+
+/// The Parquet files of a table, read back by pyarrow (an independent reader), newest version
+/// of each key kept, in the canonical text of [`canonical_expr`].
+pub struct ParquetTable {
+    /// Arrow type of each column, as pyarrow names it.
+    pub types: BTreeMap<String, String>,
+    pub rows: BTreeMap<String, Vec<Option<String>>>,
+    /// Rows in all files, before keeping the newest version of each key.
+    pub file_rows: u64,
+    pub files: Vec<String>,
+}
+
+pub fn read_parquet(dir: &Path, key: &[&str], cursor: &str) -> ParquetTable {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/read_parquet.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(dir)
+        .arg(key.join(","))
+        .arg(cursor)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "read_parquet.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("read_parquet.py prints JSON");
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    ParquetTable {
+        types: v["types"]
+            .as_object()
+            .expect("types")
+            .iter()
+            .map(|(k, t)| (k.clone(), text(t).unwrap_or_default()))
+            .collect(),
+        rows: v["rows"]
+            .as_object()
+            .expect("rows")
+            .iter()
+            .map(|(k, r)| {
+                (
+                    k.clone(),
+                    r.as_array().expect("row").iter().map(text).collect(),
+                )
+            })
+            .collect(),
+        file_rows: v["file_rows"].as_u64().expect("file_rows"),
+        files: v["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .filter_map(text)
+            .collect(),
+    }
+}
+
+/// Float columns differ in their last digits between the server's text and f64: compare those
+/// numerically, everything else exactly.
+pub fn assert_same_rows(
+    what: &str,
+    expected: &BTreeMap<String, Vec<Option<String>>>,
+    actual: &BTreeMap<String, Vec<Option<String>>>,
+    float_columns: &[usize],
+) {
+    assert_eq!(expected.len(), actual.len(), "{what}: row count");
+    for (k, e) in expected {
+        let a = actual
+            .get(k)
+            .unwrap_or_else(|| panic!("{what}: row {k} is missing"));
+        for (i, (x, y)) in e.iter().zip(a).enumerate() {
+            let same = match (x, y) {
+                (Some(x), Some(y)) if float_columns.contains(&i) => {
+                    let (x, y): (f64, f64) = (x.parse().expect("float"), y.parse().expect("float"));
+                    (x - y).abs() <= 1e-6 * x.abs().max(1.0)
+                }
+                _ => x == y,
+            };
+            assert!(
+                same,
+                "{what}: row {k} column {i}: expected {x:?}, got {y:?}"
+            );
+        }
+    }
+}
+
+/// A config file for one test.
+pub struct Pipeline {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Pipeline {
+    /// `sink` is the `[sink]` table's body; `tables` are `(name, cursor)`.
+    pub fn new(
+        source_url: &str,
+        tables: &[(&str, &str)],
+        batch_rows: usize,
+        sink: &str,
+    ) -> Pipeline {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tables: Vec<String> = tables
+            .iter()
+            .map(|(n, c)| format!("{{ name = \"{n}\", cursor = \"{c}\" }}"))
+            .collect();
+        let text = format!(
+            "[pipeline]\nname = \"test\"\nstate_dir = \"{}\"\n\n[source]\ntype = \"mysql\"\nurl = \"{source_url}\"\n\
+             batch_rows = {batch_rows}\nlag_secs = 0\npoll_interval_secs = 1\ntables = [{}]\n\n[sink]\n{sink}\n",
+            dir.path().join("state").display(),
+            tables.join(", ")
+        );
+        let config = dir.path().join("highwater.toml");
+        std::fs::write(&config, text).expect("write config");
+        Pipeline { dir, config }
+    }
+
+    pub fn parquet_sink(&self) -> String {
+        format!("type = \"parquet\"\npath = \"{}\"", self.out().display())
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        self.dir.path().join("state/test.checkpoints.json")
+    }
+
+    /// Rewrites the config's `[sink]`.
+    pub fn set_sink(&self, sink: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("config");
+        let head = &text[..text.find("[sink]").expect("sink table")];
+        std::fs::write(&self.config, format!("{head}[sink]\n{sink}\n")).expect("write config");
+    }
+
+    /// Adds a `key = value` line to the config's `[source]`.
+    pub fn add_source_setting(&self, line: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("config");
+        let text = text.replacen("[source]\n", &format!("[source]\n{line}\n"), 1);
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_highwater"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .env("HIGHWATER_LOG", "warn");
+        cmd
+    }
+
+    /// `highwater run --once`, asserting success.
+    pub fn run_once(&self) -> Output {
+        let out = self
+            .command()
+            .arg("--once")
+            .output()
+            .expect("highwater runs");
+        assert!(
+            out.status.success(),
+            "highwater run --once failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+pub fn mysql_sink(db: &TestDb, batch_rows: usize) -> String {
+    format!(
+        "type = \"mysql\"\nurl = \"{}\"\nbatch_rows = {batch_rows}",
+        db.url()
+    )
+}

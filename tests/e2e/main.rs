@@ -1,0 +1,449 @@
+//! End-to-end tests of the `highwater` binary against the real MariaDB (and pyarrow as an
+//! independent Parquet reader). Each test works in a database of its own.
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use harness::{Pipeline, TestDb, assert_same_rows, mysql_sink, read_parquet};
+
+/// A table of `n` rows `(id, update_time, name, amount)`, all sharing one `update_time`.
+async fn orders(db: &TestDb, n: u32, same_time: bool) {
+    db.exec(
+        "CREATE TABLE orders (id BIGINT UNSIGNED PRIMARY KEY, update_time DATETIME(6) NOT NULL, \
+         name VARCHAR(64) NOT NULL, amount DECIMAL(12,2), KEY (update_time)) DEFAULT CHARSET=utf8mb4",
+    )
+    .await;
+    db.exec(&format!(
+        "INSERT INTO orders SELECT seq, {}, CONCAT('order ', seq, ' ✓'), seq / 100 FROM seq_1_to_{n}",
+        if same_time { "'2026-01-01 00:00:00'".to_owned() } else { "'2026-01-01' + INTERVAL seq SECOND".to_owned() }
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn equal_cursors_across_batch_boundaries_arrive_exactly_once() {
+    let source = TestDb::new("ties").await;
+    let sink = TestDb::new("ties_sink").await;
+    orders(&source, 1000, true).await;
+
+    let p = Pipeline::new(
+        &source.url(),
+        &[("orders", "update_time")],
+        7,
+        &mysql_sink(&sink, 100),
+    );
+    p.run_once();
+    assert_eq!(sink.count("orders").await, 1000);
+    assert_same_rows(
+        "mysql",
+        &source.canonical("orders").await,
+        &sink.canonical("orders").await,
+        &[],
+    );
+
+    p.set_sink(&p.parquet_sink());
+    p.run_once();
+    let files = read_parquet(&p.out().join("orders"), &["id"], "update_time");
+    assert_eq!(files.file_rows, 1000, "every row once, none twice");
+    assert_eq!(files.files.len(), 143, "1000 rows in batches of 7");
+    assert_same_rows(
+        "parquet",
+        &source.canonical("orders").await,
+        &files.rows,
+        &[],
+    );
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+#[tokio::test]
+async fn inserts_and_updates_between_passes_reach_both_sinks() {
+    let source = TestDb::new("passes").await;
+    let sink = TestDb::new("passes_sink").await;
+    orders(&source, 500, false).await;
+    let mysql = Pipeline::new(
+        &source.url(),
+        &[("orders", "update_time")],
+        64,
+        &mysql_sink(&sink, 50),
+    );
+    let parquet = Pipeline::new(&source.url(), &[("orders", "update_time")], 64, "");
+    parquet.set_sink(&parquet.parquet_sink());
+
+    for pass in 0..3 {
+        if pass > 0 {
+            source
+                .exec(&format!(
+                    "UPDATE orders SET name = CONCAT(name, ' v{pass}'), amount = amount + 1, update_time = NOW(6) \
+                     WHERE id % 7 = {pass}; \
+                     INSERT INTO orders SELECT 1000 * {pass} + seq, NOW(6), CONCAT('new ', seq), NULL FROM seq_1_to_40"
+                ))
+                .await;
+        }
+        mysql.run_once();
+        parquet.run_once();
+        let expected = source.canonical("orders").await;
+        assert_same_rows(
+            &format!("mysql pass {pass}"),
+            &expected,
+            &sink.canonical("orders").await,
+            &[],
+        );
+        let files = read_parquet(&parquet.out().join("orders"), &["id"], "update_time");
+        assert_same_rows(&format!("parquet pass {pass}"), &expected, &files.rows, &[]);
+    }
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+#[tokio::test]
+async fn composite_keys_and_null_cursors() {
+    let source = TestDb::new("composite").await;
+    let sink = TestDb::new("composite_sink").await;
+    source
+        .exec(
+            "CREATE TABLE visits (site INT NOT NULL, visitor VARCHAR(16) NOT NULL, seen DATETIME NULL, hits INT, \
+             PRIMARY KEY (site, visitor), KEY (seen)); \
+             INSERT INTO visits SELECT seq % 3, CONCAT('v', seq), IF(seq % 4 = 0, NULL, '2026-01-01' + INTERVAL seq % 5 MINUTE), seq \
+             FROM seq_1_to_100",
+        )
+        .await;
+    let p = Pipeline::new(
+        &source.url(),
+        &[("visits", "seen")],
+        3,
+        &mysql_sink(&sink, 10),
+    );
+    let out = p.run_once();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("NULL cursor rows: 25"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_same_rows(
+        "pass 1",
+        &source.canonical("visits").await,
+        &sink.canonical("visits").await,
+        &[],
+    );
+
+    // A row whose cursor is set is seen again; rows still NULL are not read twice.
+    source
+        .exec("UPDATE visits SET seen = NOW(), hits = -1 WHERE visitor IN ('v4', 'v5')")
+        .await;
+    let out = p.run_once();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(" 2 rows"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_same_rows(
+        "pass 2",
+        &source.canonical("visits").await,
+        &sink.canonical("visits").await,
+        &[],
+    );
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+#[tokio::test]
+async fn every_type_round_trips_to_mysql_and_parquet() {
+    let source = TestDb::new("types").await;
+    let sink = TestDb::new("types_sink").await;
+    source.exec(include_str!("types.sql")).await;
+    let p = Pipeline::new(
+        &source.url(),
+        &[("types", "update_time")],
+        2,
+        &mysql_sink(&sink, 3),
+    );
+    let out = p.run_once();
+    let report = String::from_utf8_lossy(&out.stdout);
+    // Row 2: dt, dtm, dtm6; row 4: dt.
+    assert!(report.contains("zero dates -> NULL: 4"), "{report}");
+
+    let expected = source.canonical("types").await;
+    assert_same_rows("mysql", &expected, &sink.canonical("types").await, &[]);
+
+    p.set_sink(&p.parquet_sink());
+    p.run_once();
+    let files = read_parquet(&p.out().join("types"), &["id"], "update_time");
+    let columns = source.columns("types").await;
+    let floats: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, t))| t == "float" || t == "double")
+        .map(|(i, _)| i)
+        .collect();
+    assert_same_rows("parquet", &expected, &files.rows, &floats);
+    let expected_types = [
+        ("ti1", "int8"),
+        ("bu", "uint64"),
+        ("zf", "uint32"),
+        ("d0", "decimal128(10, 0)"),
+        ("d65", "decimal256(65, 30)"),
+        ("f", "float"),
+        ("db", "double"),
+        ("b1", "bool"),
+        ("b64", "uint64"),
+        ("dt", "date32[day]"),
+        ("dtm6", "timestamp[us]"),
+        ("ts", "timestamp[us, tz=UTC]"),
+        ("t6", "duration[us]"),
+        ("y", "uint16"),
+        ("e", "string"),
+        ("j", "string"),
+        ("bn", "fixed_size_binary[8]"),
+        ("g", "binary"),
+        ("u", "string"),
+    ];
+    for (column, arrow) in expected_types {
+        assert_eq!(files.types[column], arrow, "Arrow type of {column}");
+    }
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+/// Starts `highwater run --once`, kills it with SIGKILL once `progressed` says it is in the
+/// middle of the load, and returns whether it was killed (false: it finished first).
+fn kill_midway(p: &Pipeline, progressed: impl Fn() -> bool) -> bool {
+    let mut child = p.command().arg("--once").spawn().expect("highwater starts");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(
+                status.success(),
+                "highwater failed before it could be killed"
+            );
+            return false;
+        }
+        if progressed() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaped");
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("highwater made no progress in 120 s");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_in_the_middle_loses_nothing_and_doubles_nothing() {
+    let source = TestDb::new("kill").await;
+    let sink = TestDb::new("kill_sink").await;
+    orders(&source, 200_000, false).await;
+
+    // MySQL: killed while the checkpoint table shows some, not all, rows.
+    let p = Pipeline::new(
+        &source.url(),
+        &[("orders", "update_time")],
+        2_000,
+        &mysql_sink(&sink, 500),
+    );
+    let url = sink.url();
+    let killed = kill_midway(&p, || {
+        let out = std::process::Command::new("mariadb")
+            .args(["-uroot", "-h127.0.0.1", "-N", "-e"])
+            .arg(format!(
+                "SELECT rows_loaded FROM `{}`._highwater_checkpoints",
+                url.rsplit('/').next().unwrap_or_default()
+            ))
+            .output();
+        out.ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .is_some_and(|n| (20_000..200_000).contains(&n))
+    });
+    assert!(killed, "the load finished before it could be killed");
+    let partial = sink.count("orders").await;
+    assert!(partial < 200_000, "killed midway: {partial} rows");
+    p.run_once();
+    assert_same_rows(
+        "mysql after restart",
+        &source.canonical("orders").await,
+        &sink.canonical("orders").await,
+        &[],
+    );
+
+    // Parquet: killed once the checkpoint file exists, then the rest; then a full replay from
+    // no checkpoint rewrites the same files.
+    p.set_sink(&p.parquet_sink());
+    let state = p.state_file();
+    let killed = kill_midway(&p, || {
+        std::fs::read_to_string(&state).is_ok_and(|s| s.contains("\"rows_loaded\": 2"))
+    });
+    assert!(
+        killed,
+        "the Parquet load finished before it could be killed"
+    );
+    p.run_once();
+    let expected = source.canonical("orders").await;
+    let files = read_parquet(&p.out().join("orders"), &["id"], "update_time");
+    assert_eq!(files.file_rows, 200_000, "no row in two files");
+    assert_same_rows("parquet after restart", &expected, &files.rows, &[]);
+    std::fs::remove_file(&state).expect("checkpoint removed");
+    p.run_once();
+    let replayed = read_parquet(&p.out().join("orders"), &["id"], "update_time");
+    assert_eq!(
+        replayed.files, files.files,
+        "a replay rewrites the same file names"
+    );
+    assert_eq!(replayed.file_rows, 200_000);
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+#[tokio::test]
+async fn the_real_matomo_data_replicates() {
+    let source = TestDb::new("matomo").await;
+    let sink = TestDb::new("matomo_sink").await;
+    let dump = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/matomo/log_data.sql");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "mariadb -uroot -h127.0.0.1 {} < '{}'",
+            source.name,
+            dump.display()
+        ))
+        .status()
+        .expect("mariadb client runs");
+    assert!(status.success(), "loading {}", dump.display());
+    source
+        .exec(
+            "ALTER TABLE matomo_log_visit ADD INDEX idx_visit_last_action_time (visit_last_action_time); \
+             ALTER TABLE matomo_log_link_visit_action ADD INDEX idx_server_time (server_time); \
+             ALTER TABLE matomo_log_conversion ADD INDEX idx_server_time (server_time); \
+             ALTER TABLE matomo_log_conversion_item ADD INDEX idx_server_time (server_time)",
+        )
+        .await;
+    let tables = [
+        ("matomo_log_visit", "visit_last_action_time"),
+        ("matomo_log_link_visit_action", "server_time"),
+        ("matomo_log_conversion", "server_time"),
+        ("matomo_log_conversion_item", "server_time"),
+    ];
+    let p = Pipeline::new(&source.url(), &tables, 500, &mysql_sink(&sink, 200));
+    p.run_once();
+    for (table, _) in tables {
+        let expected = source.canonical(table).await;
+        assert!(!expected.is_empty(), "{table} has rows in the fixture");
+        assert_same_rows(table, &expected, &sink.canonical(table).await, &[]);
+    }
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+/// Runs highwater on a config and returns (exit code, stderr).
+fn failing_run(p: &Pipeline) -> (i32, String) {
+    let started = Instant::now();
+    let out = p.command().arg("--once").output().expect("highwater runs");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "failed within the connect timeout"
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn bad_input_fails_clearly_and_writes_no_checkpoint() {
+    let source = TestDb::new("bad").await;
+    orders(&source, 10, false).await;
+    let server = harness::server_url();
+    let host = server
+        .trim_start_matches("mysql://")
+        .rsplit('@')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+
+    // A port that answers nothing: a listener that never speaks.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let cases: Vec<(String, &str, &[&str], i32)> = vec![
+        (
+            format!("mysql://root@127.0.0.1:{closed_port}/x"),
+            "orders",
+            &["cannot connect", "source.url"],
+            1,
+        ),
+        (
+            format!("mysql://root@127.0.0.1:{silent_port}/x"),
+            "orders",
+            &["no answer", "within 2 s"],
+            1,
+        ),
+        (
+            format!("mysql://root:wrong-pw@{host}/{}", source.name),
+            "orders",
+            &["refused the login", "source.url"],
+            1,
+        ),
+        (
+            source.url(),
+            "nope",
+            &["table", ".nope does not exist", "source.tables[0].name"],
+            1,
+        ),
+    ];
+    for (url, table, needles, code) in cases {
+        let p = Pipeline::new(&url, &[(table, "update_time")], 10, "");
+        p.set_sink(&p.parquet_sink());
+        p.add_source_setting("pool = { connect_timeout_secs = 2 }");
+        let (exit, stderr) = failing_run(&p);
+        assert_eq!(exit, code, "{url}: {stderr}");
+        for n in needles {
+            assert!(stderr.contains(n), "{url}: expected {n:?} in {stderr}");
+        }
+        assert!(
+            !stderr.contains("wrong-pw"),
+            "the password never appears: {stderr}"
+        );
+        assert!(!p.state_file().exists(), "no checkpoint written");
+    }
+
+    let sink = TestDb::new("bad_sink").await;
+    let p = Pipeline::new(
+        &source.url(),
+        &[("orders", "updated_at")],
+        10,
+        &mysql_sink(&sink, 10),
+    );
+    let (exit, stderr) = failing_run(&p);
+    assert_eq!(exit, 1, "{stderr}");
+    assert!(
+        stderr.contains("has no column \"updated_at\": check source.tables[0].cursor"),
+        "{stderr}"
+    );
+    assert!(
+        sink.rows("SHOW TABLES").await.is_empty(),
+        "nothing written to the sink: no checkpoint table"
+    );
+
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 10, "");
+    p.set_sink(&format!("{}\ncompression = \"gzip\"", p.parquet_sink()));
+    let (exit, stderr) = failing_run(&p);
+    assert_eq!(exit, 2, "{stderr}");
+    assert!(
+        stderr.contains("unknown field `compression`") && stderr.contains("sink"),
+        "{stderr}"
+    );
+    drop(silent);
+    source.drop_db().await;
+    sink.drop_db().await;
+}
