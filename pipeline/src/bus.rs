@@ -27,11 +27,6 @@ impl Publisher {
     pub async fn publish(&self, batch: ChangeBatch) -> Result<(), BusClosed> {
         self.0.send(batch).await.map_err(|_| BusClosed)
     }
-
-    /// Batches published and not yet taken.
-    pub fn in_flight(&self) -> usize {
-        self.0.max_capacity() - self.0.capacity()
-    }
 }
 
 /// The loading side.

@@ -148,10 +148,8 @@ where
         errors.push(e);
     }
     match extract_result {
-        Ok(()) => {}
-        // The extractor only sees a closed bus because the loader failed: already reported.
-        Err(ExtractError::BusClosed) if !errors.is_empty() => {}
-        Err(ExtractError::BusClosed) => {}
+        // The bus only closes early when the loader failed, which is reported above.
+        Ok(()) | Err(ExtractError::BusClosed) => {}
         Err(ExtractError::Source(e)) => errors.push(e.into()),
     }
     if let Err(e) = shutdown_result {

@@ -71,12 +71,6 @@ impl MysqlSource {
             zero_dates: config.zero_dates,
         })
     }
-
-    /// Closes the pool's connections.
-    pub async fn close(self) {
-        // Closing politely only spares the server an aborted-connection note.
-        let _ = self.pool.disconnect().await;
-    }
 }
 
 impl Source for MysqlSource {
