@@ -29,7 +29,7 @@ run_pass() {
 sleep 3
 run_pass 1
 
-echo "== changing rows: 1,000 orders paid, 100 new users, 500 images resized"
+echo "== changing rows: 1,000 orders set to paid (250 already were), 100 new users, 500 images resized"
 mysql_cli shop -e "
   UPDATE order_tab SET state = 'paid' WHERE id BETWEEN 1000 AND 1999;
   INSERT INTO user (email, display_name, country) SELECT CONCAT('new', id, '@example.com'), 'New user', 'DE' FROM order_tab WHERE id <= 100;

@@ -68,12 +68,20 @@ impl TestDb {
 
     /// Rows of a query as text (NULL as `None`).
     pub async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        let mut conn = self.pool.get_conn().await.expect("connection");
-        let rows: Vec<Row> = conn
-            .query(sql)
+        self.try_rows(sql)
             .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        rows.into_iter()
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Rows of a query that may fail (a table that does not exist yet).
+    pub async fn try_rows(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, mysql_async::Error> {
+        let mut conn = self.pool.get_conn().await?;
+        let rows: Vec<Row> = conn.query(sql).await?;
+        Ok(rows
+            .into_iter()
             .map(|r| {
                 r.unwrap()
                     .into_iter()
@@ -84,7 +92,7 @@ impl TestDb {
                     })
                     .collect()
             })
-            .collect()
+            .collect())
     }
 
     pub async fn count(&self, table: &str) -> u64 {
@@ -264,6 +272,17 @@ pub fn assert_same_rows(
                 "{what}: row {k} column {i}: expected {x:?}, got {y:?}"
             );
         }
+    }
+}
+
+/// A child process killed when the test ends, passed or panicked, so no daemon outlives it.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Already gone when the test stopped it itself.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

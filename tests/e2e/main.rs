@@ -5,7 +5,7 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use harness::{Pipeline, TestDb, assert_same_rows, mysql_sink, read_parquet};
+use harness::{KillOnDrop, Pipeline, TestDb, assert_same_rows, mysql_sink, read_parquet};
 
 /// A table of `n` rows `(id, update_time, name, amount)`, all sharing one `update_time`.
 async fn orders(db: &TestDb, n: u32, same_time: bool) {
@@ -242,7 +242,8 @@ async fn every_type_round_trips_to_mysql_and_parquet() {
 /// Starts `highwater run --once`, kills it with SIGKILL once `progressed` says it is in the
 /// middle of the load, and returns whether it was killed (false: it finished first).
 fn kill_midway(p: &Pipeline, progressed: impl Fn() -> bool) -> bool {
-    let mut child = p.command().arg("--once").spawn().expect("highwater starts");
+    let mut child = KillOnDrop(p.command().arg("--once").spawn().expect("highwater starts"));
+    let child = &mut child.0;
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -259,8 +260,6 @@ fn kill_midway(p: &Pipeline, progressed: impl Fn() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let _ = child.kill();
-    let _ = child.wait();
     panic!("highwater made no progress in 120 s");
 }
 
@@ -371,6 +370,77 @@ async fn the_real_matomo_data_replicates() {
         assert!(!expected.is_empty(), "{table} has rows in the fixture");
         assert_same_rows(table, &expected, &sink.canonical(table).await, &[]);
     }
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_keeps_up_and_stops_cleanly_on_sigterm() {
+    let source = TestDb::new("daemon").await;
+    let sink = TestDb::new("daemon_sink").await;
+    orders(&source, 100, false).await;
+    let p = Pipeline::new(
+        &source.url(),
+        &[("orders", "update_time")],
+        20,
+        &mysql_sink(&sink, 20),
+    );
+    let mut daemon = KillOnDrop(p.command().spawn().expect("highwater starts"));
+
+    // Waits until `sql` answers `expected` (the target table appears with the first pass).
+    let wait_for = async |sql: &str, expected: &str, daemon: &mut KillOnDrop| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let rows = sink.try_rows(sql).await;
+            if rows.is_ok_and(|r| r.first().and_then(|r| r[0].as_deref()) == Some(expected)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not reach {sql} = {expected}"
+            );
+            assert!(
+                daemon.0.try_wait().expect("wait").is_none(),
+                "the daemon exited early"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    wait_for("SELECT COUNT(*) FROM orders", "100", &mut daemon).await;
+
+    // Changes made while it runs arrive within a few poll intervals.
+    source
+        .exec("INSERT INTO orders SELECT 1000 + seq, NOW(6), 'live', 1 FROM seq_1_to_30")
+        .await;
+    source
+        .exec("UPDATE orders SET name = 'changed', update_time = NOW(6) WHERE id <= 10")
+        .await;
+    let sql = "SELECT COUNT(*) FROM orders WHERE name IN ('live', 'changed')";
+    wait_for(sql, "40", &mut daemon).await;
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(s) = daemon.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not stop within 10 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "SIGTERM is a clean stop: {exit}");
+    assert_same_rows(
+        "after SIGTERM",
+        &source.canonical("orders").await,
+        &sink.canonical("orders").await,
+        &[],
+    );
     source.drop_db().await;
     sink.drop_db().await;
 }
