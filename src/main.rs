@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod check;
+
 use clap::{Parser, Subcommand};
 use highwater_connectors::mysql::MysqlSource;
 use highwater_pipeline::checkpoint::FileCheckpointStore;
@@ -34,6 +36,23 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Prove every table can be read incrementally: cursor type, cursor index, EXPLAIN.
+    /// Exits 0 only when every table holds.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the CREATE INDEX statements for missing cursor indexes and their rollback.
+    Indexes {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Create the missing indexes, one at a time.
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 const EXIT_FAILED: u8 = 1;
@@ -49,8 +68,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let Command::Run { config, once } = cli.command;
-    let config = match Config::load(&config) {
+    let path = match &cli.command {
+        Command::Run { config, .. }
+        | Command::Check { config, .. }
+        | Command::Indexes { config, .. } => config,
+    };
+    let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -67,11 +90,20 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    match runtime.block_on(run(config, once)) {
-        Ok(report) => {
+    let SourceConfig::Mysql(source) = &config.source;
+    let outcome = match cli.command {
+        Command::Run { once, .. } => runtime.block_on(run(config, once)).map(|report| {
             println!("{report}");
-            ExitCode::SUCCESS
-        }
+            true
+        }),
+        Command::Check { json, .. } => runtime.block_on(check::run_check(source, json)),
+        Command::Indexes { apply, .. } => runtime
+            .block_on(check::run_indexes(source, apply))
+            .map(|()| true),
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EXIT_FAILED),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_FAILED)

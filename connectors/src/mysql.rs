@@ -1,5 +1,6 @@
 //! The incremental MySQL-family source.
 
+pub mod check;
 mod connect;
 mod decode;
 mod discover;

@@ -550,3 +550,81 @@ async fn bad_input_fails_clearly_and_writes_no_checkpoint() {
     source.drop_db().await;
     sink.drop_db().await;
 }
+
+#[tokio::test]
+async fn check_fails_without_cursor_indexes_and_passes_after_indexes_apply() {
+    let source = TestDb::new("check").await;
+    let dump = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/matomo/log_data.sql");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "mariadb -uroot -h127.0.0.1 {} < '{}'",
+            source.name,
+            dump.display()
+        ))
+        .status()
+        .expect("mariadb client runs");
+    assert!(status.success(), "loading {}", dump.display());
+    let tables = [
+        ("matomo_log_visit", "visit_last_action_time"),
+        ("matomo_log_link_visit_action", "server_time"),
+    ];
+    let p = Pipeline::new(&source.url(), &tables, 500, "");
+    p.set_sink(&p.parquet_sink());
+    let highwater = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_highwater"))
+            .args(args)
+            .arg("--config")
+            .arg(&p.config)
+            .output()
+            .expect("highwater runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    let (code, before) = highwater(&["check", "--json"]);
+    assert_eq!(code, Some(1), "{before}");
+    let before: serde_json::Value = serde_json::from_str(&before).expect("JSON");
+    for t in before["tables"].as_array().expect("tables") {
+        assert_eq!(t["ok"], false);
+        assert_eq!(
+            t["explain"]["type"], "ALL",
+            "a full scan without the index: {t}"
+        );
+        assert!(
+            t["fix"]["create"]
+                .as_str()
+                .is_some_and(|s| s.contains("ALGORITHM=INPLACE LOCK=NONE"))
+        );
+    }
+
+    let (code, printed) = highwater(&["indexes"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        printed.contains("CREATE INDEX `idx_server_time`")
+            && printed.contains("DROP INDEX `idx_server_time`"),
+        "{printed}"
+    );
+    assert_eq!(highwater(&["check"]).0, Some(1), "printing changes nothing");
+
+    let (code, applied) = highwater(&["indexes", "--apply"]);
+    assert_eq!(code, Some(0), "{applied}");
+    assert_eq!(applied.matches("-- applied in").count(), 2, "{applied}");
+
+    let (code, after) = highwater(&["check", "--json"]);
+    assert_eq!(code, Some(0), "{after}");
+    let after: serde_json::Value = serde_json::from_str(&after).expect("JSON");
+    assert_eq!(
+        after["tables"][0]["explain"]["key"],
+        "idx_visit_last_action_time"
+    );
+    assert_eq!(after["tables"][1]["explain"]["key"], "idx_server_time");
+    for t in after["tables"].as_array().expect("tables") {
+        assert_eq!(t["explain"]["type"], "range", "{t}");
+    }
+    assert!(highwater(&["indexes"]).1.contains("nothing to do"));
+    source.drop_db().await;
+}

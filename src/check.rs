@@ -1,0 +1,100 @@
+//! `highwater check` and `highwater indexes`: print what the source checks found.
+
+use highwater_connectors::mysql::check::{self, TableCheck};
+use highwater_pipeline::config::MysqlSourceConfig;
+use serde_json::json;
+
+/// Prints one line per table (and its notes), or JSON; returns whether every table holds.
+pub async fn run_check(config: &MysqlSourceConfig, as_json: bool) -> anyhow::Result<bool> {
+    let checks = check::check(config).await?;
+    if as_json {
+        let tables: Vec<_> = checks.iter().map(to_json).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({ "ok": checks.iter().all(TableCheck::ok), "tables": tables })
+            )?
+        );
+    } else {
+        for c in &checks {
+            let status = if c.ok() { "OK  " } else { "FAIL" };
+            let plan = c.plan.as_ref().map_or(String::new(), |p| {
+                format!(
+                    ", EXPLAIN: {} on {}{}",
+                    p.access,
+                    p.key.as_deref().unwrap_or("no index"),
+                    extra(&p.extra)
+                )
+            });
+            let index = c
+                .index
+                .as_ref()
+                .map_or("no cursor index".to_owned(), |(n, cols)| {
+                    format!("index {n} ({})", cols.join(", "))
+                });
+            println!(
+                "{status} {}  cursor {} {}, {index}{plan}",
+                c.table, c.cursor, c.cursor_type
+            );
+            for p in &c.problems {
+                println!("     problem: {p}");
+            }
+            for n in &c.notes {
+                println!("     note: {n}");
+            }
+            if let Some(fix) = &c.fix {
+                println!("     fix:      {};", fix.create);
+                println!("     rollback: {};", fix.rollback);
+            }
+        }
+    }
+    Ok(checks.iter().all(TableCheck::ok))
+}
+
+/// Prints the missing indexes and their rollback, and with `apply` creates them one by one.
+pub async fn run_indexes(config: &MysqlSourceConfig, apply: bool) -> anyhow::Result<()> {
+    let checks = check::check(config).await?;
+    let fixes: Vec<_> = checks.iter().filter_map(|c| c.fix.clone()).collect();
+    if fixes.is_empty() {
+        println!("-- every cursor column has an index: nothing to do");
+        return Ok(());
+    }
+    println!("-- create the missing cursor indexes (online):");
+    for f in &fixes {
+        println!("{};", f.create);
+    }
+    println!("\n-- rollback:");
+    for f in &fixes {
+        println!("{};", f.rollback);
+    }
+    if apply {
+        println!();
+        let statements: Vec<String> = fixes.into_iter().map(|f| f.create).collect();
+        check::apply(config, &statements, |s, secs| {
+            println!("-- applied in {secs:.2} s: {s}")
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+fn extra(extra: &str) -> String {
+    if extra.is_empty() {
+        String::new()
+    } else {
+        format!(" ({extra})")
+    }
+}
+
+fn to_json(c: &TableCheck) -> serde_json::Value {
+    json!({
+        "table": c.table,
+        "ok": c.ok(),
+        "cursor": { "column": c.cursor, "type": c.cursor_type, "nullable": c.cursor_nullable },
+        "index": c.index.as_ref().map(|(n, cols)| json!({ "name": n, "columns": cols })),
+        "explain": c.plan.as_ref().map(|p| json!({ "type": p.access, "key": p.key, "rows": p.rows, "extra": p.extra })),
+        "problems": c.problems,
+        "notes": c.notes,
+        "fix": c.fix.as_ref().map(|f| json!({ "create": f.create, "rollback": f.rollback })),
+    })
+}
