@@ -73,6 +73,64 @@ pub struct MysqlSourceConfig {
     pub zero_dates: ZeroDates,
 }
 
+/// The Matomo preset: Matomo's raw log tables, each by the column that tells when a row
+/// changed, and `log_action` (a dictionary with no time column) by its increasing key.
+pub const MATOMO_TABLES: [(&str, &str); 5] = [
+    ("log_visit", "visit_last_action_time"),
+    ("log_link_visit_action", "server_time"),
+    ("log_conversion", "server_time"),
+    ("log_conversion_item", "server_time"),
+    ("log_action", "idaction"),
+];
+
+/// `type = "matomo"`: a Matomo database, read as a `mysql` source of [`MATOMO_TABLES`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatomoSourceConfig {
+    #[serde(rename = "type")]
+    _type: IgnoredAny,
+    pub url: DbUrl,
+    #[serde(default = "default_matomo_prefix")]
+    pub table_prefix: String,
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+    #[serde(default = "default_lag_secs")]
+    pub lag_secs: u64,
+    #[serde(default = "default_poll_interval_secs")]
+    pub poll_interval_secs: u64,
+    #[serde(default)]
+    pub pool: PoolConfig,
+    #[serde(default)]
+    pub zero_dates: ZeroDates,
+}
+
+impl MatomoSourceConfig {
+    /// The plain `mysql` source this preset stands for.
+    pub fn into_mysql(self) -> MysqlSourceConfig {
+        let tables = MATOMO_TABLES
+            .iter()
+            .map(|(name, cursor)| TableConfig {
+                name: format!("{}{name}", self.table_prefix),
+                cursor: (*cursor).to_owned(),
+            })
+            .collect();
+        MysqlSourceConfig {
+            _type: IgnoredAny,
+            url: self.url,
+            batch_rows: self.batch_rows,
+            lag_secs: self.lag_secs,
+            poll_interval_secs: self.poll_interval_secs,
+            tables,
+            pool: self.pool,
+            zero_dates: self.zero_dates,
+        }
+    }
+}
+
+fn default_matomo_prefix() -> String {
+    "matomo_".to_owned()
+}
+
 /// One table to replicate and the column that tells when a row changed.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -279,14 +337,20 @@ impl Config {
         let top: Top = deserialize(&text, origin)?;
         let source = match top.source.kind.get_ref().as_str() {
             "mysql" => SourceConfig::Mysql(deserialize::<SourceSection<_>>(&text, origin)?.source),
+            "matomo" => {
+                let matomo: MatomoSourceConfig =
+                    deserialize::<SourceSection<_>>(&text, origin)?.source;
+                SourceConfig::Mysql(matomo.into_mysql())
+            }
             other => {
+                let known = ["mysql", "matomo"];
                 return Err(unknown_kind(
                     &text,
                     origin,
                     "source.type",
                     other,
                     &top.source.kind,
-                    &["mysql"],
+                    &known,
                 ));
             }
         };
@@ -663,6 +727,34 @@ path = "./out"
     }
 
     #[test]
+    fn the_matomo_preset_lists_the_log_tables_with_the_prefix() {
+        let text = QUICKSTART
+            .replace("type = \"mysql\"", "type = \"matomo\"\ntable_prefix = \"piwik_\"")
+            .replace("tables = [\n  { name = \"order_tab\", cursor = \"update_time\" },\n  { name = \"user\", cursor = \"update_time\" },\n]\n", "");
+        let c = parse(&text).expect("valid");
+        let SourceConfig::Mysql(s) = &c.source;
+        let tables: Vec<(&str, &str)> = s
+            .tables
+            .iter()
+            .map(|t| (t.name.as_str(), t.cursor.as_str()))
+            .collect();
+        assert_eq!(
+            tables,
+            [
+                ("piwik_log_visit", "visit_last_action_time"),
+                ("piwik_log_link_visit_action", "server_time"),
+                ("piwik_log_conversion", "server_time"),
+                ("piwik_log_conversion_item", "server_time"),
+                ("piwik_log_action", "idaction"),
+            ]
+        );
+        assert_eq!(s.batch_rows, 10_000);
+        let err = parse(&QUICKSTART.replace("type = \"mysql\"", "type = \"matomo\""))
+            .expect_err("no tables key");
+        assert!(err.to_string().contains("unknown field `tables`"), "{err}");
+    }
+
+    #[test]
     fn redacts_only_the_password() {
         assert_eq!(redact_url("mysql://u:p@w@h:1/db"), "mysql://u:***@h:1/db");
         assert_eq!(redact_url("mysql://u@h/db"), "mysql://u@h/db");
@@ -677,7 +769,11 @@ path = "./out"
             let path = entry.expect("readable").path();
             if path.extension().is_some_and(|e| e == "toml") {
                 let text = std::fs::read_to_string(&path).expect("readable");
-                let env = |v: &str| (v == "SOURCE_PASSWORD").then(|| "x".to_owned());
+                let env = |v: &str| {
+                    ["SOURCE_PASSWORD", "MATOMO_PASSWORD"]
+                        .contains(&v)
+                        .then(|| "x".to_owned())
+                };
                 Config::parse(&text, &path.display().to_string(), env)
                     .unwrap_or_else(|e| panic!("{e}"));
                 seen += 1;

@@ -213,6 +213,9 @@ pub enum Position {
     NullCursor { key: Key },
     /// In cursor order: the cursor value and key of the last row read.
     At { cursor: DateTime, key: Key },
+    /// In key order, for a table read by its increasing key alone (an insert-only table whose
+    /// cursor is its integer primary key): the key of the last row read.
+    Key { key: Key },
 }
 
 impl Position {
@@ -226,7 +229,11 @@ impl Position {
             (_, Start) => Some(Ordering::Greater),
             (NullCursor { .. }, At { .. }) => Some(Ordering::Less),
             (At { .. }, NullCursor { .. }) => Some(Ordering::Greater),
-            (NullCursor { key: a }, NullCursor { key: b }) => cmp_keys(a, b),
+            (NullCursor { key: a }, NullCursor { key: b }) | (Key { key: a }, Key { key: b }) => {
+                cmp_keys(a, b)
+            }
+            // A table is read either by cursor or by key, never both.
+            (Key { .. }, _) | (_, Key { .. }) => None,
             (At { cursor: ca, key: a }, At { cursor: cb, key: b }) => match ca.cmp(cb) {
                 Ordering::Equal => cmp_keys(a, b),
                 other => Some(other),
@@ -248,6 +255,7 @@ impl Position {
             Position::Start => return "start".to_owned(),
             Position::NullCursor { key } => ("null".to_owned(), key),
             Position::At { cursor, key } => (cursor.compact(), key),
+            Position::Key { key } => ("key".to_owned(), key),
         };
         let key_token = key
             .iter()
@@ -269,6 +277,7 @@ impl fmt::Display for Position {
             Position::Start => write!(f, "start"),
             Position::NullCursor { key } => write!(f, "(NULL, {})", DisplayKey(key)),
             Position::At { cursor, key } => write!(f, "({cursor}, {})", DisplayKey(key)),
+            Position::Key { key } => write!(f, "(key {})", DisplayKey(key)),
         }
     }
 }
@@ -397,6 +406,11 @@ mod tests {
         assert!(at("2020-01-01 00:00:00", 9).is_behind(&at("2020-01-01 00:00:00.000001", 1)));
         assert!(at("2020-01-01 00:00:00", 1).is_behind(&at("2020-01-01 00:00:00", 2)));
         assert!(!at("2020-01-01 00:00:00", 2).is_behind(&at("2020-01-01 00:00:00", 2)));
+        let key = |k: u64| Position::Key {
+            key: vec![KeyValue::UInt(k)],
+        };
+        assert!(key(9).is_behind(&key(10)) && Position::Start.is_behind(&key(1)));
+        assert_eq!(key(1).known_cmp(&at("2020-01-01 00:00:00", 2)), None);
     }
 
     #[test]

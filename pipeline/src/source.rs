@@ -78,7 +78,7 @@ pub enum SourceError {
     },
     #[error(
         "table {table} cursor column {column} is {column_type}: a cursor must be DATETIME, \
-         TIMESTAMP or DATE (check {key})"
+         TIMESTAMP or DATE, or the table's single integer primary key (check {key})"
     )]
     UnsupportedCursor {
         table: TableId,

@@ -1,7 +1,8 @@
 //! The Parquet sink.
 //!
 //! Layout: `path/<table>/date=YYYY-MM-DD/part-<after>-<upto>.parquet`, the date being that of
-//! the rows' cursor values (`date=__HIVE_DEFAULT_PARTITION__` for NULL cursors) and
+//! the rows' cursor values (`date=__HIVE_DEFAULT_PARTITION__` for NULL cursors; tables read by
+//! their key alone have no date level) and
 //! `<after>`/`<upto>` the batch's cursor range. A batch whose rows span several dates becomes
 //! one file per date, under the same part name. Each file carries the table's columns plus
 //! `_hw_op` (`u` upsert, `d` delete), zstd-compressed.
@@ -116,7 +117,16 @@ impl Sink for ParquetSink {
             batch.upto.file_token()
         );
         let dir = self.table_dir(&batch.table);
-        for (date, offset, len) in date_runs(rows.column(batch.table.cursor)) {
+        let cursor = rows.column(batch.table.cursor);
+        if !matches!(
+            cursor.data_type(),
+            DataType::Timestamp(_, _) | DataType::Date32
+        ) {
+            // A table read by its key alone has no date to partition by.
+            self.write_file(&dir.join(&name), &rows)?;
+            return Ok(Durability::Durable);
+        }
+        for (date, offset, len) in date_runs(cursor) {
             let path = dir.join(format!("date={date}")).join(&name);
             self.write_file(&path, &rows.slice(offset, len))?;
         }

@@ -628,3 +628,80 @@ async fn check_fails_without_cursor_indexes_and_passes_after_indexes_apply() {
     assert!(highwater(&["indexes"]).1.contains("nothing to do"));
     source.drop_db().await;
 }
+
+#[tokio::test]
+async fn the_matomo_preset_replicates_every_log_table_including_log_action() {
+    let source = TestDb::new("preset").await;
+    let sink = TestDb::new("preset_sink").await;
+    let dump = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/matomo/log_data.sql");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "mariadb -uroot -h127.0.0.1 {} < '{}'",
+            source.name,
+            dump.display()
+        ))
+        .status()
+        .expect("mariadb client runs");
+    assert!(status.success(), "loading {}", dump.display());
+    let p = Pipeline::new(&source.url(), &[], 300, &mysql_sink(&sink, 100));
+    let text = std::fs::read_to_string(&p.config).expect("config");
+    let text = text
+        .replacen("type = \"mysql\"\nurl", "type = \"matomo\"\nurl", 1)
+        .replace("tables = []\n", "");
+    std::fs::write(&p.config, text).expect("config");
+    let highwater = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_highwater"))
+            .args(args)
+            .arg("--config")
+            .arg(&p.config)
+            .output()
+            .expect("highwater runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(highwater(&["indexes", "--apply"]).0, Some(0));
+    let (code, checked) = highwater(&["check"]);
+    assert_eq!(code, Some(0), "{checked}");
+    assert!(
+        checked.contains("OK   ")
+            && checked.contains("matomo_log_action")
+            && checked.contains("on PRIMARY"),
+        "{checked}"
+    );
+
+    let tables = [
+        "matomo_log_visit",
+        "matomo_log_link_visit_action",
+        "matomo_log_conversion",
+        "matomo_log_conversion_item",
+        "matomo_log_action",
+    ];
+    for pass in 0..2 {
+        if pass == 1 {
+            source
+                .exec(
+                    "INSERT INTO matomo_log_action (name, hash, type) VALUES ('new page', 1, 1), ('other', 2, 1); \
+                     UPDATE matomo_log_link_visit_action SET server_time = NOW(), time_spent = 42 \
+                     ORDER BY idlink_va DESC LIMIT 3",
+                )
+                .await;
+        }
+        p.run_once();
+        for table in tables {
+            let expected = source.canonical(table).await;
+            assert!(!expected.is_empty(), "{table} has rows");
+            assert_same_rows(
+                &format!("{table} pass {pass}"),
+                &expected,
+                &sink.canonical(table).await,
+                &[],
+            );
+        }
+    }
+    source.drop_db().await;
+    sink.drop_db().await;
+}

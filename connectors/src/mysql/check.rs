@@ -155,7 +155,13 @@ async fn check_table(
         .min_by_key(|(_, cols)| cols.len())
         .cloned();
 
-    let plan = explain(conn, &schema, config)
+    if found.incrementing {
+        check.notes.push(format!(
+            "read by its increasing key {} alone: new rows are seen, changes to existing rows are not",
+            cursor.name
+        ));
+    }
+    let plan = explain(conn, &schema, found.incrementing, config)
         .await
         .map_err(|e| query_error(format!("EXPLAIN on {}", check.table), e))?;
     match &check.index {
@@ -211,9 +217,25 @@ pub async fn apply(
 async fn explain(
     conn: &mut Conn,
     schema: &highwater_pipeline::schema::TableSchema,
+    incrementing: bool,
     config: &MysqlSourceConfig,
 ) -> Result<Plan, mysql_async::Error> {
     let queries = TableQueries::new(schema, config.batch_rows);
+    if incrementing {
+        // The window of a pass is the keys after the highest one.
+        let key = quote(&schema.cursor_column().name);
+        let table = format!("{}.{}", quote(&schema.id.database), quote(&schema.id.table));
+        let max: Option<Value> = conn
+            .exec_first(format!("SELECT MAX({key}) FROM {table}"), ())
+            .await?;
+        let rows: Vec<Row> = conn
+            .exec(
+                format!("EXPLAIN {}", queries.key_after),
+                Params::Positional(vec![max.unwrap_or(Value::Int(0))]),
+            )
+            .await?;
+        return first_plan(rows);
+    }
     let window = format!(
         "SELECT NOW(6) - INTERVAL {} SECOND, NOW(6) - INTERVAL {} SECOND",
         config.lag_secs + config.poll_interval_secs.max(1),
@@ -234,6 +256,11 @@ async fn explain(
             Params::Positional(params),
         )
         .await?;
+    first_plan(rows)
+}
+
+/// The plan of the first table of `EXPLAIN` output.
+fn first_plan(rows: Vec<Row>) -> Result<Plan, mysql_async::Error> {
     let first = rows
         .into_iter()
         .next()

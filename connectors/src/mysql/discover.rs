@@ -20,6 +20,8 @@ const PRIMARY_KEY_SQL: &str = "SELECT COLUMN_NAME FROM information_schema.STATIS
 pub struct Discovered {
     pub schema: TableSchema,
     pub kinds: Vec<Kind>,
+    /// The cursor is the table's single integer primary key: rows are read by key alone.
+    pub incrementing: bool,
 }
 
 /// Discovers `database.table`; `key` is the config key of the table entry, for messages.
@@ -80,7 +82,10 @@ pub async fn discover(
         column: cursor.to_owned(),
         key: format!("{key}.cursor"),
     })?;
-    if !kinds[cursor_index].is_cursor() {
+    let incrementing = key_names.len() == 1
+        && key_names[0].eq_ignore_ascii_case(&infos[cursor_index].name)
+        && kinds[cursor_index].is_incrementing();
+    if !kinds[cursor_index].is_cursor() && !incrementing {
         return Err(SourceError::UnsupportedCursor {
             table: id,
             column: infos[cursor_index].name.clone(),
@@ -107,6 +112,7 @@ pub async fn discover(
     Ok(Discovered {
         schema: TableSchema::new(id, columns, key_indices, cursor_index),
         kinds,
+        incrementing,
     })
 }
 

@@ -27,6 +27,8 @@ struct Table {
     queries: TableQueries,
     /// Whether the cursor column admits NULL (else the NULL phase is skipped).
     cursor_nullable: bool,
+    /// Read by key alone: the cursor is the table's integer primary key.
+    incrementing: bool,
 }
 
 /// The incremental MySQL/MariaDB/TiDB source.
@@ -58,6 +60,7 @@ impl MysqlSource {
                 queries: TableQueries::new(&schema, config.batch_rows),
                 cursor_nullable: schema.cursor_column().source_nullable,
                 kinds: found.kinds,
+                incrementing: found.incrementing,
                 schema,
             });
         }
@@ -100,27 +103,6 @@ impl Source for MysqlSource {
             .start_transaction(opts)
             .await
             .map_err(|e| query_error(format!("a snapshot of {id}"), e))?;
-        let upper = match bound.0 {
-            Some(b) => b,
-            None => {
-                let sql = format!("SELECT NOW(6) - INTERVAL {} SECOND", self.lag_secs);
-                let now: Option<Row> = tx
-                    .exec_first(sql, ())
-                    .await
-                    .map_err(|e| query_error("the source clock", e))?;
-                let value = now
-                    .and_then(|mut r| r.take::<Value, _>(0))
-                    .unwrap_or(Value::NULL);
-                let b = decode::datetime(&value).map_err(|reason| SourceError::Decode {
-                    table: id.clone(),
-                    column: "NOW(6)".into(),
-                    reason,
-                })?;
-                bound.0 = Some(b);
-                b
-            }
-        };
-
         let key_params = |key: &Key| -> Vec<Value> {
             let n = key.len();
             key.iter()
@@ -135,32 +117,67 @@ impl Source for MysqlSource {
                 })
                 .collect()
         };
-        let in_null_phase =
-            t.cursor_nullable && matches!(after, Position::Start | Position::NullCursor { .. });
-        let mut result = None;
-        if in_null_phase {
+        let result = if t.incrementing {
             let (sql, params) = match after {
-                Position::NullCursor { key } => (&t.queries.nulls_after, key_params(key)),
-                _ => (&t.queries.nulls_first, Vec::new()),
+                Position::Key { key } => (&t.queries.key_after, key_params(key)),
+                _ => (&t.queries.key_first, Vec::new()),
             };
-            result = read(&mut tx, t, sql, params, max_rows, self.zero_dates, true).await?;
-        }
-        if result.is_none() {
-            let (sql, params) = match after {
-                Position::At { cursor, key } => {
-                    let c = decode::datetime_param(cursor);
-                    let mut p = vec![c.clone(), c];
-                    p.extend(key_params(key));
-                    p.push(decode::datetime_param(&upper));
-                    (&t.queries.cursor_after, p)
-                }
-                _ => (
-                    &t.queries.cursor_first,
-                    vec![decode::datetime_param(&upper)],
-                ),
-            };
-            result = read(&mut tx, t, sql, params, max_rows, self.zero_dates, false).await?;
-        }
+            read(
+                &mut tx,
+                t,
+                sql,
+                params,
+                max_rows,
+                self.zero_dates,
+                Phase::Key,
+            )
+            .await?
+        } else {
+            let mut result = None;
+            if t.cursor_nullable && matches!(after, Position::Start | Position::NullCursor { .. }) {
+                let (sql, params) = match after {
+                    Position::NullCursor { key } => (&t.queries.nulls_after, key_params(key)),
+                    _ => (&t.queries.nulls_first, Vec::new()),
+                };
+                result = read(
+                    &mut tx,
+                    t,
+                    sql,
+                    params,
+                    max_rows,
+                    self.zero_dates,
+                    Phase::NullCursor,
+                )
+                .await?;
+            }
+            if result.is_none() {
+                let upper = upper_bound(&mut tx, bound, self.lag_secs, t).await?;
+                let (sql, params) = match after {
+                    Position::At { cursor, key } => {
+                        let c = decode::datetime_param(cursor);
+                        let mut p = vec![c.clone(), c];
+                        p.extend(key_params(key));
+                        p.push(decode::datetime_param(&upper));
+                        (&t.queries.cursor_after, p)
+                    }
+                    _ => (
+                        &t.queries.cursor_first,
+                        vec![decode::datetime_param(&upper)],
+                    ),
+                };
+                result = read(
+                    &mut tx,
+                    t,
+                    sql,
+                    params,
+                    max_rows,
+                    self.zero_dates,
+                    Phase::Cursor,
+                )
+                .await?;
+            }
+            result
+        };
         tx.commit()
             .await
             .map_err(|e| query_error(format!("the end of a read of {id}"), e))?;
@@ -175,6 +192,45 @@ impl Source for MysqlSource {
     }
 }
 
+/// The pass's upper bound: taken once, by the first cursor read of the pass, from the source's
+/// clock in the read's snapshot.
+async fn upper_bound(
+    tx: &mut mysql_async::Transaction<'_>,
+    bound: &mut PassBound,
+    lag_secs: u64,
+    t: &Table,
+) -> Result<highwater_pipeline::cursor::DateTime, SourceError> {
+    if let Some(b) = bound.0 {
+        return Ok(b);
+    }
+    let sql = format!("SELECT NOW(6) - INTERVAL {lag_secs} SECOND");
+    let now: Option<Row> = tx
+        .exec_first(sql, ())
+        .await
+        .map_err(|e| query_error("the source clock", e))?;
+    let value = now
+        .and_then(|mut r| r.take::<Value, _>(0))
+        .unwrap_or(Value::NULL);
+    let b = decode::datetime(&value).map_err(|reason| SourceError::Decode {
+        table: t.schema.id.clone(),
+        column: "NOW(6)".into(),
+        reason,
+    })?;
+    bound.0 = Some(b);
+    Ok(b)
+}
+
+/// Which part of the read order a read walks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Rows with a NULL cursor, by key.
+    NullCursor,
+    /// Rows by `(cursor, key)`.
+    Cursor,
+    /// Rows by key alone (incrementing tables).
+    Key,
+}
+
 /// Runs one read and decodes its rows; `None` when it found none.
 async fn read(
     tx: &mut mysql_async::Transaction<'_>,
@@ -183,7 +239,7 @@ async fn read(
     params: Vec<Value>,
     max_rows: usize,
     zero_dates: ZeroDates,
-    null_phase: bool,
+    phase: Phase,
 ) -> Result<Option<(RecordBatch, Position, BatchStats)>, SourceError> {
     let id = &t.schema.id;
     let mut builders: Vec<ColumnBuilder> = t
@@ -232,7 +288,7 @@ async fn read(
         return Err(e);
     }
     let Some(last) = last else { return Ok(None) };
-    if null_phase {
+    if phase == Phase::NullCursor {
         stats.null_cursor_rows = count as u64;
     }
 
@@ -241,13 +297,15 @@ async fn read(
         let v = last.as_ref(i).unwrap_or(&Value::NULL);
         key.push(decode::key_value(t.kinds[i], v).map_err(|reason| decode_error(t, i, reason))?);
     }
-    let upto = if null_phase {
-        Position::NullCursor { key }
-    } else {
-        let c = t.schema.cursor;
-        let cursor = decode::datetime(last.as_ref(c).unwrap_or(&Value::NULL))
-            .map_err(|reason| decode_error(t, c, reason))?;
-        Position::At { cursor, key }
+    let upto = match phase {
+        Phase::NullCursor => Position::NullCursor { key },
+        Phase::Key => Position::Key { key },
+        Phase::Cursor => {
+            let c = t.schema.cursor;
+            let value = last.as_ref(c).unwrap_or(&Value::NULL);
+            let cursor = decode::datetime(value).map_err(|reason| decode_error(t, c, reason))?;
+            Position::At { cursor, key }
+        }
     };
     let columns = builders.iter_mut().map(ColumnBuilder::finish).collect();
     let batch = RecordBatch::try_new(t.schema.arrow.clone(), columns).map_err(|e| {

@@ -16,6 +16,9 @@ use highwater_pipeline::schema::TableSchema;
 /// - `cursor_first`: the bound; `cursor_after`: cursor, cursor, the key expanded, the bound.
 #[derive(Debug, Clone)]
 pub struct TableQueries {
+    /// Key order alone (incrementing tables): none / the key, expanded.
+    pub key_first: String,
+    pub key_after: String,
     pub nulls_first: String,
     pub nulls_after: String,
     pub cursor_first: String,
@@ -39,6 +42,11 @@ impl TableQueries {
         let cursor = quote(&table.cursor_column().name);
         let by_key = keys.join(", ");
         TableQueries {
+            key_first: format!("{select} ORDER BY {by_key} LIMIT {limit}"),
+            key_after: format!(
+                "{select} WHERE {} ORDER BY {by_key} LIMIT {limit}",
+                key_after(&keys)
+            ),
             nulls_first: format!("{select} WHERE {cursor} IS NULL ORDER BY {by_key} LIMIT {limit}"),
             nulls_after: format!(
                 "{select} WHERE {cursor} IS NULL AND {} ORDER BY {by_key} LIMIT {limit}",

@@ -157,6 +157,22 @@ impl Kind {
         self.is_date()
     }
 
+    /// Whether an integer primary key of this kind can order a table by itself
+    /// (incrementing mode).
+    pub fn is_incrementing(self) -> bool {
+        matches!(
+            self,
+            Kind::Int8
+                | Kind::Int16
+                | Kind::Int32
+                | Kind::Int64
+                | Kind::UInt8
+                | Kind::UInt16
+                | Kind::UInt32
+                | Kind::UInt64
+        )
+    }
+
     /// Whether a primary-key column of this kind can be a keyset position.
     pub fn is_key(self) -> bool {
         !matches!(self, Kind::Float32 | Kind::Float64)
