@@ -11,31 +11,19 @@ pub async fn run_check(config: &MysqlSourceConfig, as_json: bool) -> anyhow::Res
         let tables: Vec<_> = checks.iter().map(to_json).collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &json!({ "ok": checks.iter().all(TableCheck::ok), "tables": tables })
-            )?
+            serde_json::to_string_pretty(&json!({ "ok": checks.iter().all(TableCheck::ok), "tables": tables }))?
         );
     } else {
         for c in &checks {
             let status = if c.ok() { "OK  " } else { "FAIL" };
             let plan = c.plan.as_ref().map_or(String::new(), |p| {
-                format!(
-                    ", EXPLAIN: {} on {}{}",
-                    p.access,
-                    p.key.as_deref().unwrap_or("no index"),
-                    extra(&p.extra)
-                )
+                format!(", EXPLAIN: {} on {}{}", p.access, p.key.as_deref().unwrap_or("no index"), extra(&p.extra))
             });
             let index = c
                 .index
                 .as_ref()
-                .map_or("no cursor index".to_owned(), |(n, cols)| {
-                    format!("index {n} ({})", cols.join(", "))
-                });
-            println!(
-                "{status} {}  cursor {} {}, {index}{plan}",
-                c.table, c.cursor, c.cursor_type
-            );
+                .map_or("no cursor index".to_owned(), |(n, cols)| format!("index {n} ({})", cols.join(", ")));
+            println!("{status} {}  cursor {} {}, {index}{plan}", c.table, c.cursor, c.cursor_type);
             for p in &c.problems {
                 println!("     problem: {p}");
             }
@@ -70,20 +58,13 @@ pub async fn run_indexes(config: &MysqlSourceConfig, apply: bool) -> anyhow::Res
     if apply {
         println!();
         let statements: Vec<String> = fixes.into_iter().map(|f| f.create).collect();
-        check::apply(config, &statements, |s, secs| {
-            println!("-- applied in {secs:.2} s: {s}")
-        })
-        .await?;
+        check::apply(config, &statements, |s, secs| println!("-- applied in {secs:.2} s: {s}")).await?;
     }
     Ok(())
 }
 
 fn extra(extra: &str) -> String {
-    if extra.is_empty() {
-        String::new()
-    } else {
-        format!(" ({extra})")
-    }
+    if extra.is_empty() { String::new() } else { format!(" ({extra})") }
 }
 
 fn to_json(c: &TableCheck) -> serde_json::Value {

@@ -4,17 +4,22 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 mod check;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use highwater_connectors::mysql::MysqlSource;
 use highwater_pipeline::checkpoint::FileCheckpointStore;
-use highwater_pipeline::config::{Config, SinkConfig, SourceConfig};
+use highwater_pipeline::config::{Config, DEFAULT_METRICS_LISTEN, SinkConfig, SourceConfig};
+use highwater_pipeline::http::{self, Health};
+use highwater_pipeline::metrics::Metrics;
 use highwater_pipeline::runner::{self, RunOptions, RunReport};
 use highwater_sinks::mysql::MysqlSink;
 use highwater_sinks::parquet::ParquetSink;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Incremental replication of MySQL-family databases into MySQL or Parquet.
@@ -63,15 +68,10 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HIGHWATER_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HIGHWATER_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     let path = match &cli.command {
-        Command::Run { config, .. }
-        | Command::Check { config, .. }
-        | Command::Indexes { config, .. } => config,
+        Command::Run { config, .. } | Command::Check { config, .. } | Command::Indexes { config, .. } => config,
     };
     let config = match Config::load(path) {
         Ok(c) => c,
@@ -80,10 +80,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_INVALID_CONFIG);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -97,9 +94,7 @@ fn main() -> ExitCode {
             true
         }),
         Command::Check { json, .. } => runtime.block_on(check::run_check(source, json)),
-        Command::Indexes { apply, .. } => runtime
-            .block_on(check::run_indexes(source, apply))
-            .map(|()| true),
+        Command::Indexes { apply, .. } => runtime.block_on(check::run_indexes(source, apply)).map(|()| true),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
@@ -113,14 +108,35 @@ fn main() -> ExitCode {
 
 async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     let SourceConfig::Mysql(source_config) = &config.source;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+
+    // The HTTP endpoint outlives the run's drain and stops last.
+    let metrics = Metrics::new(&config.pipeline.name)?;
+    let health = Arc::new(Health::default());
+    let listen = match &config.metrics {
+        Some(m) => Some(m.listen.clone()),
+        None if !once => Some(DEFAULT_METRICS_LISTEN.to_owned()),
+        None => None,
+    };
+    let http_stop = CancellationToken::new();
+    let server = match listen {
+        Some(addr) => {
+            let listener =
+                TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr} (metrics.listen)"))?;
+            tracing::info!(%addr, "serving /metrics, /health and /ready");
+            Some(tokio::spawn(http::serve(listener, metrics.clone(), health.clone(), http_stop.clone())))
+        }
+        None => None,
+    };
     let options = RunOptions {
         once,
         batch_rows: source_config.batch_rows,
         poll_interval: Duration::from_secs(source_config.poll_interval_secs),
         bus_capacity: config.pipeline.bus_capacity,
+        metrics,
+        health,
     };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(signal_shutdown(shutdown.clone()));
 
     let source = MysqlSource::connect(source_config).await?;
     let name = &config.pipeline.name;
@@ -137,6 +153,11 @@ async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
             runner::run(source, sink, store, options, shutdown).await?
         }
     };
+    http_stop.cancel();
+    if let Some(server) = server {
+        // The server task only ends when told to; a join error is a panic already logged.
+        let _ = server.await;
+    }
     Ok(report)
 }
 

@@ -27,10 +27,7 @@ pub struct Checkpoint {
 /// Where checkpoints live.
 pub trait CheckpointStore: Send + Sync + 'static {
     /// The stored checkpoint of a table; `None` when the table was never loaded.
-    fn load(
-        &self,
-        table: &TableId,
-    ) -> impl Future<Output = Result<Option<Checkpoint>, CheckpointError>> + Send;
+    fn load(&self, table: &TableId) -> impl Future<Output = Result<Option<Checkpoint>, CheckpointError>> + Send;
 
     /// Stores a checkpoint atomically, unless it is behind the stored one.
     fn commit(
@@ -88,11 +85,8 @@ impl FileCheckpointStore {
         let path = state_dir.join(format!("{pipeline}.checkpoints.json"));
         let entries = match std::fs::read(&path) {
             Ok(bytes) => {
-                let content: FileContent =
-                    serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?;
+                let content: FileContent = serde_json::from_slice(&bytes)
+                    .map_err(|e| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() })?;
                 if content.version != FILE_VERSION {
                     return Err(CheckpointError::Corrupt {
                         path,
@@ -104,10 +98,7 @@ impl FileCheckpointStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(source) => return Err(CheckpointError::Io { path, source }),
         };
-        Ok(FileCheckpointStore {
-            path,
-            entries: Mutex::new(entries),
-        })
+        Ok(FileCheckpointStore { path, entries: Mutex::new(entries) })
     }
 
     pub fn path(&self) -> &Path {
@@ -115,26 +106,17 @@ impl FileCheckpointStore {
     }
 
     fn write_file(&self, entries: &[FileEntry]) -> Result<(), CheckpointError> {
-        let io = |source| CheckpointError::Io {
-            path: self.path.clone(),
-            source,
-        };
+        let io = |source| CheckpointError::Io { path: self.path.clone(), source };
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
-        let content = FileContent {
-            version: FILE_VERSION,
-            tables: entries.to_vec(),
-        };
-        let bytes =
-            serde_json::to_vec_pretty(&content).map_err(|e| io(std::io::Error::other(e)))?;
+        let content = FileContent { version: FILE_VERSION, tables: entries.to_vec() };
+        let bytes = serde_json::to_vec_pretty(&content).map_err(|e| io(std::io::Error::other(e)))?;
         let tmp = self.path.with_extension("json.tmp");
         let mut file = std::fs::File::create(&tmp).map_err(io)?;
         file.write_all(&bytes).map_err(io)?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &self.path).map_err(io)?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)
     }
 }
 
@@ -147,18 +129,11 @@ impl CheckpointStore for FileCheckpointStore {
             .map(|e| e.checkpoint.clone()))
     }
 
-    async fn commit(
-        &self,
-        table: &TableId,
-        checkpoint: &Checkpoint,
-    ) -> Result<(), CheckpointError> {
+    async fn commit(&self, table: &TableId, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         // A poisoned lock only means another commit panicked; the Vec is still whole.
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = entries.clone();
-        match next
-            .iter_mut()
-            .find(|e| e.database == table.database && e.table == table.table)
-        {
+        match next.iter_mut().find(|e| e.database == table.database && e.table == table.table) {
             Some(e) if checkpoint.position.is_behind(&e.checkpoint.position) => return Ok(()),
             Some(e) => e.checkpoint = checkpoint.clone(),
             None => next.push(FileEntry {
@@ -182,19 +157,13 @@ mod tests {
 
     fn at(c: &str, k: i64) -> Checkpoint {
         Checkpoint {
-            position: Position::At {
-                cursor: c.parse::<DateTime>().expect("datetime"),
-                key: vec![KeyValue::Int(k)],
-            },
+            position: Position::At { cursor: c.parse::<DateTime>().expect("datetime"), key: vec![KeyValue::Int(k)] },
             rows_loaded: k as u64,
         }
     }
 
     fn table() -> TableId {
-        TableId {
-            database: "shop".into(),
-            table: "order_tab".into(),
-        }
+        TableId { database: "shop".into(), table: "order_tab".into() }
     }
 
     #[tokio::test]
@@ -202,41 +171,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FileCheckpointStore::open(dir.path(), "p").expect("opens");
         assert_eq!(store.load(&table()).await.expect("loads"), None);
-        store
-            .commit(&table(), &at("2026-01-01 00:00:00", 5))
-            .await
-            .expect("commits");
-        store
-            .commit(&table(), &at("2025-01-01 00:00:00", 9))
-            .await
-            .expect("ignored");
+        store.commit(&table(), &at("2026-01-01 00:00:00", 5)).await.expect("commits");
+        store.commit(&table(), &at("2025-01-01 00:00:00", 9)).await.expect("ignored");
         let reopened = FileCheckpointStore::open(dir.path(), "p").expect("opens");
-        assert_eq!(
-            reopened.load(&table()).await.expect("loads"),
-            Some(at("2026-01-01 00:00:00", 5))
-        );
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .expect("dir")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        assert_eq!(
-            names,
-            ["p.checkpoints.json"],
-            "no temporary file is left behind"
-        );
+        assert_eq!(reopened.load(&table()).await.expect("loads"), Some(at("2026-01-01 00:00:00", 5)));
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(names, ["p.checkpoints.json"], "no temporary file is left behind");
     }
 
     #[test]
     fn a_damaged_file_is_an_error_naming_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("p.checkpoints.json"), "{").expect("writes");
-        let err = FileCheckpointStore::open(dir.path(), "p")
-            .err()
-            .expect("corrupt")
-            .to_string();
-        assert!(
-            err.contains("p.checkpoints.json") && err.contains("not valid"),
-            "{err}"
-        );
+        let err = FileCheckpointStore::open(dir.path(), "p").err().expect("corrupt").to_string();
+        assert!(err.contains("p.checkpoints.json") && err.contains("not valid"), "{err}");
     }
 }

@@ -52,13 +52,7 @@ pub fn format_micros(micros: i64) -> String {
     let in_day = micros.rem_euclid(MICROS_PER_DAY);
     let (y, m, d) = civil_from_days(days as i32);
     let secs = in_day / 1_000_000;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:06}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        in_day % 1_000_000
-    )
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:06}", secs / 3600, secs / 60 % 60, secs % 60, in_day % 1_000_000)
 }
 
 #[cfg(test)]
@@ -96,9 +90,6 @@ mod tests {
     fn formats_before_and_after_the_epoch() {
         assert_eq!(format_micros(0), "1970-01-01 00:00:00.000000");
         assert_eq!(format_micros(-1), "1969-12-31 23:59:59.999999");
-        assert_eq!(
-            format_micros(2_147_483_647_999_999),
-            "2038-01-19 03:14:07.999999"
-        );
+        assert_eq!(format_micros(2_147_483_647_999_999), "2038-01-19 03:14:07.999999");
     }
 }

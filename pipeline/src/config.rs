@@ -33,6 +33,19 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub source: SourceConfig,
     pub sink: SinkConfig,
+    /// `None`: serve metrics on [`DEFAULT_METRICS_LISTEN`] for daemons, not for `--once`.
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// Where daemons serve `/metrics`, `/health` and `/ready` when the file says nothing: loopback.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
+/// `[metrics]`: serve `/metrics`, `/health` and `/ready` (in `--once` runs too).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port`; loopback unless you mean otherwise.
+    pub listen: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,10 +175,7 @@ pub struct PoolConfig {
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        PoolConfig {
-            size: DEFAULT_POOL_SIZE,
-            connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
-        }
+        PoolConfig { size: DEFAULT_POOL_SIZE, connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS }
     }
 }
 
@@ -293,44 +303,23 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{origin}:{line}: environment variable {var} is not set (used as ${{{var}}})")]
-    MissingEnv {
-        origin: String,
-        line: usize,
-        var: String,
-    },
+    MissingEnv { origin: String, line: usize, var: String },
     #[error("{origin}:{line}:{column}: {key}: {message}")]
-    Parse {
-        origin: String,
-        line: usize,
-        column: usize,
-        key: String,
-        message: String,
-    },
+    Parse { origin: String, line: usize, column: usize, key: String, message: String },
     #[error("{origin}: invalid config:\n  {}", problems.join("\n  "))]
-    Invalid {
-        origin: String,
-        problems: Vec<String>,
-    },
+    Invalid { origin: String, problems: Vec<String> },
 }
 
 impl Config {
     /// Reads, interpolates, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Config::parse(&text, &path.display().to_string(), |var| {
-            std::env::var(var).ok()
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::parse(&text, &path.display().to_string(), |var| std::env::var(var).ok())
     }
 
     /// Parses config text; `env` resolves `${VAR}`.
-    pub fn parse(
-        text: &str,
-        origin: &str,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn parse(text: &str, origin: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let text = interpolate(text, origin, env)?;
         // The kinds are read first and each section is then read as its concrete type, not
         // through a tagged enum: serde buffers tagged content and loses lines and key paths.
@@ -338,41 +327,22 @@ impl Config {
         let source = match top.source.kind.get_ref().as_str() {
             "mysql" => SourceConfig::Mysql(deserialize::<SourceSection<_>>(&text, origin)?.source),
             "matomo" => {
-                let matomo: MatomoSourceConfig =
-                    deserialize::<SourceSection<_>>(&text, origin)?.source;
+                let matomo: MatomoSourceConfig = deserialize::<SourceSection<_>>(&text, origin)?.source;
                 SourceConfig::Mysql(matomo.into_mysql())
             }
             other => {
                 let known = ["mysql", "matomo"];
-                return Err(unknown_kind(
-                    &text,
-                    origin,
-                    "source.type",
-                    other,
-                    &top.source.kind,
-                    &known,
-                ));
+                return Err(unknown_kind(&text, origin, "source.type", other, &top.source.kind, &known));
             }
         };
         let sink = match top.sink.kind.get_ref().as_str() {
             "parquet" => SinkConfig::Parquet(deserialize::<SinkSection<_>>(&text, origin)?.sink),
             "mysql" => SinkConfig::Mysql(deserialize::<SinkSection<_>>(&text, origin)?.sink),
             other => {
-                return Err(unknown_kind(
-                    &text,
-                    origin,
-                    "sink.type",
-                    other,
-                    &top.sink.kind,
-                    &["parquet", "mysql"],
-                ));
+                return Err(unknown_kind(&text, origin, "sink.type", other, &top.sink.kind, &["parquet", "mysql"]));
             }
         };
-        let config = Config {
-            pipeline: top.pipeline,
-            source,
-            sink,
-        };
+        let config = Config { pipeline: top.pipeline, source, sink, metrics: top.metrics };
         config.validate(origin)?;
         Ok(config)
     }
@@ -382,15 +352,13 @@ impl Config {
         let mut problems = Vec::new();
         let mut problem = |key: &str, what: &str| problems.push(format!("{key}: {what}"));
         let name = &self.pipeline.name;
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+            problem("pipeline.name", "must be non-empty letters, digits, '_', '-' or '.'");
+        }
+        if let Some(m) = &self.metrics
+            && m.listen.parse::<std::net::SocketAddr>().is_err()
         {
-            problem(
-                "pipeline.name",
-                "must be non-empty letters, digits, '_', '-' or '.'",
-            );
+            problem("metrics.listen", "must be host:port with an IP address, e.g. 127.0.0.1:9464");
         }
         if self.pipeline.bus_capacity == 0 {
             problem("pipeline.bus_capacity", "must be at least 1");
@@ -413,10 +381,7 @@ impl Config {
                         problem(&format!("source.tables[{i}].cursor"), "must not be empty");
                     }
                     if s.tables[..i].iter().any(|o| o.name == t.name) {
-                        problem(
-                            &format!("source.tables[{i}].name"),
-                            &format!("table {:?} is listed twice", t.name),
-                        );
+                        problem(&format!("source.tables[{i}].name"), &format!("table {:?} is listed twice", t.name));
                     }
                 }
             }
@@ -435,28 +400,15 @@ impl Config {
                 check_pool(&m.pool, "sink.pool", &mut problem);
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid {
-                origin: origin.to_owned(),
-                problems,
-            })
-        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid { origin: origin.to_owned(), problems }) }
     }
 }
 
 fn check_url(url: &DbUrl, key: &str, problem: &mut impl FnMut(&str, &str)) {
     if !url.expose().starts_with("mysql://") {
-        problem(
-            key,
-            "must start with mysql:// (mysql://user:password@host:port/database)",
-        );
+        problem(key, "must start with mysql:// (mysql://user:password@host:port/database)");
     } else if url.database().is_none() {
-        problem(
-            key,
-            "names no database (mysql://user:password@host:port/database)",
-        );
+        problem(key, "names no database (mysql://user:password@host:port/database)");
     }
 }
 
@@ -476,6 +428,7 @@ struct Top {
     pipeline: PipelineConfig,
     source: Kind,
     sink: Kind,
+    metrics: Option<MetricsConfig>,
 }
 
 #[derive(Deserialize)]
@@ -495,32 +448,21 @@ struct SinkSection<T> {
 }
 
 fn deserialize<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, ConfigError> {
-    let deserializer =
-        toml::Deserializer::parse(text).map_err(|e| parse_error(text, origin, "", &e))?;
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| parse_error(text, origin, "", &e))?;
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
         parse_error(text, origin, &key, e.inner())
     })
 }
 
-fn unknown_kind(
-    text: &str,
-    origin: &str,
-    key: &str,
-    kind: &str,
-    at: &Spanned<String>,
-    known: &[&str],
-) -> ConfigError {
+fn unknown_kind(text: &str, origin: &str, key: &str, kind: &str, at: &Spanned<String>, known: &[&str]) -> ConfigError {
     let (line, column) = line_column(text, at.span().start);
     ConfigError::Parse {
         origin: origin.to_owned(),
         line,
         column,
         key: key.to_owned(),
-        message: format!(
-            "unknown type {kind:?}, expected one of {}",
-            known.join(", ")
-        ),
+        message: format!("unknown type {kind:?}, expected one of {}", known.join(", ")),
     }
 }
 
@@ -537,22 +479,14 @@ fn parse_error(text: &str, origin: &str, key: &str, e: &toml::de::Error) -> Conf
         origin: origin.to_owned(),
         line,
         column,
-        key: if key.is_empty() || key == "." {
-            "(file)".to_owned()
-        } else {
-            key.to_owned()
-        },
+        key: if key.is_empty() || key == "." { "(file)".to_owned() } else { key.to_owned() },
         message: e.message().to_owned(),
     }
 }
 
 /// Replaces every `${VAR}` with the variable's value, except in comments. `$${` writes a
 /// literal `${`.
-fn interpolate(
-    text: &str,
-    origin: &str,
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<String, ConfigError> {
+fn interpolate(text: &str, origin: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     for (n, line) in text.split_inclusive('\n').enumerate() {
         let (code, comment) = line.split_at(comment_start(line));
@@ -631,9 +565,7 @@ path = "./out"
 "#;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, "test.toml", |v| {
-            (v == "PW").then(|| "s3cret".to_owned())
-        })
+        Config::parse(text, "test.toml", |v| (v == "PW").then(|| "s3cret".to_owned()))
     }
 
     #[test]
@@ -654,42 +586,26 @@ path = "./out"
         assert!(err.contains("lag_seconds"), "{err}");
         let text = QUICKSTART.replace("{ name = \"user\", cursor", "{ name = \"user\", cursr");
         let err = parse(&text).expect_err("unknown key").to_string();
-        assert!(
-            err.contains("cursr") && err.contains("source.tables[1]"),
-            "{err}"
-        );
+        assert!(err.contains("cursr") && err.contains("source.tables[1]"), "{err}");
     }
 
     #[test]
     fn missing_keys_and_wrong_types_are_named() {
-        let err = parse(&QUICKSTART.replace("path = \"./out\"", ""))
-            .expect_err("missing")
-            .to_string();
+        let err = parse(&QUICKSTART.replace("path = \"./out\"", "")).expect_err("missing").to_string();
         assert!(err.contains("path"), "{err}");
         let err = parse(&QUICKSTART.replace("batch_rows = 10000", "batch_rows = \"many\""))
             .expect_err("wrong type")
             .to_string();
-        assert!(
-            err.contains("source.batch_rows") && err.contains(":9:"),
-            "{err}"
-        );
-        let err = parse(&QUICKSTART.replace("type = \"parquet\"", "type = \"csv\""))
-            .expect_err("kind")
-            .to_string();
-        assert_eq!(
-            err,
-            "test.toml:18:8: sink.type: unknown type \"csv\", expected one of parquet, mysql"
-        );
+        assert!(err.contains("source.batch_rows") && err.contains(":9:"), "{err}");
+        let err = parse(&QUICKSTART.replace("type = \"parquet\"", "type = \"csv\"")).expect_err("kind").to_string();
+        assert_eq!(err, "test.toml:18:8: sink.type: unknown type \"csv\", expected one of parquet, mysql");
     }
 
     #[test]
     fn validation_collects_every_problem() {
         let text = QUICKSTART
             .replace("batch_rows = 10000", "batch_rows = 0")
-            .replace(
-                "{ name = \"user\", cursor = \"update_time\" }",
-                "{ name = \"order_tab\", cursor = \"\" }",
-            )
+            .replace("{ name = \"user\", cursor = \"update_time\" }", "{ name = \"order_tab\", cursor = \"\" }")
             .replace("mysql://root@127.0.0.1:3306/shop", "postgres://x/y");
         let ConfigError::Invalid { problems, .. } = parse(&text).expect_err("invalid") else {
             panic!("expected validation problems")
@@ -713,17 +629,9 @@ path = "./out"
         assert_eq!(s.url.expose(), "mysql://root:s3cret@127.0.0.1:3306/shop");
         assert_eq!(s.url.to_string(), "mysql://root:***@127.0.0.1:3306/shop");
         assert!(!format!("{c:?}").contains("s3cret"));
-        let err = parse(&QUICKSTART.replace("root@", "root:${NOPE}@"))
-            .expect_err("unset")
-            .to_string();
-        assert_eq!(
-            err,
-            "test.toml:8: environment variable NOPE is not set (used as ${NOPE})"
-        );
-        assert_eq!(
-            interpolate("a $${X} $5", "o", |_| None).expect("no vars"),
-            "a ${X} $5"
-        );
+        let err = parse(&QUICKSTART.replace("root@", "root:${NOPE}@")).expect_err("unset").to_string();
+        assert_eq!(err, "test.toml:8: environment variable NOPE is not set (used as ${NOPE})");
+        assert_eq!(interpolate("a $${X} $5", "o", |_| None).expect("no vars"), "a ${X} $5");
     }
 
     #[test]
@@ -733,11 +641,7 @@ path = "./out"
             .replace("tables = [\n  { name = \"order_tab\", cursor = \"update_time\" },\n  { name = \"user\", cursor = \"update_time\" },\n]\n", "");
         let c = parse(&text).expect("valid");
         let SourceConfig::Mysql(s) = &c.source;
-        let tables: Vec<(&str, &str)> = s
-            .tables
-            .iter()
-            .map(|t| (t.name.as_str(), t.cursor.as_str()))
-            .collect();
+        let tables: Vec<(&str, &str)> = s.tables.iter().map(|t| (t.name.as_str(), t.cursor.as_str())).collect();
         assert_eq!(
             tables,
             [
@@ -749,8 +653,7 @@ path = "./out"
             ]
         );
         assert_eq!(s.batch_rows, 10_000);
-        let err = parse(&QUICKSTART.replace("type = \"mysql\"", "type = \"matomo\""))
-            .expect_err("no tables key");
+        let err = parse(&QUICKSTART.replace("type = \"mysql\"", "type = \"matomo\"")).expect_err("no tables key");
         assert!(err.to_string().contains("unknown field `tables`"), "{err}");
     }
 
@@ -769,20 +672,11 @@ path = "./out"
             let path = entry.expect("readable").path();
             if path.extension().is_some_and(|e| e == "toml") {
                 let text = std::fs::read_to_string(&path).expect("readable");
-                let env = |v: &str| {
-                    ["SOURCE_PASSWORD", "MATOMO_PASSWORD"]
-                        .contains(&v)
-                        .then(|| "x".to_owned())
-                };
-                Config::parse(&text, &path.display().to_string(), env)
-                    .unwrap_or_else(|e| panic!("{e}"));
+                let env = |v: &str| ["SOURCE_PASSWORD", "MATOMO_PASSWORD"].contains(&v).then(|| "x".to_owned());
+                Config::parse(&text, &path.display().to_string(), env).unwrap_or_else(|e| panic!("{e}"));
                 seen += 1;
             }
         }
-        assert!(
-            seen >= 2,
-            "expected the example configs in {}",
-            dir.display()
-        );
+        assert!(seen >= 2, "expected the example configs in {}", dir.display());
     }
 }

@@ -31,17 +31,12 @@ pub struct DateTime {
 impl DateTime {
     /// Microseconds since 1970-01-01 00:00:00, or `None` for a zero or partial-zero date.
     pub fn unix_micros(&self) -> Option<i64> {
-        let (y, m, d) = (
-            i32::from(self.year),
-            u32::from(self.month),
-            u32::from(self.day),
-        );
+        let (y, m, d) = (i32::from(self.year), u32::from(self.month), u32::from(self.day));
         if !civil::is_valid_date(y, m, d) {
             return None;
         }
         let days = i64::from(civil::days_from_civil(y, m, d));
-        let secs =
-            i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second);
+        let secs = i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second);
         Some(days * civil::MICROS_PER_DAY + secs * 1_000_000 + i64::from(self.micros))
     }
 
@@ -92,13 +87,7 @@ impl FromStr for DateTime {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseDateTimeError(s.to_owned());
         let b = s.as_bytes();
-        if b.len() < 19
-            || b[4] != b'-'
-            || b[7] != b'-'
-            || b[10] != b' '
-            || b[13] != b':'
-            || b[16] != b':'
-        {
+        if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
             return Err(err());
         }
         let num = |range: std::ops::Range<usize>| -> Result<u32, ParseDateTimeError> {
@@ -229,9 +218,7 @@ impl Position {
             (_, Start) => Some(Ordering::Greater),
             (NullCursor { .. }, At { .. }) => Some(Ordering::Less),
             (At { .. }, NullCursor { .. }) => Some(Ordering::Greater),
-            (NullCursor { key: a }, NullCursor { key: b }) | (Key { key: a }, Key { key: b }) => {
-                cmp_keys(a, b)
-            }
+            (NullCursor { key: a }, NullCursor { key: b }) | (Key { key: a }, Key { key: b }) => cmp_keys(a, b),
             // A table is read either by cursor or by key, never both.
             (Key { .. }, _) | (_, Key { .. }) => None,
             (At { cursor: ca, key: a }, At { cursor: cb, key: b }) => match ca.cmp(cb) {
@@ -257,16 +244,9 @@ impl Position {
             Position::At { cursor, key } => (cursor.compact(), key),
             Position::Key { key } => ("key".to_owned(), key),
         };
-        let key_token = key
-            .iter()
-            .map(KeyValue::token)
-            .collect::<Vec<_>>()
-            .join("_");
-        let key_token = if key_token.len() > 64 {
-            format!("h{:016x}", fnv1a64(key_token.as_bytes()))
-        } else {
-            key_token
-        };
+        let key_token = key.iter().map(KeyValue::token).collect::<Vec<_>>().join("_");
+        let key_token =
+            if key_token.len() > 64 { format!("h{:016x}", fnv1a64(key_token.as_bytes())) } else { key_token };
         format!("{head}_{key_token}")
     }
 }
@@ -320,9 +300,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// FNV-1a: a small hash that never changes between releases, so file names stay stable.
 fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 mod hex_bytes {
@@ -379,46 +357,29 @@ mod tests {
 
     #[test]
     fn unix_micros_round_trip() {
-        for s in [
-            "1970-01-01 00:00:00.000001",
-            "1969-12-31 23:59:59.999999",
-            "0001-01-01 00:00:00",
-        ] {
+        for s in ["1970-01-01 00:00:00.000001", "1969-12-31 23:59:59.999999", "0001-01-01 00:00:00"] {
             let v = dt(s);
-            assert_eq!(
-                DateTime::from_unix_micros(v.unix_micros().expect("real date")),
-                v
-            );
+            assert_eq!(DateTime::from_unix_micros(v.unix_micros().expect("real date")), v);
         }
     }
 
     #[test]
     fn positions_order_nulls_first_then_cursor_then_key() {
-        let at = |c: &str, k: i64| Position::At {
-            cursor: dt(c),
-            key: vec![KeyValue::Int(k)],
-        };
-        let null = |k: i64| Position::NullCursor {
-            key: vec![KeyValue::Int(k)],
-        };
+        let at = |c: &str, k: i64| Position::At { cursor: dt(c), key: vec![KeyValue::Int(k)] };
+        let null = |k: i64| Position::NullCursor { key: vec![KeyValue::Int(k)] };
         assert!(null(5).is_behind(&at("2020-01-01 00:00:00", 1)));
         assert!(Position::Start.is_behind(&null(1)));
         assert!(at("2020-01-01 00:00:00", 9).is_behind(&at("2020-01-01 00:00:00.000001", 1)));
         assert!(at("2020-01-01 00:00:00", 1).is_behind(&at("2020-01-01 00:00:00", 2)));
         assert!(!at("2020-01-01 00:00:00", 2).is_behind(&at("2020-01-01 00:00:00", 2)));
-        let key = |k: u64| Position::Key {
-            key: vec![KeyValue::UInt(k)],
-        };
+        let key = |k: u64| Position::Key { key: vec![KeyValue::UInt(k)] };
         assert!(key(9).is_behind(&key(10)) && Position::Start.is_behind(&key(1)));
         assert_eq!(key(1).known_cmp(&at("2020-01-01 00:00:00", 2)), None);
     }
 
     #[test]
     fn text_keys_defer_to_the_server_order() {
-        let at = |k: &str| Position::At {
-            cursor: dt("2020-01-01 00:00:00"),
-            key: vec![KeyValue::Text(k.to_owned())],
-        };
+        let at = |k: &str| Position::At { cursor: dt("2020-01-01 00:00:00"), key: vec![KeyValue::Text(k.to_owned())] };
         // Under a case-insensitive collation "B" may come after "a": Rust must not decide.
         assert_eq!(at("B").known_cmp(&at("a")), None);
         assert!(!at("B").is_behind(&at("a")));
@@ -429,17 +390,11 @@ mod tests {
     fn file_tokens_are_safe_and_stable() {
         let p = Position::At {
             cursor: dt("2026-11-21 10:00:00.123456"),
-            key: vec![
-                KeyValue::Int(-4711),
-                KeyValue::Text("a b/c".into()),
-                KeyValue::UInt(7),
-            ],
+            key: vec![KeyValue::Int(-4711), KeyValue::Text("a b/c".into()), KeyValue::UInt(7)],
         };
         assert_eq!(p.file_token(), "20261121T100000123456_m4711_x6120622f63_7");
         assert_eq!(Position::Start.file_token(), "start");
-        let long = Position::NullCursor {
-            key: vec![KeyValue::Text("é".repeat(40))],
-        };
+        let long = Position::NullCursor { key: vec![KeyValue::Text("é".repeat(40))] };
         let token = long.file_token();
         assert!(token.starts_with("null_h") && token.len() == 22, "{token}");
         assert_eq!(token, long.file_token());
@@ -450,11 +405,7 @@ mod tests {
     fn positions_survive_json() {
         let p = Position::At {
             cursor: dt("0000-00-00 00:00:00"),
-            key: vec![
-                KeyValue::Bytes(vec![0, 255]),
-                KeyValue::UInt(u64::MAX),
-                KeyValue::Time(-1),
-            ],
+            key: vec![KeyValue::Bytes(vec![0, 255]), KeyValue::UInt(u64::MAX), KeyValue::Time(-1)],
         };
         let json = serde_json::to_string(&p).expect("serializes");
         assert_eq!(serde_json::from_str::<Position>(&json).expect("parses"), p);
@@ -465,25 +416,15 @@ mod tests {
     /// be read exactly once, whatever the page size.
     fn paginate(rows: &[(Option<u8>, i64)], limit: usize) -> Vec<(Option<u8>, i64)> {
         let pos_of = |r: &(Option<u8>, i64)| match r.0 {
-            None => Position::NullCursor {
-                key: vec![KeyValue::Int(r.1)],
-            },
-            Some(c) => Position::At {
-                cursor: DateTime::from_unix_micros(i64::from(c)),
-                key: vec![KeyValue::Int(r.1)],
-            },
+            None => Position::NullCursor { key: vec![KeyValue::Int(r.1)] },
+            Some(c) => Position::At { cursor: DateTime::from_unix_micros(i64::from(c)), key: vec![KeyValue::Int(r.1)] },
         };
         let mut sorted: Vec<_> = rows.to_vec();
         sorted.sort_by(|a, b| pos_of(a).known_cmp(&pos_of(b)).expect("integer keys order"));
         let mut out = Vec::new();
         let mut after = Position::Start;
         loop {
-            let page: Vec<_> = sorted
-                .iter()
-                .filter(|r| after.is_behind(&pos_of(r)))
-                .take(limit)
-                .copied()
-                .collect();
+            let page: Vec<_> = sorted.iter().filter(|r| after.is_behind(&pos_of(r))).take(limit).copied().collect();
             let Some(last) = page.last() else { break };
             after = pos_of(last);
             out.extend(page);

@@ -10,6 +10,8 @@
 //! - [`bus`]: the bounded in-process channel between extraction and loading.
 //! - [`runner`]: the loop that asks, publishes, writes and advances checkpoints, once or forever.
 //! - [`config`]: the TOML file, `${ENV}` interpolation and validation with key paths.
+//! - [`metrics`]: the Prometheus metrics, names and labels as constants.
+//! - [`http`]: `/metrics`, `/health` and `/ready` for Prometheus and orchestrators.
 //! - [`ident`]: quoting of SQL identifiers, shared by every statement the pipeline writes.
 //! - [`civil`]: calendar arithmetic for dates that Arrow and Parquet store as day/us counts.
 
@@ -19,7 +21,9 @@ pub mod checkpoint;
 pub mod civil;
 pub mod config;
 pub mod cursor;
+pub mod http;
 pub mod ident;
+pub mod metrics;
 pub mod runner;
 pub mod schema;
 pub mod sink;

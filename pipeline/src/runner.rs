@@ -20,19 +20,24 @@ use tokio_util::sync::CancellationToken;
 use crate::batch::ChangeBatch;
 use crate::bus::{self, Publisher, Subscriber};
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
-use crate::cursor::Position;
+use crate::cursor::{DateTime, Position};
+use crate::http::Health;
+use crate::metrics::{self, Metrics};
 use crate::schema::{TableId, TableSchema};
 use crate::sink::{Durability, Sink, SinkError};
 use crate::source::{PassBound, Source, SourceError};
 
 /// How to run.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// One catch-up pass over every table, then return.
     pub once: bool,
     pub batch_rows: usize,
     pub poll_interval: Duration,
     pub bus_capacity: usize,
+    pub metrics: Metrics,
+    /// Ready once a pass over every table succeeded.
+    pub health: Arc<Health>,
 }
 
 /// What a run did, per table.
@@ -81,11 +86,7 @@ impl fmt::Display for RunReport {
             writeln!(f)?;
         }
         let rows = self.rows_loaded();
-        write!(
-            f,
-            "total {rows} rows in {secs:.2} s ({:.0} rows/s)",
-            rows as f64 / secs
-        )
+        write!(f, "total {rows} rows in {secs:.2} s ({:.0} rows/s)", rows as f64 / secs)
     }
 }
 
@@ -126,14 +127,8 @@ where
     let positions = checkpoints.iter().map(|c| c.position.clone()).collect();
 
     let (publisher, subscriber) = bus::channel(options.bus_capacity);
-    let extractor = tokio::spawn(extract(
-        source,
-        publisher,
-        positions,
-        options.clone(),
-        shutdown.clone(),
-    ));
-    let mut loader = Loader::new(&tables, checkpoints);
+    let extractor = tokio::spawn(extract(source, publisher, positions, options.clone(), shutdown.clone()));
+    let mut loader = Loader::new(&tables, checkpoints, options.metrics.clone());
     let load_result = loader.run(&mut sink, &store, subscriber).await;
     // If the loader failed its subscriber is gone: the extractor's next publish fails and it
     // returns. A panic in the extractor is a bug, and is raised here as one.
@@ -144,22 +139,31 @@ where
     let shutdown_result = sink.shutdown().await;
 
     let mut errors = Vec::new();
+    let count = |stage: &str, retryable: bool| {
+        let kind = if retryable { metrics::KIND_RETRYABLE } else { metrics::KIND_OPERATOR };
+        options.metrics.errors.with_label_values(&[stage, kind]).inc();
+    };
     if let Err(e) = load_result {
+        count(metrics::STAGE_LOAD, matches!(&e, RunError::Sink(s) if s.is_retryable()));
         errors.push(e);
     }
     match extract_result {
         // The bus only closes early when the loader failed, which is reported above.
         Ok(()) | Err(ExtractError::BusClosed) => {}
-        Err(ExtractError::Source(e)) => errors.push(e.into()),
+        Err(ExtractError::Source(e)) => {
+            count(metrics::STAGE_EXTRACT, e.is_retryable());
+            errors.push(e.into());
+        }
     }
     if let Err(e) = shutdown_result {
+        count(metrics::STAGE_LOAD, e.is_retryable());
         errors.push(e.into());
     }
+    if !errors.is_empty() {
+        options.health.set_ready(false);
+    }
     match errors.len() {
-        0 => Ok(RunReport {
-            tables: loader.into_reports(),
-            elapsed: started.elapsed(),
-        }),
+        0 => Ok(RunReport { tables: loader.into_reports(), elapsed: started.elapsed() }),
         1 => Err(errors.remove(0)),
         _ => Err(RunError::Several(errors)),
     }
@@ -182,39 +186,51 @@ async fn extract<Src: Source>(
     'passes: loop {
         for (i, table) in tables.iter().enumerate() {
             let pass_started = Instant::now();
+            let label = table.id.to_string();
             let mut bound = PassBound::default();
             let (mut rows, mut nulls, mut zeros) = (0u64, 0u64, 0u64);
             loop {
                 if shutdown.is_cancelled() {
                     break 'passes;
                 }
+                let started = Instant::now();
                 let batch = source
                     .next_batch(i, &positions[i], &mut bound, options.batch_rows)
                     .await
                     .map_err(ExtractError::Source)?;
-                let Some(batch) = batch else { break };
+                let m = &options.metrics;
+                m.stage_seconds.with_label_values(&[metrics::STAGE_EXTRACT]).observe(started.elapsed().as_secs_f64());
+                let Some(batch) = batch else {
+                    // Caught up to the pass's bound: the sink is as far behind as the bound.
+                    if let Some(lag) = bound.0.as_ref().and_then(seconds_behind) {
+                        m.lag_seconds.with_label_values(&[&label]).set(lag);
+                    }
+                    break;
+                };
+                m.rows_extracted.with_label_values(&[&label]).inc_by(batch.num_rows() as u64);
+                m.null_cursor_rows.with_label_values(&[&label]).inc_by(batch.stats.null_cursor_rows);
+                m.zero_dates.with_label_values(&[&label]).inc_by(batch.stats.zero_dates);
                 rows += batch.num_rows() as u64;
                 nulls += batch.stats.null_cursor_rows;
                 zeros += batch.stats.zero_dates;
                 positions[i] = batch.upto.clone();
+                // Counted before the hand-over: the loader may take it at once.
+                options.metrics.bus_in_flight.inc();
                 tokio::select! {
                     biased;
                     // 1. Shutdown: the batch in hand is dropped unpublished; it is after the
                     //    last checkpoint, so the next run reads it again.
-                    _ = shutdown.cancelled() => break 'passes,
+                    _ = shutdown.cancelled() => {
+                        options.metrics.bus_in_flight.dec();
+                        break 'passes;
+                    }
                     // 2. Hand over, waiting while the bus is full (backpressure).
                     sent = publisher.publish(batch) => sent.map_err(|_| ExtractError::BusClosed)?,
                 }
             }
-            report_pass(
-                &table.id,
-                table.cursor_column().name.as_str(),
-                rows,
-                nulls,
-                zeros,
-                pass_started.elapsed(),
-            );
+            report_pass(&table.id, table.cursor_column().name.as_str(), rows, nulls, zeros, pass_started.elapsed());
         }
+        options.health.set_ready(true);
         if options.once {
             break;
         }
@@ -246,8 +262,15 @@ fn report_pass(table: &TableId, cursor: &str, rows: u64, nulls: u64, zeros: u64,
     }
 }
 
+/// Seconds from `t` (a UTC source time) to this machine's clock.
+fn seconds_behind(t: &DateTime) -> Option<f64> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some((now.as_micros() as i64 - t.unix_micros()?) as f64 / 1e6)
+}
+
 /// The loading side: writes batches and advances checkpoints on `Durable`.
 struct Loader {
+    metrics: Metrics,
     index: HashMap<TableId, usize>,
     reports: Vec<TableReport>,
     committed: Vec<Checkpoint>,
@@ -256,7 +279,7 @@ struct Loader {
 }
 
 impl Loader {
-    fn new(tables: &[Arc<TableSchema>], checkpoints: Vec<Checkpoint>) -> Self {
+    fn new(tables: &[Arc<TableSchema>], checkpoints: Vec<Checkpoint>, metrics: Metrics) -> Self {
         let reports = tables
             .iter()
             .zip(&checkpoints)
@@ -270,11 +293,8 @@ impl Loader {
             })
             .collect();
         Loader {
-            index: tables
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.id.clone(), i))
-                .collect(),
+            metrics,
+            index: tables.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect(),
             reports,
             committed: checkpoints,
             pending: Vec::new(),
@@ -288,11 +308,14 @@ impl Loader {
         mut subscriber: Subscriber,
     ) -> Result<(), RunError> {
         while let Some(batch) = subscriber.next().await {
+            self.metrics.bus_in_flight.dec();
+            let started = Instant::now();
             let durability = sink.write(&batch).await?;
+            let load = self.metrics.stage_seconds.with_label_values(&[metrics::STAGE_LOAD]);
+            load.observe(started.elapsed().as_secs_f64());
             self.record(&batch);
             if durability == Durability::Durable {
-                self.commit_pending(sink.commits_checkpoints(), store)
-                    .await?;
+                self.commit_pending(sink.commits_checkpoints(), store).await?;
             }
         }
         sink.flush().await?;
@@ -306,21 +329,31 @@ impl Loader {
         report.batches += 1;
         report.zero_dates += batch.stats.zero_dates;
         report.null_cursor_rows += batch.stats.null_cursor_rows;
-        self.pending
-            .push((i, batch.upto.clone(), batch.num_rows() as u64));
+        self.pending.push((i, batch.upto.clone(), batch.num_rows() as u64));
     }
 
-    async fn commit_pending<St: CheckpointStore>(
-        &mut self,
-        in_sink: bool,
-        store: &St,
-    ) -> Result<(), RunError> {
+    async fn commit_pending<St: CheckpointStore>(&mut self, in_sink: bool, store: &St) -> Result<(), RunError> {
         for (i, upto, rows) in std::mem::take(&mut self.pending) {
             let checkpoint = &mut self.committed[i];
             checkpoint.position = upto;
             checkpoint.rows_loaded += rows;
             if !in_sink {
+                let started = Instant::now();
                 store.commit(&self.reports[i].table, checkpoint).await?;
+                let stage = self.metrics.stage_seconds.with_label_values(&[metrics::STAGE_CHECKPOINT]);
+                stage.observe(started.elapsed().as_secs_f64());
+            }
+            let label = self.reports[i].table.to_string();
+            let m = &self.metrics;
+            m.rows_loaded.with_label_values(&[&label]).inc_by(rows);
+            m.batches.with_label_values(&[&label]).inc();
+            if let Position::At { cursor, .. } = &checkpoint.position
+                && let Some(us) = cursor.unix_micros()
+            {
+                m.checkpoint_cursor.with_label_values(&[&label]).set(us as f64 / 1e6);
+                if let Some(lag) = seconds_behind(cursor) {
+                    m.lag_seconds.with_label_values(&[&label]).set(lag);
+                }
             }
             self.reports[i].checkpoint = checkpoint.position.clone();
         }

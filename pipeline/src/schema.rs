@@ -59,21 +59,13 @@ impl TableSchema {
         let fields: Vec<Field> = columns
             .iter()
             .map(|c| {
-                Field::new(&c.name, c.data_type.clone(), c.nullable).with_metadata(
-                    std::collections::HashMap::from([(
-                        SOURCE_TYPE_METADATA.to_owned(),
-                        c.source_type.clone(),
-                    )]),
-                )
+                Field::new(&c.name, c.data_type.clone(), c.nullable).with_metadata(std::collections::HashMap::from([(
+                    SOURCE_TYPE_METADATA.to_owned(),
+                    c.source_type.clone(),
+                )]))
             })
             .collect();
-        TableSchema {
-            id,
-            columns,
-            key,
-            cursor,
-            arrow: Arc::new(Schema::new(fields)),
-        }
+        TableSchema { id, columns, key, cursor, arrow: Arc::new(Schema::new(fields)) }
     }
 
     pub fn cursor_column(&self) -> &ColumnSchema {

@@ -32,15 +32,9 @@ pub trait Sink: Send + 'static {
     fn commits_checkpoints(&self) -> bool;
 
     /// Makes the targets ready (creates missing tables, removes half-written files).
-    fn prepare(
-        &mut self,
-        tables: &[Arc<TableSchema>],
-    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+    fn prepare(&mut self, tables: &[Arc<TableSchema>]) -> impl Future<Output = Result<(), SinkError>> + Send;
 
-    fn write(
-        &mut self,
-        batch: &ChangeBatch,
-    ) -> impl Future<Output = Result<Durability, SinkError>> + Send;
+    fn write(&mut self, batch: &ChangeBatch) -> impl Future<Output = Result<Durability, SinkError>> + Send;
 
     fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send;
 
@@ -59,11 +53,7 @@ pub enum SinkError {
         source: BoxError,
     },
     #[error("no answer from {url} within {secs} s ({key}.pool.connect_timeout_secs)")]
-    ConnectTimeout {
-        url: String,
-        key: &'static str,
-        secs: u64,
-    },
+    ConnectTimeout { url: String, key: &'static str, secs: u64 },
     #[error("{url} refused the login: check the user and password in {key}")]
     Auth {
         url: String,

@@ -48,11 +48,7 @@ pub enum SourceError {
         source: BoxError,
     },
     #[error("no answer from {url} within {secs} s ({key}.pool.connect_timeout_secs)")]
-    ConnectTimeout {
-        url: String,
-        key: &'static str,
-        secs: u64,
-    },
+    ConnectTimeout { url: String, key: &'static str, secs: u64 },
     #[error("{url} refused the login: check the user and password in {key}")]
     Auth {
         url: String,
@@ -63,35 +59,18 @@ pub enum SourceError {
     #[error("table {table} does not exist: check {key}")]
     MissingTable { table: TableId, key: String },
     #[error("table {table} has no column {column:?}: check {key}")]
-    MissingColumn {
-        table: TableId,
-        column: String,
-        key: String,
-    },
+    MissingColumn { table: TableId, column: String, key: String },
     #[error("table {table} has no primary key: keyset pagination needs one (add a PRIMARY KEY)")]
     NoPrimaryKey { table: TableId },
     #[error("table {table} column {column}: type {column_type} is not supported yet")]
-    UnsupportedType {
-        table: TableId,
-        column: String,
-        column_type: String,
-    },
+    UnsupportedType { table: TableId, column: String, column_type: String },
     #[error(
         "table {table} cursor column {column} is {column_type}: a cursor must be DATETIME, \
          TIMESTAMP or DATE, or the table's single integer primary key (check {key})"
     )]
-    UnsupportedCursor {
-        table: TableId,
-        column: String,
-        column_type: String,
-        key: String,
-    },
+    UnsupportedCursor { table: TableId, column: String, column_type: String, key: String },
     #[error("table {table} column {column}: {reason}")]
-    Decode {
-        table: TableId,
-        column: String,
-        reason: String,
-    },
+    Decode { table: TableId, column: String, reason: String },
     #[error("reading {what} failed")]
     Query {
         what: String,

@@ -43,13 +43,8 @@ pub struct ParquetSink {
 impl ParquetSink {
     pub fn new(config: &ParquetSinkConfig) -> Self {
         let level = ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default();
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(level))
-            .build();
-        ParquetSink {
-            root: config.path.clone(),
-            props,
-        }
+        let props = WriterProperties::builder().set_compression(Compression::ZSTD(level)).build();
+        ParquetSink { root: config.path.clone(), props }
     }
 
     fn table_dir(&self, table: &TableSchema) -> PathBuf {
@@ -57,10 +52,7 @@ impl ParquetSink {
     }
 
     fn write_file(&self, path: &Path, rows: &RecordBatch) -> Result<(), SinkError> {
-        let io = |source| SinkError::Io {
-            path: path.to_owned(),
-            source,
-        };
+        let io = |source| SinkError::Io { path: path.to_owned(), source };
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("part");
@@ -69,12 +61,8 @@ impl ParquetSink {
             let file = File::create(&tmp).map_err(io)?;
             let mut writer = ArrowWriter::try_new(file, rows.schema(), Some(self.props.clone()))
                 .map_err(|e| io(std::io::Error::other(e)))?;
-            writer
-                .write(rows)
-                .map_err(|e| io(std::io::Error::other(e)))?;
-            let file = writer
-                .into_inner()
-                .map_err(|e| io(std::io::Error::other(e)))?;
+            writer.write(rows).map_err(|e| io(std::io::Error::other(e)))?;
+            let file = writer.into_inner().map_err(|e| io(std::io::Error::other(e)))?;
             file.sync_all().map_err(io)?;
             std::fs::rename(&tmp, path).map_err(io)?;
             File::open(dir).and_then(|d| d.sync_all()).map_err(io)
@@ -100,10 +88,7 @@ impl Sink for ParquetSink {
     async fn prepare(&mut self, tables: &[Arc<TableSchema>]) -> Result<(), SinkError> {
         for t in tables {
             let dir = self.table_dir(t);
-            std::fs::create_dir_all(&dir).map_err(|source| SinkError::Io {
-                path: dir.clone(),
-                source,
-            })?;
+            std::fs::create_dir_all(&dir).map_err(|source| SinkError::Io { path: dir.clone(), source })?;
             remove_temporaries(&dir)?;
         }
         Ok(())
@@ -111,17 +96,10 @@ impl Sink for ParquetSink {
 
     async fn write(&mut self, batch: &ChangeBatch) -> Result<Durability, SinkError> {
         let rows = with_op_column(batch)?;
-        let name = format!(
-            "part-{}-{}.parquet",
-            batch.after.file_token(),
-            batch.upto.file_token()
-        );
+        let name = format!("part-{}-{}.parquet", batch.after.file_token(), batch.upto.file_token());
         let dir = self.table_dir(&batch.table);
         let cursor = rows.column(batch.table.cursor);
-        if !matches!(
-            cursor.data_type(),
-            DataType::Timestamp(_, _) | DataType::Date32
-        ) {
+        if !matches!(cursor.data_type(), DataType::Timestamp(_, _) | DataType::Date32) {
             // A table read by its key alone has no date to partition by.
             self.write_file(&dir.join(&name), &rows)?;
             return Ok(Durability::Durable);
@@ -147,17 +125,9 @@ fn with_op_column(batch: &ChangeBatch) -> Result<RecordBatch, SinkError> {
     let mut fields: Vec<Arc<Field>> = batch.rows.schema().fields().iter().cloned().collect();
     fields.push(Arc::new(Field::new(OP_COLUMN, DataType::Utf8, false)));
     let mut columns: Vec<ArrayRef> = batch.rows.columns().to_vec();
-    columns.push(Arc::new(
-        batch
-            .ops
-            .iter()
-            .map(|op| Some(op.code()))
-            .collect::<StringArray>(),
-    ));
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| SinkError::Data {
-        table: batch.table.id.clone(),
-        reason: format!("cannot add {OP_COLUMN}: {e}"),
-    })
+    columns.push(Arc::new(batch.ops.iter().map(|op| Some(op.code())).collect::<StringArray>()));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| SinkError::Data { table: batch.table.id.clone(), reason: format!("cannot add {OP_COLUMN}: {e}") })
 }
 
 /// Runs of consecutive rows with the same cursor date: `(date, offset, len)`. Rows come in
@@ -200,16 +170,10 @@ fn date_runs(cursor: &ArrayRef) -> Vec<(String, usize, usize)> {
 
 /// Removes `.part-*.tmp` files a crash left under `dir`.
 fn remove_temporaries(dir: &Path) -> Result<(), SinkError> {
-    let io = |path: &Path, source| SinkError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io = |path: &Path, source| SinkError::Io { path: path.to_owned(), source };
     for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
         let path = entry.map_err(|e| io(dir, e))?.path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if path.is_dir() {
             remove_temporaries(&path)?;
         } else if name.starts_with(".part-") && name.ends_with(".tmp") {
@@ -228,14 +192,8 @@ mod tests {
     #[test]
     fn runs_split_by_date_with_nulls_in_the_hive_default_partition() {
         let day = civil::MICROS_PER_DAY;
-        let cursor: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![
-            None,
-            None,
-            Some(0),
-            Some(day - 1),
-            Some(day),
-            Some(-1),
-        ]));
+        let cursor: ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(vec![None, None, Some(0), Some(day - 1), Some(day), Some(-1)]));
         assert_eq!(
             date_runs(&cursor),
             [

@@ -11,8 +11,7 @@ use mysql_async::{Opts, OptsBuilder, Pool, Row, Value};
 
 /// The server under test; `HIGHWATER_TEST_MYSQL_URL` overrides the local default.
 pub fn server_url() -> String {
-    std::env::var("HIGHWATER_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_owned())
+    std::env::var("HIGHWATER_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_owned())
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -26,33 +25,20 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new(tag: &str) -> TestDb {
-        let name = format!(
-            "hwtest_{tag}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        let opts =
-            Opts::from_url(&server_url()).expect("HIGHWATER_TEST_MYSQL_URL is a mysql:// URL");
-        let opts = OptsBuilder::from_opts(opts)
-            .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
+        let name = format!("hwtest_{tag}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        let opts = Opts::from_url(&server_url()).expect("HIGHWATER_TEST_MYSQL_URL is a mysql:// URL");
+        let opts = OptsBuilder::from_opts(opts).init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
         let pool = Pool::new(opts);
-        let mut conn = pool
-            .get_conn()
-            .await
-            .unwrap_or_else(|e| panic!("the tests need MariaDB at {}: {e}", server_url()));
-        conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-            .await
-            .expect("create database");
+        let mut conn =
+            pool.get_conn().await.unwrap_or_else(|e| panic!("the tests need MariaDB at {}: {e}", server_url()));
+        conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")).await.expect("create database");
         conn.query_drop(format!("USE `{name}`")).await.expect("use");
         drop(conn);
         let opts = OptsBuilder::from_opts(Opts::from_url(&server_url()).expect("url"))
             .db_name(Some(name.clone()))
             .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
         pool.clone().disconnect().await.expect("disconnect");
-        TestDb {
-            name,
-            pool: Pool::new(opts),
-        }
+        TestDb { name, pool: Pool::new(opts) }
     }
 
     pub fn url(&self) -> String {
@@ -61,23 +47,16 @@ impl TestDb {
 
     pub async fn exec(&self, sql: &str) {
         let mut conn = self.pool.get_conn().await.expect("connection");
-        conn.query_drop(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        conn.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// Rows of a query as text (NULL as `None`).
     pub async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        self.try_rows(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.try_rows(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// Rows of a query that may fail (a table that does not exist yet).
-    pub async fn try_rows(
-        &self,
-        sql: &str,
-    ) -> Result<Vec<Vec<Option<String>>>, mysql_async::Error> {
+    pub async fn try_rows(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, mysql_async::Error> {
         let mut conn = self.pool.get_conn().await?;
         let rows: Vec<Row> = conn.query(sql).await?;
         Ok(rows
@@ -97,11 +76,7 @@ impl TestDb {
 
     pub async fn count(&self, table: &str) -> u64 {
         let rows = self.rows(&format!("SELECT COUNT(*) FROM `{table}`")).await;
-        rows[0][0]
-            .as_deref()
-            .unwrap_or("0")
-            .parse()
-            .expect("a count")
+        rows[0][0].as_deref().unwrap_or("0").parse().expect("a count")
     }
 
     /// Every row of `table` in canonical text (see [`canonical_exprs`]), keyed by its primary key.
@@ -109,25 +84,12 @@ impl TestDb {
         let columns = self.columns(table).await;
         let key = self.key(table).await;
         let exprs: Vec<String> = columns.iter().map(|(n, t)| canonical_expr(n, t)).collect();
-        let rows = self
-            .rows(&format!("SELECT {} FROM `{table}`", exprs.join(", ")))
-            .await;
-        let key_idx: Vec<usize> = key
-            .iter()
-            .map(|k| {
-                columns
-                    .iter()
-                    .position(|(n, _)| n == k)
-                    .expect("key column")
-            })
-            .collect();
+        let rows = self.rows(&format!("SELECT {} FROM `{table}`", exprs.join(", "))).await;
+        let key_idx: Vec<usize> =
+            key.iter().map(|k| columns.iter().position(|(n, _)| n == k).expect("key column")).collect();
         rows.into_iter()
             .map(|r| {
-                let k = key_idx
-                    .iter()
-                    .map(|&i| r[i].clone().unwrap_or_default())
-                    .collect::<Vec<_>>()
-                    .join("|");
+                let k = key_idx.iter().map(|&i| r[i].clone().unwrap_or_default()).collect::<Vec<_>>().join("|");
                 (k, r)
             })
             .collect()
@@ -181,9 +143,8 @@ pub fn canonical_expr(name: &str, data_type: &str) -> String {
             format!("IF({zero}, NULL, TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {c}))")
         }
         "time" => format!("CAST(ROUND(TIME_TO_SEC({c}) * 1000000) AS SIGNED)"),
-        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "geometry"
-        | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
-        | "multipolygon" | "geometrycollection" => {
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "geometry" | "point"
+        | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection" => {
             format!("HEX({c})")
         }
         _ => format!("HEX(CAST({c} AS CHAR CHARACTER SET utf8mb4))"),
@@ -203,20 +164,10 @@ pub struct ParquetTable {
 
 pub fn read_parquet(dir: &Path, key: &[&str], cursor: &str) -> ParquetTable {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/read_parquet.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(dir)
-        .arg(key.join(","))
-        .arg(cursor)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "read_parquet.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("read_parquet.py prints JSON");
+    let out =
+        Command::new("python3").arg(&script).arg(dir).arg(key.join(",")).arg(cursor).output().expect("python3 runs");
+    assert!(out.status.success(), "read_parquet.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("read_parquet.py prints JSON");
     let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
     ParquetTable {
         types: v["types"]
@@ -229,20 +180,10 @@ pub fn read_parquet(dir: &Path, key: &[&str], cursor: &str) -> ParquetTable {
             .as_object()
             .expect("rows")
             .iter()
-            .map(|(k, r)| {
-                (
-                    k.clone(),
-                    r.as_array().expect("row").iter().map(text).collect(),
-                )
-            })
+            .map(|(k, r)| (k.clone(), r.as_array().expect("row").iter().map(text).collect()))
             .collect(),
         file_rows: v["file_rows"].as_u64().expect("file_rows"),
-        files: v["files"]
-            .as_array()
-            .expect("files")
-            .iter()
-            .filter_map(text)
-            .collect(),
+        files: v["files"].as_array().expect("files").iter().filter_map(text).collect(),
     }
 }
 
@@ -256,9 +197,7 @@ pub fn assert_same_rows(
 ) {
     assert_eq!(expected.len(), actual.len(), "{what}: row count");
     for (k, e) in expected {
-        let a = actual
-            .get(k)
-            .unwrap_or_else(|| panic!("{what}: row {k} is missing"));
+        let a = actual.get(k).unwrap_or_else(|| panic!("{what}: row {k} is missing"));
         for (i, (x, y)) in e.iter().zip(a).enumerate() {
             let same = match (x, y) {
                 (Some(x), Some(y)) if float_columns.contains(&i) => {
@@ -267,10 +206,7 @@ pub fn assert_same_rows(
                 }
                 _ => x == y,
             };
-            assert!(
-                same,
-                "{what}: row {k} column {i}: expected {x:?}, got {y:?}"
-            );
+            assert!(same, "{what}: row {k} column {i}: expected {x:?}, got {y:?}");
         }
     }
 }
@@ -294,17 +230,10 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// `sink` is the `[sink]` table's body; `tables` are `(name, cursor)`.
-    pub fn new(
-        source_url: &str,
-        tables: &[(&str, &str)],
-        batch_rows: usize,
-        sink: &str,
-    ) -> Pipeline {
+    pub fn new(source_url: &str, tables: &[(&str, &str)], batch_rows: usize, sink: &str) -> Pipeline {
         let dir = tempfile::tempdir().expect("tempdir");
-        let tables: Vec<String> = tables
-            .iter()
-            .map(|(n, c)| format!("{{ name = \"{n}\", cursor = \"{c}\" }}"))
-            .collect();
+        let tables: Vec<String> =
+            tables.iter().map(|(n, c)| format!("{{ name = \"{n}\", cursor = \"{c}\" }}")).collect();
         let text = format!(
             "[pipeline]\nname = \"test\"\nstate_dir = \"{}\"\n\n[source]\ntype = \"mysql\"\nurl = \"{source_url}\"\n\
              batch_rows = {batch_rows}\nlag_secs = 0\npoll_interval_secs = 1\ntables = [{}]\n\n[sink]\n{sink}\n",
@@ -344,20 +273,13 @@ impl Pipeline {
 
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_highwater"));
-        cmd.arg("run")
-            .arg("--config")
-            .arg(&self.config)
-            .env("HIGHWATER_LOG", "warn");
+        cmd.arg("run").arg("--config").arg(&self.config).env("HIGHWATER_LOG", "warn");
         cmd
     }
 
     /// `highwater run --once`, asserting success.
     pub fn run_once(&self) -> Output {
-        let out = self
-            .command()
-            .arg("--once")
-            .output()
-            .expect("highwater runs");
+        let out = self.command().arg("--once").output().expect("highwater runs");
         assert!(
             out.status.success(),
             "highwater run --once failed ({}):\n{}",
@@ -369,8 +291,33 @@ impl Pipeline {
 }
 
 pub fn mysql_sink(db: &TestDb, batch_rows: usize) -> String {
-    format!(
-        "type = \"mysql\"\nurl = \"{}\"\nbatch_rows = {batch_rows}",
-        db.url()
-    )
+    format!("type = \"mysql\"\nurl = \"{}\"\nbatch_rows = {batch_rows}", db.url())
+}
+
+/// A free port on loopback, for a server the test starts.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// `GET path` on 127.0.0.1:port: (status line, body).
+pub fn http_get(port: u16, path: &str) -> Option<(String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_owned(), body.to_owned()))
+}
+
+/// The value of the sample `name{labels}` in a Prometheus text exposition, whatever the
+/// order of its labels: every `label="value"` given must be on the line.
+pub fn sample(exposition: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }

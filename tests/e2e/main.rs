@@ -27,32 +27,17 @@ async fn equal_cursors_across_batch_boundaries_arrive_exactly_once() {
     let sink = TestDb::new("ties_sink").await;
     orders(&source, 1000, true).await;
 
-    let p = Pipeline::new(
-        &source.url(),
-        &[("orders", "update_time")],
-        7,
-        &mysql_sink(&sink, 100),
-    );
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 7, &mysql_sink(&sink, 100));
     p.run_once();
     assert_eq!(sink.count("orders").await, 1000);
-    assert_same_rows(
-        "mysql",
-        &source.canonical("orders").await,
-        &sink.canonical("orders").await,
-        &[],
-    );
+    assert_same_rows("mysql", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
 
     p.set_sink(&p.parquet_sink());
     p.run_once();
     let files = read_parquet(&p.out().join("orders"), &["id"], "update_time");
     assert_eq!(files.file_rows, 1000, "every row once, none twice");
     assert_eq!(files.files.len(), 143, "1000 rows in batches of 7");
-    assert_same_rows(
-        "parquet",
-        &source.canonical("orders").await,
-        &files.rows,
-        &[],
-    );
+    assert_same_rows("parquet", &source.canonical("orders").await, &files.rows, &[]);
     source.drop_db().await;
     sink.drop_db().await;
 }
@@ -62,12 +47,7 @@ async fn inserts_and_updates_between_passes_reach_both_sinks() {
     let source = TestDb::new("passes").await;
     let sink = TestDb::new("passes_sink").await;
     orders(&source, 500, false).await;
-    let mysql = Pipeline::new(
-        &source.url(),
-        &[("orders", "update_time")],
-        64,
-        &mysql_sink(&sink, 50),
-    );
+    let mysql = Pipeline::new(&source.url(), &[("orders", "update_time")], 64, &mysql_sink(&sink, 50));
     let parquet = Pipeline::new(&source.url(), &[("orders", "update_time")], 64, "");
     parquet.set_sink(&parquet.parquet_sink());
 
@@ -84,12 +64,7 @@ async fn inserts_and_updates_between_passes_reach_both_sinks() {
         mysql.run_once();
         parquet.run_once();
         let expected = source.canonical("orders").await;
-        assert_same_rows(
-            &format!("mysql pass {pass}"),
-            &expected,
-            &sink.canonical("orders").await,
-            &[],
-        );
+        assert_same_rows(&format!("mysql pass {pass}"), &expected, &sink.canonical("orders").await, &[]);
         let files = read_parquet(&parquet.out().join("orders"), &["id"], "update_time");
         assert_same_rows(&format!("parquet pass {pass}"), &expected, &files.rows, &[]);
     }
@@ -102,25 +77,15 @@ async fn a_replay_never_moves_a_row_back_in_time() {
     let source = TestDb::new("guard").await;
     let sink = TestDb::new("guard_sink").await;
     orders(&source, 50, false).await;
-    let p = Pipeline::new(
-        &source.url(),
-        &[("orders", "update_time")],
-        10,
-        &mysql_sink(&sink, 10),
-    );
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 10, &mysql_sink(&sink, 10));
     p.run_once();
     // The sink holds a newer version of row 1 than the source; the checkpoint is lost, so
     // every batch is replayed.
-    sink.exec("UPDATE orders SET name = 'newer', update_time = '2030-01-01' WHERE id = 1")
-        .await;
+    sink.exec("UPDATE orders SET name = 'newer', update_time = '2030-01-01' WHERE id = 1").await;
     sink.exec("DELETE FROM _highwater_checkpoints").await;
     p.run_once();
     let rows = sink.rows("SELECT name FROM orders WHERE id = 1").await;
-    assert_eq!(
-        rows,
-        [[Some("newer".to_owned())]],
-        "the older version did not replace the newer one"
-    );
+    assert_eq!(rows, [[Some("newer".to_owned())]], "the older version did not replace the newer one");
     let mut expected = source.canonical("orders").await;
     let mut actual = sink.canonical("orders").await;
     expected.remove("1");
@@ -142,41 +107,20 @@ async fn composite_keys_and_null_cursors() {
              FROM seq_1_to_100",
         )
         .await;
-    let p = Pipeline::new(
-        &source.url(),
-        &[("visits", "seen")],
-        3,
-        &mysql_sink(&sink, 10),
-    );
+    let p = Pipeline::new(&source.url(), &[("visits", "seen")], 3, &mysql_sink(&sink, 10));
     let out = p.run_once();
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("NULL cursor rows: 25"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert_same_rows(
-        "pass 1",
-        &source.canonical("visits").await,
-        &sink.canonical("visits").await,
-        &[],
-    );
+    assert_same_rows("pass 1", &source.canonical("visits").await, &sink.canonical("visits").await, &[]);
 
     // A row whose cursor is set is seen again; rows still NULL are not read twice.
-    source
-        .exec("UPDATE visits SET seen = NOW(), hits = -1 WHERE visitor IN ('v4', 'v5')")
-        .await;
+    source.exec("UPDATE visits SET seen = NOW(), hits = -1 WHERE visitor IN ('v4', 'v5')").await;
     let out = p.run_once();
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains(" 2 rows"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_same_rows(
-        "pass 2",
-        &source.canonical("visits").await,
-        &sink.canonical("visits").await,
-        &[],
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" 2 rows"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_same_rows("pass 2", &source.canonical("visits").await, &sink.canonical("visits").await, &[]);
     source.drop_db().await;
     sink.drop_db().await;
 }
@@ -186,12 +130,7 @@ async fn every_type_round_trips_to_mysql_and_parquet() {
     let source = TestDb::new("types").await;
     let sink = TestDb::new("types_sink").await;
     source.exec(include_str!("types.sql")).await;
-    let p = Pipeline::new(
-        &source.url(),
-        &[("types", "update_time")],
-        2,
-        &mysql_sink(&sink, 3),
-    );
+    let p = Pipeline::new(&source.url(), &[("types", "update_time")], 2, &mysql_sink(&sink, 3));
     let out = p.run_once();
     let report = String::from_utf8_lossy(&out.stdout);
     // Row 2: dt, dtm, dtm6; row 4: dt.
@@ -204,12 +143,8 @@ async fn every_type_round_trips_to_mysql_and_parquet() {
     p.run_once();
     let files = read_parquet(&p.out().join("types"), &["id"], "update_time");
     let columns = source.columns("types").await;
-    let floats: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .filter(|(_, (_, t))| t == "float" || t == "double")
-        .map(|(i, _)| i)
-        .collect();
+    let floats: Vec<usize> =
+        columns.iter().enumerate().filter(|(_, (_, t))| t == "float" || t == "double").map(|(i, _)| i).collect();
     assert_same_rows("parquet", &expected, &files.rows, &floats);
     let expected_types = [
         ("ti1", "int8"),
@@ -247,10 +182,7 @@ fn kill_midway(p: &Pipeline, progressed: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().expect("wait") {
-            assert!(
-                status.success(),
-                "highwater failed before it could be killed"
-            );
+            assert!(status.success(), "highwater failed before it could be killed");
             return false;
         }
         if progressed() {
@@ -270,12 +202,7 @@ async fn kill_9_in_the_middle_loses_nothing_and_doubles_nothing() {
     orders(&source, 200_000, false).await;
 
     // MySQL: killed while the checkpoint table shows some, not all, rows.
-    let p = Pipeline::new(
-        &source.url(),
-        &[("orders", "update_time")],
-        2_000,
-        &mysql_sink(&sink, 500),
-    );
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 2_000, &mysql_sink(&sink, 500));
     let url = sink.url();
     let killed = kill_midway(&p, || {
         let out = std::process::Command::new("mariadb")
@@ -286,36 +213,21 @@ async fn kill_9_in_the_middle_loses_nothing_and_doubles_nothing() {
             ))
             .output();
         out.ok()
-            .and_then(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u64>().ok())
             .is_some_and(|n| (20_000..200_000).contains(&n))
     });
     assert!(killed, "the load finished before it could be killed");
     let partial = sink.count("orders").await;
     assert!(partial < 200_000, "killed midway: {partial} rows");
     p.run_once();
-    assert_same_rows(
-        "mysql after restart",
-        &source.canonical("orders").await,
-        &sink.canonical("orders").await,
-        &[],
-    );
+    assert_same_rows("mysql after restart", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
 
     // Parquet: killed once the checkpoint file exists, then the rest; then a full replay from
     // no checkpoint rewrites the same files.
     p.set_sink(&p.parquet_sink());
     let state = p.state_file();
-    let killed = kill_midway(&p, || {
-        std::fs::read_to_string(&state).is_ok_and(|s| s.contains("\"rows_loaded\": 2"))
-    });
-    assert!(
-        killed,
-        "the Parquet load finished before it could be killed"
-    );
+    let killed = kill_midway(&p, || std::fs::read_to_string(&state).is_ok_and(|s| s.contains("\"rows_loaded\": 2")));
+    assert!(killed, "the Parquet load finished before it could be killed");
     p.run_once();
     let expected = source.canonical("orders").await;
     let files = read_parquet(&p.out().join("orders"), &["id"], "update_time");
@@ -324,10 +236,7 @@ async fn kill_9_in_the_middle_loses_nothing_and_doubles_nothing() {
     std::fs::remove_file(&state).expect("checkpoint removed");
     p.run_once();
     let replayed = read_parquet(&p.out().join("orders"), &["id"], "update_time");
-    assert_eq!(
-        replayed.files, files.files,
-        "a replay rewrites the same file names"
-    );
+    assert_eq!(replayed.files, files.files, "a replay rewrites the same file names");
     assert_eq!(replayed.file_rows, 200_000);
     source.drop_db().await;
     sink.drop_db().await;
@@ -337,15 +246,10 @@ async fn kill_9_in_the_middle_loses_nothing_and_doubles_nothing() {
 async fn the_real_matomo_data_replicates() {
     let source = TestDb::new("matomo").await;
     let sink = TestDb::new("matomo_sink").await;
-    let dump = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/matomo/log_data.sql");
+    let dump = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/matomo/log_data.sql");
     let status = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "mariadb -uroot -h127.0.0.1 {} < '{}'",
-            source.name,
-            dump.display()
-        ))
+        .arg(format!("mariadb -uroot -h127.0.0.1 {} < '{}'", source.name, dump.display()))
         .status()
         .expect("mariadb client runs");
     assert!(status.success(), "loading {}", dump.display());
@@ -379,12 +283,10 @@ async fn a_daemon_keeps_up_and_stops_cleanly_on_sigterm() {
     let source = TestDb::new("daemon").await;
     let sink = TestDb::new("daemon_sink").await;
     orders(&source, 100, false).await;
-    let p = Pipeline::new(
-        &source.url(),
-        &[("orders", "update_time")],
-        20,
-        &mysql_sink(&sink, 20),
-    );
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 20, &mysql_sink(&sink, 20));
+    let port = harness::free_port();
+    let config = std::fs::read_to_string(&p.config).expect("config");
+    std::fs::write(&p.config, format!("{config}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n")).expect("config");
     let mut daemon = KillOnDrop(p.command().spawn().expect("highwater starts"));
 
     // Waits until `sql` answers `expected` (the target table appears with the first pass).
@@ -395,52 +297,48 @@ async fn a_daemon_keeps_up_and_stops_cleanly_on_sigterm() {
             if rows.is_ok_and(|r| r.first().and_then(|r| r[0].as_deref()) == Some(expected)) {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not reach {sql} = {expected}"
-            );
-            assert!(
-                daemon.0.try_wait().expect("wait").is_none(),
-                "the daemon exited early"
-            );
+            assert!(Instant::now() < deadline, "the daemon did not reach {sql} = {expected}");
+            assert!(daemon.0.try_wait().expect("wait").is_none(), "the daemon exited early");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
     wait_for("SELECT COUNT(*) FROM orders", "100", &mut daemon).await;
+    let table = format!("table=\"{}.orders\"", source.name);
+    let scrape = |metric: &str| {
+        let (status, body) = harness::http_get(port, "/metrics").expect("the daemon serves /metrics");
+        assert!(status.contains("200"), "{status}");
+        harness::sample(&body, metric, &[&table, "pipeline=\"test\""])
+    };
+    let loaded_before = scrape("highwater_rows_loaded_total").expect("rows loaded");
+    let lag_before = scrape("highwater_lag_seconds").expect("lag");
+    assert!(loaded_before >= 100.0, "{loaded_before}");
+    assert!(lag_before > 3600.0, "the rows are from 2026-01-01: {lag_before}");
+    assert!(harness::http_get(port, "/health").is_some_and(|(s, _)| s.contains("200")));
+    assert!(harness::http_get(port, "/ready").is_some_and(|(s, _)| s.contains("200")));
 
     // Changes made while it runs arrive within a few poll intervals.
-    source
-        .exec("INSERT INTO orders SELECT 1000 + seq, NOW(6), 'live', 1 FROM seq_1_to_30")
-        .await;
-    source
-        .exec("UPDATE orders SET name = 'changed', update_time = NOW(6) WHERE id <= 10")
-        .await;
+    source.exec("INSERT INTO orders SELECT 1000 + seq, NOW(6), 'live', 1 FROM seq_1_to_30").await;
+    source.exec("UPDATE orders SET name = 'changed', update_time = NOW(6) WHERE id <= 10").await;
     let sql = "SELECT COUNT(*) FROM orders WHERE name IN ('live', 'changed')";
     wait_for(sql, "40", &mut daemon).await;
+    let loaded_after = scrape("highwater_rows_loaded_total").expect("rows loaded");
+    let lag_after = scrape("highwater_lag_seconds").expect("lag");
+    assert!(loaded_after >= loaded_before + 40.0, "rows move: {loaded_before} -> {loaded_after}");
+    assert!(lag_after < 60.0, "lag falls once the live rows are in: {lag_before} -> {lag_after}");
 
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &daemon.0.id().to_string()])
-        .status()
-        .expect("kill runs");
+    let status =
+        std::process::Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status().expect("kill runs");
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {
         if let Some(s) = daemon.0.try_wait().expect("wait") {
             break s;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the daemon did not stop within 10 s of SIGTERM"
-        );
+        assert!(Instant::now() < deadline, "the daemon did not stop within 10 s of SIGTERM");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "SIGTERM is a clean stop: {exit}");
-    assert_same_rows(
-        "after SIGTERM",
-        &source.canonical("orders").await,
-        &sink.canonical("orders").await,
-        &[],
-    );
+    assert_same_rows("after SIGTERM", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
     source.drop_db().await;
     sink.drop_db().await;
 }
@@ -449,14 +347,8 @@ async fn a_daemon_keeps_up_and_stops_cleanly_on_sigterm() {
 fn failing_run(p: &Pipeline) -> (i32, String) {
     let started = Instant::now();
     let out = p.command().arg("--once").output().expect("highwater runs");
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "failed within the connect timeout"
-    );
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    assert!(started.elapsed() < Duration::from_secs(20), "failed within the connect timeout");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[tokio::test]
@@ -464,12 +356,7 @@ async fn bad_input_fails_clearly_and_writes_no_checkpoint() {
     let source = TestDb::new("bad").await;
     orders(&source, 10, false).await;
     let server = harness::server_url();
-    let host = server
-        .trim_start_matches("mysql://")
-        .rsplit('@')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let host = server.trim_start_matches("mysql://").rsplit('@').next().unwrap_or_default().to_owned();
 
     // A port that answers nothing: a listener that never speaks.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -479,30 +366,10 @@ async fn bad_input_fails_clearly_and_writes_no_checkpoint() {
         l.local_addr().expect("addr").port()
     };
     let cases: Vec<(String, &str, &[&str], i32)> = vec![
-        (
-            format!("mysql://root@127.0.0.1:{closed_port}/x"),
-            "orders",
-            &["cannot connect", "source.url"],
-            1,
-        ),
-        (
-            format!("mysql://root@127.0.0.1:{silent_port}/x"),
-            "orders",
-            &["no answer", "within 2 s"],
-            1,
-        ),
-        (
-            format!("mysql://root:wrong-pw@{host}/{}", source.name),
-            "orders",
-            &["refused the login", "source.url"],
-            1,
-        ),
-        (
-            source.url(),
-            "nope",
-            &["table", ".nope does not exist", "source.tables[0].name"],
-            1,
-        ),
+        (format!("mysql://root@127.0.0.1:{closed_port}/x"), "orders", &["cannot connect", "source.url"], 1),
+        (format!("mysql://root@127.0.0.1:{silent_port}/x"), "orders", &["no answer", "within 2 s"], 1),
+        (format!("mysql://root:wrong-pw@{host}/{}", source.name), "orders", &["refused the login", "source.url"], 1),
+        (source.url(), "nope", &["table", ".nope does not exist", "source.tables[0].name"], 1),
     ];
     for (url, table, needles, code) in cases {
         let p = Pipeline::new(&url, &[(table, "update_time")], 10, "");
@@ -513,39 +380,22 @@ async fn bad_input_fails_clearly_and_writes_no_checkpoint() {
         for n in needles {
             assert!(stderr.contains(n), "{url}: expected {n:?} in {stderr}");
         }
-        assert!(
-            !stderr.contains("wrong-pw"),
-            "the password never appears: {stderr}"
-        );
+        assert!(!stderr.contains("wrong-pw"), "the password never appears: {stderr}");
         assert!(!p.state_file().exists(), "no checkpoint written");
     }
 
     let sink = TestDb::new("bad_sink").await;
-    let p = Pipeline::new(
-        &source.url(),
-        &[("orders", "updated_at")],
-        10,
-        &mysql_sink(&sink, 10),
-    );
+    let p = Pipeline::new(&source.url(), &[("orders", "updated_at")], 10, &mysql_sink(&sink, 10));
     let (exit, stderr) = failing_run(&p);
     assert_eq!(exit, 1, "{stderr}");
-    assert!(
-        stderr.contains("has no column \"updated_at\": check source.tables[0].cursor"),
-        "{stderr}"
-    );
-    assert!(
-        sink.rows("SHOW TABLES").await.is_empty(),
-        "nothing written to the sink: no checkpoint table"
-    );
+    assert!(stderr.contains("has no column \"updated_at\": check source.tables[0].cursor"), "{stderr}");
+    assert!(sink.rows("SHOW TABLES").await.is_empty(), "nothing written to the sink: no checkpoint table");
 
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 10, "");
     p.set_sink(&format!("{}\ncompression = \"gzip\"", p.parquet_sink()));
     let (exit, stderr) = failing_run(&p);
     assert_eq!(exit, 2, "{stderr}");
-    assert!(
-        stderr.contains("unknown field `compression`") && stderr.contains("sink"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("unknown field `compression`") && stderr.contains("sink"), "{stderr}");
     drop(silent);
     source.drop_db().await;
     sink.drop_db().await;
@@ -554,22 +404,14 @@ async fn bad_input_fails_clearly_and_writes_no_checkpoint() {
 #[tokio::test]
 async fn check_fails_without_cursor_indexes_and_passes_after_indexes_apply() {
     let source = TestDb::new("check").await;
-    let dump = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/matomo/log_data.sql");
+    let dump = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/matomo/log_data.sql");
     let status = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "mariadb -uroot -h127.0.0.1 {} < '{}'",
-            source.name,
-            dump.display()
-        ))
+        .arg(format!("mariadb -uroot -h127.0.0.1 {} < '{}'", source.name, dump.display()))
         .status()
         .expect("mariadb client runs");
     assert!(status.success(), "loading {}", dump.display());
-    let tables = [
-        ("matomo_log_visit", "visit_last_action_time"),
-        ("matomo_log_link_visit_action", "server_time"),
-    ];
+    let tables = [("matomo_log_visit", "visit_last_action_time"), ("matomo_log_link_visit_action", "server_time")];
     let p = Pipeline::new(&source.url(), &tables, 500, "");
     p.set_sink(&p.parquet_sink());
     let highwater = |args: &[&str]| {
@@ -579,10 +421,7 @@ async fn check_fails_without_cursor_indexes_and_passes_after_indexes_apply() {
             .arg(&p.config)
             .output()
             .expect("highwater runs");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     };
 
     let (code, before) = highwater(&["check", "--json"]);
@@ -590,22 +429,14 @@ async fn check_fails_without_cursor_indexes_and_passes_after_indexes_apply() {
     let before: serde_json::Value = serde_json::from_str(&before).expect("JSON");
     for t in before["tables"].as_array().expect("tables") {
         assert_eq!(t["ok"], false);
-        assert_eq!(
-            t["explain"]["type"], "ALL",
-            "a full scan without the index: {t}"
-        );
-        assert!(
-            t["fix"]["create"]
-                .as_str()
-                .is_some_and(|s| s.contains("ALGORITHM=INPLACE LOCK=NONE"))
-        );
+        assert_eq!(t["explain"]["type"], "ALL", "a full scan without the index: {t}");
+        assert!(t["fix"]["create"].as_str().is_some_and(|s| s.contains("ALGORITHM=INPLACE LOCK=NONE")));
     }
 
     let (code, printed) = highwater(&["indexes"]);
     assert_eq!(code, Some(0));
     assert!(
-        printed.contains("CREATE INDEX `idx_server_time`")
-            && printed.contains("DROP INDEX `idx_server_time`"),
+        printed.contains("CREATE INDEX `idx_server_time`") && printed.contains("DROP INDEX `idx_server_time`"),
         "{printed}"
     );
     assert_eq!(highwater(&["check"]).0, Some(1), "printing changes nothing");
@@ -617,10 +448,7 @@ async fn check_fails_without_cursor_indexes_and_passes_after_indexes_apply() {
     let (code, after) = highwater(&["check", "--json"]);
     assert_eq!(code, Some(0), "{after}");
     let after: serde_json::Value = serde_json::from_str(&after).expect("JSON");
-    assert_eq!(
-        after["tables"][0]["explain"]["key"],
-        "idx_visit_last_action_time"
-    );
+    assert_eq!(after["tables"][0]["explain"]["key"], "idx_visit_last_action_time");
     assert_eq!(after["tables"][1]["explain"]["key"], "idx_server_time");
     for t in after["tables"].as_array().expect("tables") {
         assert_eq!(t["explain"]["type"], "range", "{t}");
@@ -633,23 +461,16 @@ async fn check_fails_without_cursor_indexes_and_passes_after_indexes_apply() {
 async fn the_matomo_preset_replicates_every_log_table_including_log_action() {
     let source = TestDb::new("preset").await;
     let sink = TestDb::new("preset_sink").await;
-    let dump = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/matomo/log_data.sql");
+    let dump = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/matomo/log_data.sql");
     let status = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "mariadb -uroot -h127.0.0.1 {} < '{}'",
-            source.name,
-            dump.display()
-        ))
+        .arg(format!("mariadb -uroot -h127.0.0.1 {} < '{}'", source.name, dump.display()))
         .status()
         .expect("mariadb client runs");
     assert!(status.success(), "loading {}", dump.display());
     let p = Pipeline::new(&source.url(), &[], 300, &mysql_sink(&sink, 100));
     let text = std::fs::read_to_string(&p.config).expect("config");
-    let text = text
-        .replacen("type = \"mysql\"\nurl", "type = \"matomo\"\nurl", 1)
-        .replace("tables = []\n", "");
+    let text = text.replacen("type = \"mysql\"\nurl", "type = \"matomo\"\nurl", 1).replace("tables = []\n", "");
     std::fs::write(&p.config, text).expect("config");
     let highwater = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_highwater"))
@@ -658,18 +479,13 @@ async fn the_matomo_preset_replicates_every_log_table_including_log_action() {
             .arg(&p.config)
             .output()
             .expect("highwater runs");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     };
     assert_eq!(highwater(&["indexes", "--apply"]).0, Some(0));
     let (code, checked) = highwater(&["check"]);
     assert_eq!(code, Some(0), "{checked}");
     assert!(
-        checked.contains("OK   ")
-            && checked.contains("matomo_log_action")
-            && checked.contains("on PRIMARY"),
+        checked.contains("OK   ") && checked.contains("matomo_log_action") && checked.contains("on PRIMARY"),
         "{checked}"
     );
 
@@ -694,12 +510,7 @@ async fn the_matomo_preset_replicates_every_log_table_including_log_action() {
         for table in tables {
             let expected = source.canonical(table).await;
             assert!(!expected.is_empty(), "{table} has rows");
-            assert_same_rows(
-                &format!("{table} pass {pass}"),
-                &expected,
-                &sink.canonical(table).await,
-                &[],
-            );
+            assert_same_rows(&format!("{table} pass {pass}"), &expected, &sink.canonical(table).await, &[]);
         }
     }
     source.drop_db().await;

@@ -91,21 +91,9 @@ async fn check_table(
         notes: Vec::new(),
         fix: None,
     };
-    let found = match discover(
-        conn,
-        database,
-        &t.name,
-        &t.cursor,
-        &format!("source.tables[{index}]"),
-    )
-    .await
-    {
+    let found = match discover(conn, database, &t.name, &t.cursor, &format!("source.tables[{index}]")).await {
         Ok(found) => found,
-        Err(
-            e @ (SourceError::Connect { .. }
-            | SourceError::ConnectTimeout { .. }
-            | SourceError::Auth { .. }),
-        ) => {
+        Err(e @ (SourceError::Connect { .. } | SourceError::ConnectTimeout { .. } | SourceError::Auth { .. })) => {
             return Err(e);
         }
         Err(e) => {
@@ -131,13 +119,8 @@ async fn check_table(
         ));
     }
     let qualified = format!("{}.{}", quote(database), quote(&t.name));
-    if let Err(e) = conn
-        .query_drop(format!("SELECT 1 FROM {qualified} LIMIT 0"))
-        .await
-    {
-        check
-            .problems
-            .push(format!("cannot SELECT from {}: {e}", check.table));
+    if let Err(e) = conn.query_drop(format!("SELECT 1 FROM {qualified} LIMIT 0")).await {
+        check.problems.push(format!("cannot SELECT from {}: {e}", check.table));
         return Ok(check);
     }
 
@@ -148,10 +131,7 @@ async fn check_table(
     let indexes = group_indexes(rows);
     check.index = indexes
         .iter()
-        .filter(|(_, cols)| {
-            cols.first()
-                .is_some_and(|c| c.eq_ignore_ascii_case(&cursor.name))
-        })
+        .filter(|(_, cols)| cols.first().is_some_and(|c| c.eq_ignore_ascii_case(&cursor.name)))
         .min_by_key(|(_, cols)| cols.len())
         .cloned();
 
@@ -174,9 +154,7 @@ async fn check_table(
             check.fix = Some(index_fix(database, &t.name, &cursor.name, &names));
         }
         Some((name, _)) => {
-            if plan.key.as_deref() != Some(name.as_str())
-                || !matches!(plan.access.as_str(), "range" | "ref")
-            {
+            if plan.key.as_deref() != Some(name.as_str()) || !matches!(plan.access.as_str(), "range" | "ref") {
                 check.problems.push(format!(
                     "EXPLAIN shows access {} on key {}, not a range scan on {name}",
                     plan.access,
@@ -201,9 +179,7 @@ pub async fn apply(
     let (pool, mut conn) = connect::open(&config.url, &config.pool, "source.url").await?;
     for statement in statements {
         let started = std::time::Instant::now();
-        conn.query_drop(statement)
-            .await
-            .map_err(|e| query_error(statement.clone(), e))?;
+        conn.query_drop(statement).await.map_err(|e| query_error(statement.clone(), e))?;
         done(statement, started.elapsed().as_secs_f64());
     }
     drop(conn);
@@ -225,14 +201,9 @@ async fn explain(
         // The window of a pass is the keys after the highest one.
         let key = quote(&schema.cursor_column().name);
         let table = format!("{}.{}", quote(&schema.id.database), quote(&schema.id.table));
-        let max: Option<Value> = conn
-            .exec_first(format!("SELECT MAX({key}) FROM {table}"), ())
-            .await?;
+        let max: Option<Value> = conn.exec_first(format!("SELECT MAX({key}) FROM {table}"), ()).await?;
         let rows: Vec<Row> = conn
-            .exec(
-                format!("EXPLAIN {}", queries.key_after),
-                Params::Positional(vec![max.unwrap_or(Value::Int(0))]),
-            )
+            .exec(format!("EXPLAIN {}", queries.key_after), Params::Positional(vec![max.unwrap_or(Value::Int(0))]))
             .await?;
         return first_plan(rows);
     }
@@ -241,35 +212,22 @@ async fn explain(
         config.lag_secs + config.poll_interval_secs.max(1),
         config.lag_secs
     );
-    let mut row: Row = conn
-        .exec_first(window, ())
-        .await?
-        .ok_or(mysql_async::Error::Other("NOW() returned nothing".into()))?;
+    let mut row: Row =
+        conn.exec_first(window, ()).await?.ok_or(mysql_async::Error::Other("NOW() returned nothing".into()))?;
     let after: Value = row.take(0).unwrap_or(Value::NULL);
     let bound: Value = row.take(1).unwrap_or(Value::NULL);
     let mut params = vec![after.clone(), after];
     params.extend(std::iter::repeat_n(Value::NULL, 2 * schema.key.len() - 1));
     params.push(bound);
-    let rows: Vec<Row> = conn
-        .exec(
-            format!("EXPLAIN {}", queries.cursor_after),
-            Params::Positional(params),
-        )
-        .await?;
+    let rows: Vec<Row> = conn.exec(format!("EXPLAIN {}", queries.cursor_after), Params::Positional(params)).await?;
     first_plan(rows)
 }
 
 /// The plan of the first table of `EXPLAIN` output.
 fn first_plan(rows: Vec<Row>) -> Result<Plan, mysql_async::Error> {
-    let first = rows
-        .into_iter()
-        .next()
-        .ok_or(mysql_async::Error::Other("EXPLAIN returned nothing".into()))?;
+    let first = rows.into_iter().next().ok_or(mysql_async::Error::Other("EXPLAIN returned nothing".into()))?;
     let column = |name: &str| -> Option<String> {
-        let i = first
-            .columns_ref()
-            .iter()
-            .position(|c| c.name_str().eq_ignore_ascii_case(name))?;
+        let i = first.columns_ref().iter().position(|c| c.name_str().eq_ignore_ascii_case(name))?;
         match first.as_ref(i)? {
             Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
             Value::Int(v) => Some(v.to_string()),
@@ -304,15 +262,9 @@ pub fn index_fix(database: &str, table: &str, cursor: &str, existing: &[&str]) -
     if existing.iter().any(|e| e.eq_ignore_ascii_case(&name)) {
         name.push_str("_hw");
     }
-    let (name, target) = (
-        quote(&name),
-        format!("{}.{}", quote(database), quote(table)),
-    );
+    let (name, target) = (quote(&name), format!("{}.{}", quote(database), quote(table)));
     IndexFix {
-        create: format!(
-            "CREATE INDEX {name} ON {target} ({}) ALGORITHM=INPLACE LOCK=NONE",
-            quote(cursor)
-        ),
+        create: format!("CREATE INDEX {name} ON {target} ({}) ALGORITHM=INPLACE LOCK=NONE", quote(cursor)),
         rollback: format!("DROP INDEX {name} ON {target} ALGORITHM=INPLACE LOCK=NONE"),
     }
 }
@@ -323,12 +275,7 @@ mod tests {
 
     #[test]
     fn fixes_are_online_and_reversible() {
-        let fix = index_fix(
-            "matomo",
-            "matomo_log_visit",
-            "visit_last_action_time",
-            &["PRIMARY"],
-        );
+        let fix = index_fix("matomo", "matomo_log_visit", "visit_last_action_time", &["PRIMARY"]);
         assert_eq!(
             fix.create,
             "CREATE INDEX `idx_visit_last_action_time` ON `matomo`.`matomo_log_visit` (`visit_last_action_time`) \
@@ -344,17 +291,10 @@ mod tests {
 
     #[test]
     fn indexes_group_in_order() {
-        let rows = vec![
-            ("PRIMARY".into(), "id".into()),
-            ("k".into(), "a".into()),
-            ("k".into(), "b".into()),
-        ];
+        let rows = vec![("PRIMARY".into(), "id".into()), ("k".into(), "a".into()), ("k".into(), "b".into())];
         assert_eq!(
             group_indexes(rows),
-            [
-                ("PRIMARY".to_owned(), vec!["id".to_owned()]),
-                ("k".to_owned(), vec!["a".to_owned(), "b".to_owned()])
-            ]
+            [("PRIMARY".to_owned(), vec!["id".to_owned()]), ("k".to_owned(), vec!["a".to_owned(), "b".to_owned()])]
         );
     }
 }

@@ -16,11 +16,7 @@ const SESSION_INIT: [&str; 2] = ["SET NAMES utf8mb4", "SET time_zone = '+00:00'"
 const ACCESS_DENIED: [u16; 3] = [1044, 1045, 1698];
 
 /// Opens a pool and proves it by taking one connection within the connect timeout.
-pub async fn open(
-    url: &DbUrl,
-    pool: &PoolConfig,
-    key: &'static str,
-) -> Result<(Pool, Conn), SourceError> {
+pub async fn open(url: &DbUrl, pool: &PoolConfig, key: &'static str) -> Result<(Pool, Conn), SourceError> {
     let shown = url.to_string();
     let opts = Opts::from_url(url.expose()).map_err(|e| SourceError::Connect {
         url: shown.clone(),
@@ -40,26 +36,16 @@ pub async fn open(
             let _ = pool_handle.disconnect().await;
             Err(connect_error(e, shown, key))
         }
-        Err(_) => Err(SourceError::ConnectTimeout {
-            url: shown,
-            key,
-            secs,
-        }),
+        Err(_) => Err(SourceError::ConnectTimeout { url: shown, key, secs }),
     }
 }
 
 fn connect_error(e: mysql_async::Error, url: String, key: &'static str) -> SourceError {
     match &e {
-        mysql_async::Error::Server(s) if ACCESS_DENIED.contains(&s.code) => SourceError::Auth {
-            url,
-            key,
-            source: Box::new(e),
-        },
-        _ => SourceError::Connect {
-            url,
-            key,
-            source: Box::new(e),
-        },
+        mysql_async::Error::Server(s) if ACCESS_DENIED.contains(&s.code) => {
+            SourceError::Auth { url, key, source: Box::new(e) }
+        }
+        _ => SourceError::Connect { url, key, source: Box::new(e) },
     }
 }
 
@@ -76,9 +62,5 @@ pub fn is_retryable(e: &mysql_async::Error) -> bool {
 
 /// Wraps a statement's failure, naming what was being read.
 pub fn query_error(what: impl Into<String>, e: mysql_async::Error) -> SourceError {
-    SourceError::Query {
-        what: what.into(),
-        retryable: is_retryable(&e),
-        source: Box::new(e),
-    }
+    SourceError::Query { what: what.into(), retryable: is_retryable(&e), source: Box::new(e) }
 }

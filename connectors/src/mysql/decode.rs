@@ -8,10 +8,9 @@ use std::sync::Arc;
 
 use arrow_array::ArrayRef;
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder,
-    DurationMicrosecondBuilder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder,
-    Int8Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder, DurationMicrosecondBuilder,
+    FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
 };
 use arrow_buffer::i256;
 use highwater_pipeline::civil;
@@ -79,15 +78,13 @@ impl ColumnBuilder {
             Kind::Bool => Self::Bool(BooleanBuilder::with_capacity(capacity)),
             Kind::Date => Self::Date(Date32Builder::with_capacity(capacity)),
             Kind::DateTime => Self::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity)),
-            Kind::Timestamp => Self::Timestamp(
-                TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
-            ),
+            Kind::Timestamp => {
+                Self::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"))
+            }
             Kind::Time => Self::Duration(DurationMicrosecondBuilder::with_capacity(capacity)),
             Kind::Text => Self::Text(StringBuilder::with_capacity(capacity, capacity * 16)),
             Kind::Binary => Self::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16)),
-            Kind::FixedBinary(n) => {
-                Self::FixedBinary(FixedSizeBinaryBuilder::with_capacity(capacity, n))
-            }
+            Kind::FixedBinary(n) => Self::FixedBinary(FixedSizeBinaryBuilder::with_capacity(capacity, n)),
         }
     }
 
@@ -110,9 +107,7 @@ impl ColumnBuilder {
             Self::UInt32(b) => b.append_value(fit(int(v)?)?),
             Self::UInt64(b) => match v {
                 // BIT(n) arrives as big-endian bytes.
-                Value::Bytes(bytes)
-                    if bytes.len() <= 8 && !bytes.iter().all(u8::is_ascii_digit) =>
-                {
+                Value::Bytes(bytes) if bytes.len() <= 8 && !bytes.iter().all(u8::is_ascii_digit) => {
                     b.append_value(bytes.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x)))
                 }
                 _ => b.append_value(fit(int(v)?)?),
@@ -150,15 +145,12 @@ impl ColumnBuilder {
             Self::Duration(b) => b.append_value(time_micros(v)?),
             Self::Text(b) => {
                 let bytes = bytes(v)?;
-                b.append_value(
-                    std::str::from_utf8(bytes).map_err(|e| format!("text is not UTF-8: {e}"))?,
-                )
+                b.append_value(std::str::from_utf8(bytes).map_err(|e| format!("text is not UTF-8: {e}"))?)
             }
             Self::Binary(b) => b.append_value(bytes(v)?),
             Self::FixedBinary(b) => {
                 let bytes = bytes(v)?;
-                b.append_value(bytes)
-                    .map_err(|e| format!("{} bytes do not fit: {e}", bytes.len()))?
+                b.append_value(bytes).map_err(|e| format!("{} bytes do not fit: {e}", bytes.len()))?
             }
         }
         Ok(Pushed::Value)
@@ -217,13 +209,9 @@ impl ColumnBuilder {
 pub fn key_value(kind: Kind, v: &Value) -> Result<KeyValue, String> {
     Ok(match kind {
         Kind::Int8 | Kind::Int16 | Kind::Int32 | Kind::Int64 => KeyValue::Int(fit(int(v)?)?),
-        Kind::UInt8 | Kind::UInt16 | Kind::UInt32 | Kind::UInt64 | Kind::Year => {
-            KeyValue::UInt(fit(int(v)?)?)
-        }
+        Kind::UInt8 | Kind::UInt16 | Kind::UInt32 | Kind::UInt64 | Kind::Year => KeyValue::UInt(fit(int(v)?)?),
         Kind::Bits | Kind::Bool => KeyValue::UInt(match v {
-            Value::Bytes(b) if b.len() <= 8 => {
-                b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
-            }
+            Value::Bytes(b) if b.len() <= 8 => b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x)),
             other => fit(int(other)?)?,
         }),
         Kind::Decimal128 { .. } | Kind::Decimal256 { .. } => KeyValue::Decimal(text(v)?.to_owned()),
@@ -278,13 +266,8 @@ pub fn datetime(v: &Value) -> Result<DateTime, String> {
         }),
         Value::Bytes(b) => {
             let s = std::str::from_utf8(b).map_err(|_| "a date that is not text".to_owned())?;
-            let full = if s.len() == 10 {
-                format!("{s} 00:00:00")
-            } else {
-                s.to_owned()
-            };
-            full.parse()
-                .map_err(|e: highwater_pipeline::cursor::ParseDateTimeError| e.to_string())
+            let full = if s.len() == 10 { format!("{s} 00:00:00") } else { s.to_owned() };
+            full.parse().map_err(|e: highwater_pipeline::cursor::ParseDateTimeError| e.to_string())
         }
         other => Err(format!("expected a date, got {other:?}")),
     }
@@ -293,16 +276,12 @@ pub fn datetime(v: &Value) -> Result<DateTime, String> {
 fn time_micros(v: &Value) -> Result<i64, String> {
     match v {
         Value::Time(negative, days, hours, minutes, seconds, micros) => {
-            let secs = i64::from(*days) * 86_400
-                + i64::from(*hours) * 3600
-                + i64::from(*minutes) * 60
-                + i64::from(*seconds);
+            let secs =
+                i64::from(*days) * 86_400 + i64::from(*hours) * 3600 + i64::from(*minutes) * 60 + i64::from(*seconds);
             let us = secs * 1_000_000 + i64::from(*micros);
             Ok(if *negative { -us } else { us })
         }
-        Value::Bytes(b) => parse_time_text(
-            std::str::from_utf8(b).map_err(|_| "a time that is not text".to_owned())?,
-        ),
+        Value::Bytes(b) => parse_time_text(std::str::from_utf8(b).map_err(|_| "a time that is not text".to_owned())?),
         other => Err(format!("expected a time, got {other:?}")),
     }
 }
@@ -316,12 +295,7 @@ fn parse_time_text(s: &str) -> Result<i64, String> {
     };
     let (hms, frac) = body.split_once('.').unwrap_or((body, ""));
     let mut parts = hms.split(':');
-    let mut next = || {
-        parts
-            .next()
-            .and_then(|p| p.parse::<i64>().ok())
-            .ok_or_else(bad)
-    };
+    let mut next = || parts.next().and_then(|p| p.parse::<i64>().ok()).ok_or_else(bad);
     let (h, m, sec) = (next()?, next()?, next()?);
     let micros = if frac.is_empty() {
         0
@@ -358,9 +332,7 @@ fn text(v: &Value) -> Result<&str, String> {
 
 fn parse_text<T: std::str::FromStr>(v: &Value) -> Result<T, String> {
     let s = text(v)?;
-    s.trim()
-        .parse()
-        .map_err(|_| format!("cannot read {s:?} as a number"))
+    s.trim().parse().map_err(|_| format!("cannot read {s:?} as a number"))
 }
 
 /// `-123.45` with scale 4 into `-1234500`.
@@ -372,10 +344,7 @@ fn decimal_digits(s: &str, scale: u8) -> Result<(bool, String), String> {
     };
     let (int_part, frac) = body.split_once('.').unwrap_or((body, ""));
     if frac.len() > usize::from(scale)
-        || !int_part
-            .bytes()
-            .chain(frac.bytes())
-            .all(|b| b.is_ascii_digit())
+        || !int_part.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
         || int_part.is_empty() && frac.is_empty()
     {
         return Err(bad());
@@ -389,13 +358,7 @@ fn decimal_digits(s: &str, scale: u8) -> Result<(bool, String), String> {
 
 pub fn parse_decimal(s: &str, scale: u8) -> Result<i128, String> {
     let (negative, digits) = decimal_digits(s, scale)?;
-    let v: i128 = if digits.is_empty() {
-        0
-    } else {
-        digits
-            .parse()
-            .map_err(|_| format!("decimal too wide: {s:?}"))?
-    };
+    let v: i128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| format!("decimal too wide: {s:?}"))? };
     Ok(if negative { -v } else { v })
 }
 
@@ -415,9 +378,7 @@ pub fn parse_decimal256(s: &str, scale: u8) -> Result<i256, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::{
-        Array, Decimal256Array, DurationMicrosecondArray, TimestampMicrosecondArray,
-    };
+    use arrow_array::{Array, Decimal256Array, DurationMicrosecondArray, TimestampMicrosecondArray};
 
     #[test]
     fn decimals_are_exact() {
@@ -428,64 +389,34 @@ mod tests {
         assert!(parse_decimal("1e5", 4).is_err());
         let widest = "99999999999999999999999999999999999.999999999999999999999999999999";
         let v = parse_decimal256(widest, 30).expect("fits 256 bits");
-        let mut b = ColumnBuilder::new(
-            Kind::Decimal256 {
-                precision: 65,
-                scale: 30,
-            },
-            1,
-        );
+        let mut b = ColumnBuilder::new(Kind::Decimal256 { precision: 65, scale: 30 }, 1);
         b.push(Some(&Value::Bytes(widest.into()))).expect("decodes");
         let arr = b.finish();
-        let arr = arr
-            .as_any()
-            .downcast_ref::<Decimal256Array>()
-            .expect("decimal256");
+        let arr = arr.as_any().downcast_ref::<Decimal256Array>().expect("decimal256");
         assert_eq!(arr.value(0), v);
         assert_eq!(arr.value_as_string(0), widest);
-        assert_eq!(
-            parse_decimal256("-0.000000000000000000000000000001", 30),
-            Ok(i256::from_i128(-1))
-        );
+        assert_eq!(parse_decimal256("-0.000000000000000000000000000001", 30), Ok(i256::from_i128(-1)));
     }
 
     #[test]
     fn zero_dates_become_null_and_are_reported() {
         let mut b = ColumnBuilder::new(Kind::DateTime, 3);
-        assert_eq!(
-            b.push(Some(&Value::Date(0, 0, 0, 0, 0, 0, 0))),
-            Ok(Pushed::ZeroDate)
-        );
-        assert_eq!(
-            b.push(Some(&Value::Date(2020, 2, 0, 10, 0, 0, 0))),
-            Ok(Pushed::ZeroDate)
-        );
-        assert_eq!(
-            b.push(Some(&Value::Date(1970, 1, 1, 0, 0, 0, 1))),
-            Ok(Pushed::Value)
-        );
+        assert_eq!(b.push(Some(&Value::Date(0, 0, 0, 0, 0, 0, 0))), Ok(Pushed::ZeroDate));
+        assert_eq!(b.push(Some(&Value::Date(2020, 2, 0, 10, 0, 0, 0))), Ok(Pushed::ZeroDate));
+        assert_eq!(b.push(Some(&Value::Date(1970, 1, 1, 0, 0, 0, 1))), Ok(Pushed::Value));
         let arr = b.finish();
-        let arr = arr
-            .as_any()
-            .downcast_ref::<TimestampMicrosecondArray>()
-            .expect("timestamps");
+        let arr = arr.as_any().downcast_ref::<TimestampMicrosecondArray>().expect("timestamps");
         assert_eq!((arr.null_count(), arr.value(2)), (2, 1));
     }
 
     #[test]
     fn times_beyond_a_day_and_negative() {
         let mut b = ColumnBuilder::new(Kind::Time, 3);
-        b.push(Some(&Value::Time(true, 34, 22, 59, 59, 999_999)))
-            .expect("decodes");
-        b.push(Some(&Value::Time(true, 0, 0, 0, 0, 500_000)))
-            .expect("decodes");
-        b.push(Some(&Value::Bytes(b"517:51:04.777".to_vec())))
-            .expect("decodes");
+        b.push(Some(&Value::Time(true, 34, 22, 59, 59, 999_999))).expect("decodes");
+        b.push(Some(&Value::Time(true, 0, 0, 0, 0, 500_000))).expect("decodes");
+        b.push(Some(&Value::Bytes(b"517:51:04.777".to_vec()))).expect("decodes");
         let arr = b.finish();
-        let arr = arr
-            .as_any()
-            .downcast_ref::<DurationMicrosecondArray>()
-            .expect("durations");
+        let arr = arr.as_any().downcast_ref::<DurationMicrosecondArray>().expect("durations");
         assert_eq!(arr.value(0), -3_020_399_999_999);
         assert_eq!(arr.value(1), -500_000);
         assert_eq!(arr.value(2), 1_864_264_777_000);
@@ -495,13 +426,9 @@ mod tests {
     fn bits_integers_and_bad_values() {
         let mut b = ColumnBuilder::new(Kind::Bits, 2);
         b.push(Some(&Value::Bytes(vec![0xff; 8]))).expect("decodes");
-        b.push(Some(&Value::Bytes(vec![0x01, 0x6e, 0x0d, 0xdb])))
-            .expect("decodes");
+        b.push(Some(&Value::Bytes(vec![0x01, 0x6e, 0x0d, 0xdb]))).expect("decodes");
         let mut i = ColumnBuilder::new(Kind::Int8, 1);
-        assert!(
-            i.push(Some(&Value::Int(300))).is_err(),
-            "out of range is an error, not a panic"
-        );
+        assert!(i.push(Some(&Value::Int(300))).is_err(), "out of range is an error, not a panic");
         let mut t = ColumnBuilder::new(Kind::Text, 1);
         assert!(t.push(Some(&Value::Bytes(vec![0xff]))).is_err());
         let mut f = ColumnBuilder::new(Kind::FixedBinary(8), 1);
@@ -512,8 +439,7 @@ mod tests {
     fn key_values_round_trip_as_parameters() {
         let time = key_value(Kind::Time, &Value::Time(true, 1, 2, 3, 4, 5)).expect("time key");
         assert_eq!(key_param(&time), Value::Time(true, 1, 2, 3, 4, 5));
-        let zero =
-            key_value(Kind::DateTime, &Value::Date(0, 0, 0, 0, 0, 0, 0)).expect("zero date key");
+        let zero = key_value(Kind::DateTime, &Value::Date(0, 0, 0, 0, 0, 0, 0)).expect("zero date key");
         assert_eq!(key_param(&zero), Value::Date(0, 0, 0, 0, 0, 0, 0));
         assert!(key_value(Kind::Float64, &Value::Double(1.0)).is_err());
     }

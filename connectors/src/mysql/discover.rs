@@ -32,19 +32,11 @@ pub async fn discover(
     cursor: &str,
     key: &str,
 ) -> Result<Discovered, SourceError> {
-    let id = TableId {
-        database: database.to_owned(),
-        table: table.to_owned(),
-    };
-    let rows: Vec<Row> = conn
-        .exec(COLUMNS_SQL, (database, table))
-        .await
-        .map_err(|e| query_error(format!("the columns of {id}"), e))?;
+    let id = TableId { database: database.to_owned(), table: table.to_owned() };
+    let rows: Vec<Row> =
+        conn.exec(COLUMNS_SQL, (database, table)).await.map_err(|e| query_error(format!("the columns of {id}"), e))?;
     if rows.is_empty() {
-        return Err(SourceError::MissingTable {
-            table: id,
-            key: format!("{key}.name"),
-        });
+        return Err(SourceError::MissingTable { table: id, key: format!("{key}.name") });
     }
     let infos: Vec<ColumnInfo> = rows.into_iter().map(column_info).collect();
     let key_names: Vec<String> = conn
@@ -109,11 +101,7 @@ pub async fn discover(
         }
         key_indices.push(i);
     }
-    Ok(Discovered {
-        schema: TableSchema::new(id, columns, key_indices, cursor_index),
-        kinds,
-        incrementing,
-    })
+    Ok(Discovered { schema: TableSchema::new(id, columns, key_indices, cursor_index), kinds, incrementing })
 }
 
 fn column_info(mut row: Row) -> ColumnInfo {

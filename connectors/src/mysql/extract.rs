@@ -47,14 +47,7 @@ impl MysqlSource {
         let database = config.url.database().unwrap_or_default().to_owned();
         let mut tables = Vec::with_capacity(config.tables.len());
         for (i, t) in config.tables.iter().enumerate() {
-            let found = discover(
-                &mut conn,
-                &database,
-                &t.name,
-                &t.cursor,
-                &format!("source.tables[{i}]"),
-            )
-            .await?;
+            let found = discover(&mut conn, &database, &t.name, &t.cursor, &format!("source.tables[{i}]")).await?;
             let schema = Arc::new(found.schema);
             tables.push(Table {
                 queries: TableQueries::new(&schema, config.batch_rows),
@@ -66,13 +59,7 @@ impl MysqlSource {
         }
         drop(conn);
         let schemas = tables.iter().map(|t| t.schema.clone()).collect();
-        Ok(MysqlSource {
-            pool,
-            tables,
-            schemas,
-            lag_secs: config.lag_secs,
-            zero_dates: config.zero_dates,
-        })
+        Ok(MysqlSource { pool, tables, schemas, lag_secs: config.lag_secs, zero_dates: config.zero_dates })
     }
 }
 
@@ -90,30 +77,18 @@ impl Source for MysqlSource {
     ) -> Result<Option<ChangeBatch>, SourceError> {
         let t = &self.tables[table];
         let id = &t.schema.id;
-        let mut conn = self
-            .pool
-            .get_conn()
-            .await
-            .map_err(|e| query_error(format!("a connection for {id}"), e))?;
+        let mut conn = self.pool.get_conn().await.map_err(|e| query_error(format!("a connection for {id}"), e))?;
         // The bound and the rows come from one consistent snapshot.
         let mut opts = TxOpts::default();
-        opts.with_consistent_snapshot(true)
-            .with_readonly(Some(true));
-        let mut tx = conn
-            .start_transaction(opts)
-            .await
-            .map_err(|e| query_error(format!("a snapshot of {id}"), e))?;
+        opts.with_consistent_snapshot(true).with_readonly(Some(true));
+        let mut tx = conn.start_transaction(opts).await.map_err(|e| query_error(format!("a snapshot of {id}"), e))?;
         let key_params = |key: &Key| -> Vec<Value> {
             let n = key.len();
             key.iter()
                 .enumerate()
                 .flat_map(|(i, v)| {
                     let p = decode::key_param(v);
-                    if i + 1 < n {
-                        vec![p.clone(), p]
-                    } else {
-                        vec![p]
-                    }
+                    if i + 1 < n { vec![p.clone(), p] } else { vec![p] }
                 })
                 .collect()
         };
@@ -122,16 +97,7 @@ impl Source for MysqlSource {
                 Position::Key { key } => (&t.queries.key_after, key_params(key)),
                 _ => (&t.queries.key_first, Vec::new()),
             };
-            read(
-                &mut tx,
-                t,
-                sql,
-                params,
-                max_rows,
-                self.zero_dates,
-                Phase::Key,
-            )
-            .await?
+            read(&mut tx, t, sql, params, max_rows, self.zero_dates, Phase::Key).await?
         } else {
             let mut result = None;
             if t.cursor_nullable && matches!(after, Position::Start | Position::NullCursor { .. }) {
@@ -139,16 +105,7 @@ impl Source for MysqlSource {
                     Position::NullCursor { key } => (&t.queries.nulls_after, key_params(key)),
                     _ => (&t.queries.nulls_first, Vec::new()),
                 };
-                result = read(
-                    &mut tx,
-                    t,
-                    sql,
-                    params,
-                    max_rows,
-                    self.zero_dates,
-                    Phase::NullCursor,
-                )
-                .await?;
+                result = read(&mut tx, t, sql, params, max_rows, self.zero_dates, Phase::NullCursor).await?;
             }
             if result.is_none() {
                 let upper = upper_bound(&mut tx, bound, self.lag_secs, t).await?;
@@ -160,27 +117,13 @@ impl Source for MysqlSource {
                         p.push(decode::datetime_param(&upper));
                         (&t.queries.cursor_after, p)
                     }
-                    _ => (
-                        &t.queries.cursor_first,
-                        vec![decode::datetime_param(&upper)],
-                    ),
+                    _ => (&t.queries.cursor_first, vec![decode::datetime_param(&upper)]),
                 };
-                result = read(
-                    &mut tx,
-                    t,
-                    sql,
-                    params,
-                    max_rows,
-                    self.zero_dates,
-                    Phase::Cursor,
-                )
-                .await?;
+                result = read(&mut tx, t, sql, params, max_rows, self.zero_dates, Phase::Cursor).await?;
             }
             result
         };
-        tx.commit()
-            .await
-            .map_err(|e| query_error(format!("the end of a read of {id}"), e))?;
+        tx.commit().await.map_err(|e| query_error(format!("the end of a read of {id}"), e))?;
         Ok(result.map(|(rows, upto, stats)| ChangeBatch {
             table: t.schema.clone(),
             ops: vec![Op::Upsert; rows.num_rows()],
@@ -204,13 +147,8 @@ async fn upper_bound(
         return Ok(b);
     }
     let sql = format!("SELECT NOW(6) - INTERVAL {lag_secs} SECOND");
-    let now: Option<Row> = tx
-        .exec_first(sql, ())
-        .await
-        .map_err(|e| query_error("the source clock", e))?;
-    let value = now
-        .and_then(|mut r| r.take::<Value, _>(0))
-        .unwrap_or(Value::NULL);
+    let now: Option<Row> = tx.exec_first(sql, ()).await.map_err(|e| query_error("the source clock", e))?;
+    let value = now.and_then(|mut r| r.take::<Value, _>(0)).unwrap_or(Value::NULL);
     let b = decode::datetime(&value).map_err(|reason| SourceError::Decode {
         table: t.schema.id.clone(),
         column: "NOW(6)".into(),
@@ -242,19 +180,13 @@ async fn read(
     phase: Phase,
 ) -> Result<Option<(RecordBatch, Position, BatchStats)>, SourceError> {
     let id = &t.schema.id;
-    let mut builders: Vec<ColumnBuilder> = t
-        .kinds
-        .iter()
-        .map(|k| ColumnBuilder::new(*k, max_rows))
-        .collect();
+    let mut builders: Vec<ColumnBuilder> = t.kinds.iter().map(|k| ColumnBuilder::new(*k, max_rows)).collect();
     let mut stats = BatchStats::default();
     let mut failure: Option<SourceError> = None;
     let mut last: Option<Row> = None;
     let mut count = 0usize;
-    let mut result = tx
-        .exec_iter(sql, Params::Positional(params))
-        .await
-        .map_err(|e| query_error(format!("table {id}"), e))?;
+    let mut result =
+        tx.exec_iter(sql, Params::Positional(params)).await.map_err(|e| query_error(format!("table {id}"), e))?;
     result
         .for_each(|row| {
             if failure.is_some() {
@@ -265,11 +197,8 @@ async fn read(
                     Ok(Pushed::Value) => {}
                     Ok(Pushed::ZeroDate) if zero_dates == ZeroDates::Null => stats.zero_dates += 1,
                     Ok(Pushed::ZeroDate) => {
-                        failure = Some(decode_error(
-                            t,
-                            i,
-                            "holds a zero date and source.zero_dates = \"error\"".into(),
-                        ));
+                        failure =
+                            Some(decode_error(t, i, "holds a zero date and source.zero_dates = \"error\"".into()));
                         return;
                     }
                     Err(reason) => {
@@ -308,20 +237,11 @@ async fn read(
         }
     };
     let columns = builders.iter_mut().map(ColumnBuilder::finish).collect();
-    let batch = RecordBatch::try_new(t.schema.arrow.clone(), columns).map_err(|e| {
-        decode_error(
-            t,
-            t.schema.cursor,
-            format!("cannot assemble the batch: {e}"),
-        )
-    })?;
+    let batch = RecordBatch::try_new(t.schema.arrow.clone(), columns)
+        .map_err(|e| decode_error(t, t.schema.cursor, format!("cannot assemble the batch: {e}")))?;
     Ok(Some((batch, upto, stats)))
 }
 
 fn decode_error(t: &Table, column: usize, reason: String) -> SourceError {
-    SourceError::Decode {
-        table: t.schema.id.clone(),
-        column: t.schema.columns[column].name.clone(),
-        reason,
-    }
+    SourceError::Decode { table: t.schema.id.clone(), column: t.schema.columns[column].name.clone(), reason }
 }

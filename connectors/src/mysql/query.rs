@@ -29,12 +29,7 @@ impl TableQueries {
     pub fn new(table: &TableSchema, limit: usize) -> Self {
         let select = format!(
             "SELECT {} FROM {}.{}",
-            table
-                .columns
-                .iter()
-                .map(|c| quote(&c.name))
-                .collect::<Vec<_>>()
-                .join(", "),
+            table.columns.iter().map(|c| quote(&c.name)).collect::<Vec<_>>().join(", "),
             quote(&table.id.database),
             quote(&table.id.table)
         );
@@ -43,18 +38,13 @@ impl TableQueries {
         let by_key = keys.join(", ");
         TableQueries {
             key_first: format!("{select} ORDER BY {by_key} LIMIT {limit}"),
-            key_after: format!(
-                "{select} WHERE {} ORDER BY {by_key} LIMIT {limit}",
-                key_after(&keys)
-            ),
+            key_after: format!("{select} WHERE {} ORDER BY {by_key} LIMIT {limit}", key_after(&keys)),
             nulls_first: format!("{select} WHERE {cursor} IS NULL ORDER BY {by_key} LIMIT {limit}"),
             nulls_after: format!(
                 "{select} WHERE {cursor} IS NULL AND {} ORDER BY {by_key} LIMIT {limit}",
                 key_after(&keys)
             ),
-            cursor_first: format!(
-                "{select} WHERE {cursor} <= ? ORDER BY {cursor}, {by_key} LIMIT {limit}"
-            ),
+            cursor_first: format!("{select} WHERE {cursor} <= ? ORDER BY {cursor}, {by_key} LIMIT {limit}"),
             cursor_after: format!(
                 "{select} WHERE ({cursor} > ? OR ({cursor} = ? AND {})) AND {cursor} <= ? \
                  ORDER BY {cursor}, {by_key} LIMIT {limit}",
@@ -95,16 +85,8 @@ mod tests {
     #[test]
     fn composite_keys_expand_without_row_constructors_or_offset() {
         let table = TableSchema::new(
-            TableId {
-                database: "m".into(),
-                table: "log`conv".into(),
-            },
-            vec![
-                col("idvisit"),
-                col("idgoal"),
-                col("buster"),
-                col("server_time"),
-            ],
+            TableId { database: "m".into(), table: "log`conv".into() },
+            vec![col("idvisit"), col("idgoal"), col("buster"), col("server_time")],
             vec![0, 1, 2],
             3,
         );
@@ -117,12 +99,7 @@ mod tests {
              ORDER BY `server_time`, `idvisit`, `idgoal`, `buster` LIMIT 7"
         );
         assert!(q.nulls_after.ends_with("WHERE `server_time` IS NULL AND (`idvisit` > ? OR (`idvisit` = ? AND (`idgoal` > ? OR (`idgoal` = ? AND `buster` > ?)))) ORDER BY `idvisit`, `idgoal`, `buster` LIMIT 7"));
-        for sql in [
-            &q.nulls_first,
-            &q.nulls_after,
-            &q.cursor_first,
-            &q.cursor_after,
-        ] {
+        for sql in [&q.nulls_first, &q.nulls_after, &q.cursor_first, &q.cursor_after] {
             assert!(!sql.to_ascii_uppercase().contains("OFFSET"));
         }
     }

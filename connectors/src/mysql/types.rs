@@ -108,15 +108,15 @@ impl Kind {
             "timestamp" => Kind::Timestamp,
             "time" => Kind::Time,
             "year" => Kind::Year,
-            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum"
-            | "set" | "json" | "uuid" | "inet4" | "inet6" => Kind::Text,
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set" | "json" | "uuid"
+            | "inet4" | "inet6" => Kind::Text,
             "binary" => match c.octet_length {
                 Some(n @ 1..=65_535) => Kind::FixedBinary(n as i32),
                 _ => Kind::Binary,
             },
-            "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "geometry"
-            | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
-            | "multipolygon" | "geometrycollection" | "geomcollection" => Kind::Binary,
+            "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "geometry" | "point" | "linestring"
+            | "polygon" | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection"
+            | "geomcollection" => Kind::Binary,
             other => return Err(format!("{other} ({}) has no Arrow mapping", c.column_type)),
         };
         Ok(kind)
@@ -207,44 +207,25 @@ mod tests {
     #[test]
     fn integers_keep_sign_and_width() {
         assert_eq!(kind("bigint", "bigint(20) unsigned"), Ok(Kind::UInt64));
-        assert_eq!(
-            kind("tinyint", "tinyint(1)"),
-            Ok(Kind::Int8),
-            "TINYINT(1) can hold 5: not a bool"
-        );
+        assert_eq!(kind("tinyint", "tinyint(1)"), Ok(Kind::Int8), "TINYINT(1) can hold 5: not a bool");
         assert_eq!(kind("int", "int(5) unsigned zerofill"), Ok(Kind::UInt32));
         assert_eq!(kind("mediumint", "mediumint(9)"), Ok(Kind::Int32));
     }
 
     #[test]
     fn decimals_choose_their_width_by_precision() {
-        assert_eq!(
-            kind("decimal", "decimal(8,4)").map(Kind::arrow_type),
-            Ok(DataType::Decimal128(8, 4))
-        );
-        assert_eq!(
-            kind("decimal", "decimal(65,30)").map(Kind::arrow_type),
-            Ok(DataType::Decimal256(65, 30))
-        );
+        assert_eq!(kind("decimal", "decimal(8,4)").map(Kind::arrow_type), Ok(DataType::Decimal128(8, 4)));
+        assert_eq!(kind("decimal", "decimal(65,30)").map(Kind::arrow_type), Ok(DataType::Decimal256(65, 30)));
     }
 
     #[test]
     fn temporal_types() {
-        assert_eq!(
-            kind("time", "time(6)").map(Kind::arrow_type),
-            Ok(DataType::Duration(TimeUnit::Microsecond))
-        );
+        assert_eq!(kind("time", "time(6)").map(Kind::arrow_type), Ok(DataType::Duration(TimeUnit::Microsecond)));
         assert_eq!(
             kind("timestamp", "timestamp(6)").map(Kind::arrow_type),
-            Ok(DataType::Timestamp(
-                TimeUnit::Microsecond,
-                Some("UTC".into())
-            ))
+            Ok(DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())))
         );
-        assert_eq!(
-            kind("year", "year(4)").map(Kind::arrow_type),
-            Ok(DataType::UInt16)
-        );
+        assert_eq!(kind("year", "year(4)").map(Kind::arrow_type), Ok(DataType::UInt16));
         assert!(kind("datetime", "datetime(6)").is_ok_and(Kind::is_cursor));
         assert!(!kind("time", "time").is_ok_and(Kind::is_cursor));
     }

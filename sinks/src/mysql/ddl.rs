@@ -32,10 +32,7 @@ pub fn create_table(table: &TableSchema) -> String {
         .collect();
     let key: Vec<String> = table.key_columns().map(|c| quote(&c.name)).collect();
     lines.push(format!("  PRIMARY KEY ({})", key.join(", ")));
-    lines.push(format!(
-        "  KEY `hw_cursor` ({})",
-        quote(&table.cursor_column().name)
-    ));
+    lines.push(format!("  KEY `hw_cursor` ({})", quote(&table.cursor_column().name)));
     format!(
         "CREATE TABLE IF NOT EXISTS {} (\n{}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         quote(&table.id.table),
@@ -46,24 +43,9 @@ pub fn create_table(table: &TableSchema) -> String {
 /// Column types that take a character set clause.
 fn is_textual(column_type: &str) -> bool {
     let t = column_type.trim_start().to_ascii_lowercase();
-    [
-        "char",
-        "varchar",
-        "tinytext",
-        "text",
-        "mediumtext",
-        "longtext",
-        "enum",
-        "set",
-    ]
-    .iter()
-    .any(|p| {
-        t.starts_with(p)
-            && t[p.len()..]
-                .chars()
-                .next()
-                .is_none_or(|c| c == '(' || c == ' ')
-    })
+    ["char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"]
+        .iter()
+        .any(|p| t.starts_with(p) && t[p.len()..].chars().next().is_none_or(|c| c == '(' || c == ' '))
 }
 
 #[cfg(test)]
@@ -87,10 +69,7 @@ mod tests {
     #[test]
     fn keeps_types_key_and_charsets_and_adds_a_cursor_index() {
         let t = TableSchema::new(
-            TableId {
-                database: "m".into(),
-                table: "log_conversion".into(),
-            },
+            TableId { database: "m".into(), table: "log_conversion".into() },
             vec![
                 col("idvisit", "bigint(10) unsigned", false, None),
                 col("idgoal", "int(10)", false, None),

@@ -8,9 +8,8 @@ use std::fmt::Write;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Decimal128Type, Decimal256Type, DurationMicrosecondType, Float32Type, Float64Type,
-    Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType, UInt8Type, UInt16Type,
-    UInt32Type, UInt64Type,
+    Date32Type, Decimal128Type, Decimal256Type, DurationMicrosecondType, Float32Type, Float64Type, Int8Type, Int16Type,
+    Int32Type, Int64Type, TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::{DataType, TimeUnit};
@@ -35,16 +34,8 @@ pub fn push(out: &mut String, column: &ArrayRef, row: usize) -> Result<(), Strin
         DataType::Float32 => write!(out, "{:?}", column.as_primitive::<Float32Type>().value(row)),
         DataType::Float64 => write!(out, "{:?}", column.as_primitive::<Float64Type>().value(row)),
         DataType::Boolean => write!(out, "{}", u8::from(column.as_boolean().value(row))),
-        DataType::Decimal128(_, _) => write!(
-            out,
-            "{}",
-            column.as_primitive::<Decimal128Type>().value_as_string(row)
-        ),
-        DataType::Decimal256(_, _) => write!(
-            out,
-            "{}",
-            column.as_primitive::<Decimal256Type>().value_as_string(row)
-        ),
+        DataType::Decimal128(_, _) => write!(out, "{}", column.as_primitive::<Decimal128Type>().value_as_string(row)),
+        DataType::Decimal256(_, _) => write!(out, "{}", column.as_primitive::<Decimal256Type>().value_as_string(row)),
         DataType::Date32 => {
             let (y, m, d) = civil::civil_from_days(column.as_primitive::<Date32Type>().value(row));
             write!(out, "'{y:04}-{m:02}-{d:02}'")
@@ -58,14 +49,7 @@ pub fn push(out: &mut String, column: &ArrayRef, row: usize) -> Result<(), Strin
             let sign = if us < 0 { "-" } else { "" };
             let abs = us.unsigned_abs();
             let secs = abs / 1_000_000;
-            write!(
-                out,
-                "'{sign}{}:{:02}:{:02}.{:06}'",
-                secs / 3600,
-                secs / 60 % 60,
-                secs % 60,
-                abs % 1_000_000
-            )
+            write!(out, "'{sign}{}:{:02}:{:02}.{:06}'", secs / 3600, secs / 60 % 60, secs % 60, abs % 1_000_000)
         }
         DataType::Utf8 => {
             out.push_str("_utf8mb4 ");
@@ -117,56 +101,28 @@ mod tests {
     #[test]
     fn text_and_binary_are_hex_so_nothing_needs_escaping() {
         assert_eq!(
-            lit(Arc::new(StringArray::from(vec![
-                Some("a'b"),
-                None,
-                Some("😀"),
-                Some("")
-            ]))),
-            [
-                "_utf8mb4 X'612762'",
-                "NULL",
-                "_utf8mb4 X'F09F9880'",
-                "_utf8mb4 X''"
-            ]
+            lit(Arc::new(StringArray::from(vec![Some("a'b"), None, Some("😀"), Some("")]))),
+            ["_utf8mb4 X'612762'", "NULL", "_utf8mb4 X'F09F9880'", "_utf8mb4 X''"]
         );
-        let ids = FixedSizeBinaryArray::try_from_iter(vec![vec![0u8, 1, 255]].into_iter())
-            .expect("fixed");
+        let ids = FixedSizeBinaryArray::try_from_iter(vec![vec![0u8, 1, 255]].into_iter()).expect("fixed");
         assert_eq!(lit(Arc::new(ids)), ["X'0001FF'"]);
     }
 
     #[test]
     fn times_over_a_day_and_negative() {
         assert_eq!(
-            lit(Arc::new(DurationMicrosecondArray::from(vec![
-                -3_020_399_000_000,
-                -500_000,
-                1_864_264_777_000
-            ]))),
-            [
-                "'-838:59:59.000000'",
-                "'-0:00:00.500000'",
-                "'517:51:04.777000'"
-            ]
+            lit(Arc::new(DurationMicrosecondArray::from(vec![-3_020_399_000_000, -500_000, 1_864_264_777_000]))),
+            ["'-838:59:59.000000'", "'-0:00:00.500000'", "'517:51:04.777000'"]
         );
     }
 
     #[test]
     fn numbers_keep_every_digit() {
         let widest =
-            i256::from_string("99999999999999999999999999999999999999999999999999999999999999999")
-                .expect("fits");
-        let mut b = Decimal256Builder::new()
-            .with_precision_and_scale(65, 30)
-            .expect("valid");
+            i256::from_string("99999999999999999999999999999999999999999999999999999999999999999").expect("fits");
+        let mut b = Decimal256Builder::new().with_precision_and_scale(65, 30).expect("valid");
         b.append_value(widest);
-        assert_eq!(
-            lit(Arc::new(b.finish())),
-            ["99999999999999999999999999999999999.999999999999999999999999999999"]
-        );
-        assert_eq!(
-            lit(Arc::new(Float32Array::from(vec![2.5e-3f32, 1e20]))),
-            ["0.0025", "1e20"]
-        );
+        assert_eq!(lit(Arc::new(b.finish())), ["99999999999999999999999999999999999.999999999999999999999999999999"]);
+        assert_eq!(lit(Arc::new(Float32Array::from(vec![2.5e-3f32, 1e20]))), ["0.0025", "1e20"]);
     }
 }

@@ -62,20 +62,12 @@ impl MysqlSink {
     pub async fn connect(config: &MysqlSinkConfig, pipeline: &str) -> Result<Self, SinkError> {
         let (pool, conn) = open(&config.url, &config.pool).await?;
         drop(conn);
-        Ok(MysqlSink {
-            pool,
-            pipeline: pipeline.to_owned(),
-            batch_rows: config.batch_rows,
-            statements: HashMap::new(),
-        })
+        Ok(MysqlSink { pool, pipeline: pipeline.to_owned(), batch_rows: config.batch_rows, statements: HashMap::new() })
     }
 
     /// The store that reads (and, outside a batch, writes) this sink's checkpoints.
     pub fn checkpoint_store(&self) -> MysqlCheckpointStore {
-        MysqlCheckpointStore {
-            pool: self.pool.clone(),
-            pipeline: self.pipeline.clone(),
-        }
+        MysqlCheckpointStore { pool: self.pool.clone(), pipeline: self.pipeline.clone() }
     }
 
     async fn conn(&self, what: &str) -> Result<Conn, SinkError> {
@@ -94,9 +86,7 @@ impl Sink for MysqlSink {
 
     async fn prepare(&mut self, tables: &[Arc<TableSchema>]) -> Result<(), SinkError> {
         let mut conn = self.conn("connecting to the sink").await?;
-        conn.query_drop(CREATE_CHECKPOINTS)
-            .await
-            .map_err(|e| db_error("creating the checkpoint table", e))?;
+        conn.query_drop(CREATE_CHECKPOINTS).await.map_err(|e| db_error("creating the checkpoint table", e))?;
         for t in tables {
             conn.query_drop(ddl::create_table(t))
                 .await
@@ -112,51 +102,29 @@ impl Sink for MysqlSink {
             table: id.clone(),
             reason: "the sink was not prepared for this table".into(),
         })?;
-        let data_error = |reason: String| SinkError::Data {
-            table: id.clone(),
-            reason,
-        };
+        let data_error = |reason: String| SinkError::Data { table: id.clone(), reason };
         let mut statements = Vec::new();
         for (op, range) in op_runs(&batch.ops) {
             statements.extend(match op {
-                Op::Upsert => sql
-                    .upserts(&batch.rows, range, self.batch_rows)
-                    .map_err(data_error)?,
-                Op::Delete => sql
-                    .deletes(&batch.table, &batch.rows, range)
-                    .map_err(data_error)?,
+                Op::Upsert => sql.upserts(&batch.rows, range, self.batch_rows).map_err(data_error)?,
+                Op::Delete => sql.deletes(&batch.table, &batch.rows, range).map_err(data_error)?,
             });
         }
 
         let what = format!("loading a batch of {id}");
         let mut conn = self.conn(&what).await?;
-        let mut tx = conn
-            .start_transaction(TxOpts::default())
-            .await
-            .map_err(|e| db_error(&what, e))?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| db_error(&what, e))?;
         for statement in &statements {
-            tx.query_drop(statement)
-                .await
-                .map_err(|e| db_error(&what, e))?;
+            tx.query_drop(statement).await.map_err(|e| db_error(&what, e))?;
         }
-        let stored = read_checkpoint(&mut tx, &self.pipeline, id, true)
-            .await
-            .map_err(|e| db_error(&what, e))?;
+        let stored = read_checkpoint(&mut tx, &self.pipeline, id, true).await.map_err(|e| db_error(&what, e))?;
         let rows_loaded = stored.as_ref().map_or(0, |c| c.rows_loaded) + batch.num_rows() as u64;
         // Monotonic: a replayed older batch still lands (idempotently) but leaves the
         // checkpoint where it is.
         if !stored.is_some_and(|c| batch.upto.is_behind(&c.position)) {
-            write_checkpoint(
-                &mut tx,
-                &self.pipeline,
-                id,
-                &Checkpoint {
-                    position: batch.upto.clone(),
-                    rows_loaded,
-                },
-            )
-            .await
-            .map_err(|e| db_error(&what, e))?;
+            write_checkpoint(&mut tx, &self.pipeline, id, &Checkpoint { position: batch.upto.clone(), rows_loaded })
+                .await
+                .map_err(|e| db_error(&what, e))?;
         }
         tx.commit().await.map_err(|e| db_error(&what, e))?;
         Ok(Durability::Durable)
@@ -167,10 +135,7 @@ impl Sink for MysqlSink {
     }
 
     async fn shutdown(self) -> Result<(), SinkError> {
-        self.pool
-            .disconnect()
-            .await
-            .map_err(|e| db_error("closing the sink's connections", e))
+        self.pool.disconnect().await.map_err(|e| db_error("closing the sink's connections", e))
     }
 }
 
@@ -197,29 +162,16 @@ impl CheckpointStore for MysqlCheckpointStore {
     async fn load(&self, table: &TableId) -> Result<Option<Checkpoint>, CheckpointError> {
         let what = format!("reading the checkpoint of {table}");
         let mut conn = self.pool.get_conn().await.map_err(|e| cp_error(&what, e))?;
-        read_checkpoint(&mut conn, &self.pipeline, table, false)
-            .await
-            .map_err(|e| cp_error(&what, e))
+        read_checkpoint(&mut conn, &self.pipeline, table, false).await.map_err(|e| cp_error(&what, e))
     }
 
-    async fn commit(
-        &self,
-        table: &TableId,
-        checkpoint: &Checkpoint,
-    ) -> Result<(), CheckpointError> {
+    async fn commit(&self, table: &TableId, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let what = format!("writing the checkpoint of {table}");
         let mut conn = self.pool.get_conn().await.map_err(|e| cp_error(&what, e))?;
-        let mut tx = conn
-            .start_transaction(TxOpts::default())
-            .await
-            .map_err(|e| cp_error(&what, e))?;
-        let stored = read_checkpoint(&mut tx, &self.pipeline, table, true)
-            .await
-            .map_err(|e| cp_error(&what, e))?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| cp_error(&what, e))?;
+        let stored = read_checkpoint(&mut tx, &self.pipeline, table, true).await.map_err(|e| cp_error(&what, e))?;
         if !stored.is_some_and(|c| checkpoint.position.is_behind(&c.position)) {
-            write_checkpoint(&mut tx, &self.pipeline, table, checkpoint)
-                .await
-                .map_err(|e| cp_error(&what, e))?;
+            write_checkpoint(&mut tx, &self.pipeline, table, checkpoint).await.map_err(|e| cp_error(&what, e))?;
         }
         tx.commit().await.map_err(|e| cp_error(&what, e))
     }
@@ -231,26 +183,15 @@ async fn read_checkpoint(
     table: &TableId,
     for_update: bool,
 ) -> Result<Option<Checkpoint>, mysql_async::Error> {
-    let sql = if for_update {
-        format!("{SELECT_CHECKPOINT} FOR UPDATE")
-    } else {
-        SELECT_CHECKPOINT.to_owned()
-    };
-    let row: Option<Row> = conn
-        .exec_first(sql, (pipeline, &table.database, &table.table))
-        .await?;
+    let sql = if for_update { format!("{SELECT_CHECKPOINT} FOR UPDATE") } else { SELECT_CHECKPOINT.to_owned() };
+    let row: Option<Row> = conn.exec_first(sql, (pipeline, &table.database, &table.table)).await?;
     let Some(mut row) = row else { return Ok(None) };
     let text: String = row.take(0).unwrap_or_default();
     let rows_loaded: u64 = row.take(1).unwrap_or_default();
     let position: Position = serde_json::from_str(&text).map_err(|e| {
-        mysql_async::Error::Other(
-            format!("{CHECKPOINT_TABLE} holds a position that is not valid: {e}").into(),
-        )
+        mysql_async::Error::Other(format!("{CHECKPOINT_TABLE} holds a position that is not valid: {e}").into())
     })?;
-    Ok(Some(Checkpoint {
-        position,
-        rows_loaded,
-    }))
+    Ok(Some(Checkpoint { position, rows_loaded }))
 }
 
 async fn write_checkpoint(
@@ -261,17 +202,7 @@ async fn write_checkpoint(
 ) -> Result<(), mysql_async::Error> {
     let position = serde_json::to_string(&checkpoint.position)
         .map_err(|e| mysql_async::Error::Other(format!("cannot encode a position: {e}").into()))?;
-    conn.exec_drop(
-        UPSERT_CHECKPOINT,
-        (
-            pipeline,
-            &table.database,
-            &table.table,
-            position,
-            checkpoint.rows_loaded,
-        ),
-    )
-    .await
+    conn.exec_drop(UPSERT_CHECKPOINT, (pipeline, &table.database, &table.table, position, checkpoint.rows_loaded)).await
 }
 
 /// Opens the pool and proves it with one connection within the connect timeout.
@@ -295,24 +226,12 @@ async fn open(url: &DbUrl, pool: &PoolConfig) -> Result<(Pool, Conn), SinkError>
             let _ = handle.disconnect().await;
             Err(match &e {
                 mysql_async::Error::Server(s) if [1044, 1045, 1698].contains(&s.code) => {
-                    SinkError::Auth {
-                        url: shown,
-                        key: KEY,
-                        source: Box::new(e),
-                    }
+                    SinkError::Auth { url: shown, key: KEY, source: Box::new(e) }
                 }
-                _ => SinkError::Connect {
-                    url: shown,
-                    key: KEY,
-                    source: Box::new(e),
-                },
+                _ => SinkError::Connect { url: shown, key: KEY, source: Box::new(e) },
             })
         }
-        Err(_) => Err(SinkError::ConnectTimeout {
-            url: shown,
-            key: KEY,
-            secs,
-        }),
+        Err(_) => Err(SinkError::ConnectTimeout { url: shown, key: KEY, secs }),
     }
 }
 
@@ -322,18 +241,11 @@ fn db_error(what: &str, e: mysql_async::Error) -> SinkError {
         mysql_async::Error::Server(s) => matches!(s.code, 1205 | 1213),
         _ => false,
     };
-    SinkError::Database {
-        what: what.to_owned(),
-        retryable,
-        source: Box::new(e),
-    }
+    SinkError::Database { what: what.to_owned(), retryable, source: Box::new(e) }
 }
 
 fn cp_error(what: &str, e: mysql_async::Error) -> CheckpointError {
-    CheckpointError::Database {
-        what: what.to_owned(),
-        source: Box::new(e),
-    }
+    CheckpointError::Database { what: what.to_owned(), source: Box::new(e) }
 }
 
 #[cfg(test)]
@@ -343,9 +255,6 @@ mod tests {
     #[test]
     fn op_runs_group_consecutive_operations() {
         let ops = [Op::Upsert, Op::Upsert, Op::Delete, Op::Upsert];
-        assert_eq!(
-            op_runs(&ops),
-            [(Op::Upsert, 0..2), (Op::Delete, 2..3), (Op::Upsert, 3..4)]
-        );
+        assert_eq!(op_runs(&ops), [(Op::Upsert, 0..2), (Op::Delete, 2..3), (Op::Upsert, 3..4)]);
     }
 }

@@ -40,20 +40,14 @@ impl UpsertSql {
             .map(|(_, n)| format!("{n} = IF({guard}, VALUES({n}), {n})"))
             .collect();
         if !table.key.contains(&table.cursor) {
-            updates.push(format!(
-                "{cursor} = IF({guard}, VALUES({cursor}), {cursor})"
-            ));
+            updates.push(format!("{cursor} = IF({guard}, VALUES({cursor}), {cursor})"));
         }
         if updates.is_empty() {
             // Every column is in the key: a duplicate is the same row.
             updates.push(format!("{0} = {0}", names[table.key[0]]));
         }
         UpsertSql {
-            head: format!(
-                "INSERT INTO {} ({}) VALUES ",
-                quote(&table.id.table),
-                names.join(", ")
-            ),
+            head: format!("INSERT INTO {} ({}) VALUES ", quote(&table.id.table), names.join(", ")),
             tail: format!(" ON DUPLICATE KEY UPDATE {}", updates.join(", ")),
             delete_head: format!("DELETE FROM {} WHERE ", quote(&table.id.table)),
             delete_guard: cursor.clone(),
@@ -155,16 +149,10 @@ mod tests {
             nullable: true,
         };
         TableSchema::new(
-            TableId {
-                database: "d".into(),
-                table: "t".into(),
-            },
+            TableId { database: "d".into(), table: "t".into() },
             vec![
                 col("id", DataType::Int32),
-                col(
-                    "update_time",
-                    DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None),
-                ),
+                col("update_time", DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None)),
                 col("qty", DataType::Int32),
             ],
             vec![0],
@@ -177,11 +165,7 @@ mod tests {
             t.arrow.clone(),
             vec![
                 Arc::new(Int32Array::from(vec![1, 2, 3])),
-                Arc::new(TimestampMicrosecondArray::from(vec![
-                    Some(0),
-                    None,
-                    Some(1),
-                ])),
+                Arc::new(TimestampMicrosecondArray::from(vec![Some(0), None, Some(1)])),
                 Arc::new(Int32Array::from(vec![Some(5), None, Some(7)])),
             ],
         )
@@ -191,9 +175,7 @@ mod tests {
     #[test]
     fn guard_assigns_the_cursor_last_and_chunks_by_rows() {
         let t = table();
-        let sql = UpsertSql::new(&t)
-            .upserts(&rows(&t), 0..3, 2)
-            .expect("renders");
+        let sql = UpsertSql::new(&t).upserts(&rows(&t), 0..3, 2).expect("renders");
         assert_eq!(sql.len(), 2);
         assert_eq!(
             sql[0],
@@ -208,9 +190,7 @@ mod tests {
     #[test]
     fn deletes_spare_newer_versions() {
         let t = table();
-        let sql = UpsertSql::new(&t)
-            .deletes(&t, &rows(&t), 0..1)
-            .expect("renders");
+        let sql = UpsertSql::new(&t).deletes(&t, &rows(&t), 0..1).expect("renders");
         assert_eq!(
             sql,
             [
