@@ -120,6 +120,18 @@ impl TestDb {
         .collect()
     }
 
+    /// Loads the real Matomo data of `../shared/fixtures/matomo/log_data.sql` with the
+    /// `mariadb` client (the dump's own `SET` and `LOCK` statements need it).
+    pub fn load_matomo_fixture(&self) {
+        let dump = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/matomo/log_data.sql");
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("mariadb -uroot -h127.0.0.1 {} < '{}'", self.name, dump.display()))
+            .status()
+            .expect("mariadb client runs");
+        assert!(status.success(), "loading {}", dump.display());
+    }
+
     pub async fn drop_db(self) {
         self.exec(&format!("DROP DATABASE `{}`", self.name)).await;
         self.pool.disconnect().await.expect("disconnect");
@@ -275,6 +287,17 @@ impl Pipeline {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_highwater"));
         cmd.arg("run").arg("--config").arg(&self.config).env("HIGHWATER_LOG", "warn");
         cmd
+    }
+
+    /// `highwater <args> --config <this config>`: (exit code, stdout).
+    pub fn subcommand(&self, args: &[&str]) -> (Option<i32>, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_highwater"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .expect("highwater runs");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// `highwater run --once`, asserting success.

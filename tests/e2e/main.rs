@@ -246,13 +246,7 @@ async fn kill_9_in_the_middle_loses_nothing_and_doubles_nothing() {
 async fn the_real_matomo_data_replicates() {
     let source = TestDb::new("matomo").await;
     let sink = TestDb::new("matomo_sink").await;
-    let dump = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/matomo/log_data.sql");
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("mariadb -uroot -h127.0.0.1 {} < '{}'", source.name, dump.display()))
-        .status()
-        .expect("mariadb client runs");
-    assert!(status.success(), "loading {}", dump.display());
+    source.load_matomo_fixture();
     source
         .exec(
             "ALTER TABLE matomo_log_visit ADD INDEX idx_visit_last_action_time (visit_last_action_time); \
@@ -404,25 +398,11 @@ async fn bad_input_fails_clearly_and_writes_no_checkpoint() {
 #[tokio::test]
 async fn check_fails_without_cursor_indexes_and_passes_after_indexes_apply() {
     let source = TestDb::new("check").await;
-    let dump = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/matomo/log_data.sql");
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("mariadb -uroot -h127.0.0.1 {} < '{}'", source.name, dump.display()))
-        .status()
-        .expect("mariadb client runs");
-    assert!(status.success(), "loading {}", dump.display());
+    source.load_matomo_fixture();
     let tables = [("matomo_log_visit", "visit_last_action_time"), ("matomo_log_link_visit_action", "server_time")];
     let p = Pipeline::new(&source.url(), &tables, 500, "");
     p.set_sink(&p.parquet_sink());
-    let highwater = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_highwater"))
-            .args(args)
-            .arg("--config")
-            .arg(&p.config)
-            .output()
-            .expect("highwater runs");
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
-    };
+    let highwater = |args: &[&str]| p.subcommand(args);
 
     let (code, before) = highwater(&["check", "--json"]);
     assert_eq!(code, Some(1), "{before}");
@@ -461,26 +441,12 @@ async fn check_fails_without_cursor_indexes_and_passes_after_indexes_apply() {
 async fn the_matomo_preset_replicates_every_log_table_including_log_action() {
     let source = TestDb::new("preset").await;
     let sink = TestDb::new("preset_sink").await;
-    let dump = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/matomo/log_data.sql");
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("mariadb -uroot -h127.0.0.1 {} < '{}'", source.name, dump.display()))
-        .status()
-        .expect("mariadb client runs");
-    assert!(status.success(), "loading {}", dump.display());
+    source.load_matomo_fixture();
     let p = Pipeline::new(&source.url(), &[], 300, &mysql_sink(&sink, 100));
     let text = std::fs::read_to_string(&p.config).expect("config");
     let text = text.replacen("type = \"mysql\"\nurl", "type = \"matomo\"\nurl", 1).replace("tables = []\n", "");
     std::fs::write(&p.config, text).expect("config");
-    let highwater = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_highwater"))
-            .args(args)
-            .arg("--config")
-            .arg(&p.config)
-            .output()
-            .expect("highwater runs");
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
-    };
+    let highwater = |args: &[&str]| p.subcommand(args);
     assert_eq!(highwater(&["indexes", "--apply"]).0, Some(0));
     let (code, checked) = highwater(&["check"]);
     assert_eq!(code, Some(0), "{checked}");
