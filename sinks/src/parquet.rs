@@ -190,6 +190,18 @@ mod tests {
     use arrow_array::TimestampMicrosecondArray;
 
     #[test]
+    fn prepare_removes_what_a_crash_left_half_written_and_nothing_else() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let day = root.path().join("t/date=2026-01-01");
+        std::fs::create_dir_all(&day).expect("dirs");
+        std::fs::write(day.join(".part-a-b.parquet.tmp"), b"half").expect("writes");
+        std::fs::write(day.join("part-a-b.parquet"), b"whole").expect("writes");
+        remove_temporaries(&root.path().join("t")).expect("cleans");
+        let left: Vec<_> = std::fs::read_dir(&day).expect("dir").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(left, ["part-a-b.parquet"]);
+    }
+
+    #[test]
     fn runs_split_by_date_with_nulls_in_the_hive_default_partition() {
         let day = civil::MICROS_PER_DAY;
         let cursor: ArrayRef =

@@ -50,6 +50,9 @@ const SESSION_INIT: [&str; 4] = [
 
 const KEY: &str = "sink.url";
 
+/// MySQL error codes that mean "the login was refused".
+const ACCESS_DENIED: [u16; 3] = [1044, 1045, 1698];
+
 pub struct MysqlSink {
     pool: Pool,
     pipeline: String,
@@ -225,7 +228,7 @@ async fn open(url: &DbUrl, pool: &PoolConfig) -> Result<(Pool, Conn), SinkError>
             // The pool holds no connection; disconnecting only releases its background task.
             let _ = handle.disconnect().await;
             Err(match &e {
-                mysql_async::Error::Server(s) if [1044, 1045, 1698].contains(&s.code) => {
+                mysql_async::Error::Server(s) if ACCESS_DENIED.contains(&s.code) => {
                     SinkError::Auth { url: shown, key: KEY, source: Box::new(e) }
                 }
                 _ => SinkError::Connect { url: shown, key: KEY, source: Box::new(e) },
