@@ -138,7 +138,7 @@ async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         health,
     };
 
-    let source = MysqlSource::connect(source_config).await?;
+    let source = MysqlSource::connect(source_config, &options.metrics).await?;
     let name = &config.pipeline.name;
     let report = match &config.sink {
         SinkConfig::Parquet(p) => {
@@ -147,7 +147,7 @@ async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
             runner::run(source, ParquetSink::new(p), store, options, shutdown).await?
         }
         SinkConfig::Mysql(m) => {
-            let sink = MysqlSink::connect(m, name).await?;
+            let sink = MysqlSink::connect(m, name, Some(&options.metrics)).await?;
             let store = sink.checkpoint_store();
             tracing::info!(pipeline = %name, sink = %m.url, "starting");
             runner::run(source, sink, store, options, shutdown).await?

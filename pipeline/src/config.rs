@@ -12,6 +12,8 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use toml::Spanned;
 
+use crate::pool::PoolConfig;
+
 /// Rows per source read: big enough to amortise a round trip, small enough to bound memory.
 pub const DEFAULT_BATCH_ROWS: usize = 10_000;
 /// Seconds behind the source clock a pass stops, for application clocks and short commits.
@@ -22,10 +24,6 @@ pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 5;
 pub const DEFAULT_BUS_CAPACITY: usize = 4;
 /// Rows per multi-row INSERT of the MySQL sink: statements stay far below `max_allowed_packet`.
 pub const DEFAULT_SINK_BATCH_ROWS: usize = 1_000;
-/// Seconds to wait for a server to answer a new connection.
-pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
-/// Connections per pool; a pipeline holds one or two at a time today.
-pub const DEFAULT_POOL_SIZE: usize = 10;
 
 /// The whole file.
 #[derive(Debug)]
@@ -163,22 +161,6 @@ pub enum ZeroDates {
     Error,
 }
 
-/// Connection pool settings of one database.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PoolConfig {
-    #[serde(default = "default_pool_size")]
-    pub size: usize,
-    #[serde(default = "default_connect_timeout_secs")]
-    pub connect_timeout_secs: u64,
-}
-
-impl Default for PoolConfig {
-    fn default() -> Self {
-        PoolConfig { size: DEFAULT_POOL_SIZE, connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS }
-    }
-}
-
 /// The `[sink]` table, by its `type`.
 #[derive(Debug)]
 pub enum SinkConfig {
@@ -225,12 +207,6 @@ fn default_poll_interval_secs() -> u64 {
 }
 fn default_sink_batch_rows() -> usize {
     DEFAULT_SINK_BATCH_ROWS
-}
-fn default_pool_size() -> usize {
-    DEFAULT_POOL_SIZE
-}
-fn default_connect_timeout_secs() -> u64 {
-    DEFAULT_CONNECT_TIMEOUT_SECS
 }
 
 /// A database URL, `mysql://user:password@host:port/database`. It holds a password, so it
@@ -413,11 +389,8 @@ fn check_url(url: &DbUrl, key: &str, problem: &mut impl FnMut(&str, &str)) {
 }
 
 fn check_pool(pool: &PoolConfig, key: &str, problem: &mut impl FnMut(&str, &str)) {
-    if pool.size == 0 {
-        problem(&format!("{key}.size"), "must be at least 1");
-    }
-    if pool.connect_timeout_secs == 0 {
-        problem(&format!("{key}.connect_timeout_secs"), "must be at least 1");
+    for (name, message) in pool.problems() {
+        problem(&format!("{key}.{name}"), &message);
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`runner`]: the loop that asks, publishes, writes and advances checkpoints, once or forever.
 //! - [`config`]: the TOML file, `${ENV}` interpolation and validation with key paths.
 //! - [`metrics`]: the Prometheus metrics, names and labels as constants.
+//! - [`pool`]: connection pool settings, their fit to the server's limits, and pool errors.
 //! - [`http`]: `/metrics`, `/health` and `/ready` for Prometheus and orchestrators.
 //! - [`ident`]: quoting of SQL identifiers, shared by every statement the pipeline writes.
 //! - [`civil`]: calendar arithmetic for dates that Arrow and Parquet store as day/us counts.
@@ -24,6 +25,7 @@ pub mod cursor;
 pub mod http;
 pub mod ident;
 pub mod metrics;
+pub mod pool;
 pub mod runner;
 pub mod schema;
 pub mod sink;

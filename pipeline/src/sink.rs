@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::batch::ChangeBatch;
+use crate::pool::PoolError;
 use crate::schema::{TableId, TableSchema};
 use crate::source::BoxError;
 
@@ -45,22 +46,9 @@ pub trait Sink: Send + 'static {
 /// Why a sink failed. The message names the table, path or config key.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("cannot connect to {url} ({key})")]
-    Connect {
-        url: String,
-        key: &'static str,
-        #[source]
-        source: BoxError,
-    },
-    #[error("no answer from {url} within {secs} s ({key}.pool.connect_timeout_secs)")]
-    ConnectTimeout { url: String, key: &'static str, secs: u64 },
-    #[error("{url} refused the login: check the user and password in {key}")]
-    Auth {
-        url: String,
-        key: &'static str,
-        #[source]
-        source: BoxError,
-    },
+    /// The database could not be reached, refused the login, or its pool cannot serve.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
     #[error("writing {path} failed")]
     Io {
         path: PathBuf,
@@ -82,7 +70,7 @@ impl SinkError {
     /// Whether trying again can help.
     pub fn is_retryable(&self) -> bool {
         match self {
-            SinkError::Connect { .. } | SinkError::ConnectTimeout { .. } => true,
+            SinkError::Pool(e) => e.is_retryable(),
             SinkError::Database { retryable, .. } => *retryable,
             _ => false,
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::batch::ChangeBatch;
 use crate::cursor::{DateTime, Position};
+use crate::pool::PoolError;
 use crate::schema::{TableId, TableSchema};
 
 /// A boxed driver error kept as the cause.
@@ -40,22 +41,9 @@ pub struct PassBound(pub Option<DateTime>);
 /// Why a source failed. The message names the table, column or config key and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("cannot connect to {url} ({key})")]
-    Connect {
-        url: String,
-        key: &'static str,
-        #[source]
-        source: BoxError,
-    },
-    #[error("no answer from {url} within {secs} s ({key}.pool.connect_timeout_secs)")]
-    ConnectTimeout { url: String, key: &'static str, secs: u64 },
-    #[error("{url} refused the login: check the user and password in {key}")]
-    Auth {
-        url: String,
-        key: &'static str,
-        #[source]
-        source: BoxError,
-    },
+    /// The database could not be reached, refused the login, or its pool cannot serve.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
     #[error("table {table} does not exist: check {key}")]
     MissingTable { table: TableId, key: String },
     #[error("table {table} has no column {column:?}: check {key}")]
@@ -85,7 +73,7 @@ impl SourceError {
     /// to act (a missing table, a wrong password).
     pub fn is_retryable(&self) -> bool {
         match self {
-            SourceError::Connect { .. } | SourceError::ConnectTimeout { .. } => true,
+            SourceError::Pool(e) => e.is_retryable(),
             SourceError::Query { retryable, .. } => *retryable,
             _ => false,
         }

@@ -61,7 +61,8 @@ impl TableCheck {
 /// Checks every configured table. Only a connection failure is an error; what is wrong with a
 /// table is reported in its [`TableCheck`].
 pub async fn check(config: &MysqlSourceConfig) -> Result<Vec<TableCheck>, SourceError> {
-    let (pool, mut conn) = connect::open(&config.url, &config.pool, "source.url").await?;
+    let pool = connect::open(config, None).await?;
+    let mut conn = pool.get().await?;
     let database = config.url.database().unwrap_or_default().to_owned();
     let mut checks = Vec::with_capacity(config.tables.len());
     for i in 0..config.tables.len() {
@@ -93,7 +94,7 @@ async fn check_table(
     };
     let found = match discover(conn, database, &t.name, &t.cursor, &format!("source.tables[{index}]")).await {
         Ok(found) => found,
-        Err(e @ (SourceError::Connect { .. } | SourceError::ConnectTimeout { .. } | SourceError::Auth { .. })) => {
+        Err(e @ SourceError::Pool(_)) => {
             return Err(e);
         }
         Err(e) => {
@@ -176,7 +177,8 @@ pub async fn apply(
     statements: &[String],
     mut done: impl FnMut(&str, f64),
 ) -> Result<(), SourceError> {
-    let (pool, mut conn) = connect::open(&config.url, &config.pool, "source.url").await?;
+    let pool = connect::open(config, None).await?;
+    let mut conn = pool.get().await?;
     for statement in statements {
         let started = std::time::Instant::now();
         conn.query_drop(statement).await.map_err(|e| query_error(statement.clone(), e))?;

@@ -3,22 +3,21 @@
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
+use highwater_mysql::Pool;
 use highwater_pipeline::batch::{BatchStats, ChangeBatch, Op};
 use highwater_pipeline::config::{MysqlSourceConfig, ZeroDates};
 use highwater_pipeline::cursor::{Key, Position};
+use highwater_pipeline::metrics::Metrics;
 use highwater_pipeline::schema::TableSchema;
 use highwater_pipeline::source::{PassBound, Source, SourceError};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Params, Pool, Row, TxOpts, Value};
+use mysql_async::{Params, Row, TxOpts, Value};
 
 use super::connect::{self, query_error};
 use super::decode::{self, ColumnBuilder, Pushed};
 use super::discover::discover;
 use super::query::TableQueries;
 use super::types::Kind;
-
-/// The config key of the source, for messages.
-const KEY: &str = "source.url";
 
 /// One configured table, ready to read.
 struct Table {
@@ -42,8 +41,10 @@ pub struct MysqlSource {
 
 impl MysqlSource {
     /// Connects and discovers every configured table; any problem is reported before a read.
-    pub async fn connect(config: &MysqlSourceConfig) -> Result<Self, SourceError> {
-        let (pool, mut conn) = connect::open(&config.url, &config.pool, KEY).await?;
+    /// The pool's usage and waits are reported in `metrics`.
+    pub async fn connect(config: &MysqlSourceConfig, metrics: &Metrics) -> Result<Self, SourceError> {
+        let pool = connect::open(config, Some(metrics)).await?;
+        let mut conn = pool.get().await?;
         let database = config.url.database().unwrap_or_default().to_owned();
         let mut tables = Vec::with_capacity(config.tables.len());
         for (i, t) in config.tables.iter().enumerate() {
@@ -77,7 +78,7 @@ impl Source for MysqlSource {
     ) -> Result<Option<ChangeBatch>, SourceError> {
         let t = &self.tables[table];
         let id = &t.schema.id;
-        let mut conn = self.pool.get_conn().await.map_err(|e| query_error(format!("a connection for {id}"), e))?;
+        let mut conn = self.pool.get().await?;
         // The bound and the rows come from one consistent snapshot.
         let mut opts = TxOpts::default();
         opts.with_consistent_snapshot(true).with_readonly(Some(true));

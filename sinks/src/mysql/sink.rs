@@ -3,16 +3,17 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
+use highwater_mysql::Pool;
 use highwater_pipeline::batch::{ChangeBatch, Op};
 use highwater_pipeline::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
-use highwater_pipeline::config::{DbUrl, MysqlSinkConfig, PoolConfig};
+use highwater_pipeline::config::MysqlSinkConfig;
 use highwater_pipeline::cursor::Position;
+use highwater_pipeline::metrics::Metrics;
 use highwater_pipeline::schema::{TableId, TableSchema};
 use highwater_pipeline::sink::{Durability, Sink, SinkError};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, TxOpts};
+use mysql_async::{Conn, Row, TxOpts};
 
 use super::ddl;
 use super::upsert::UpsertSql;
@@ -38,20 +39,19 @@ const UPSERT_CHECKPOINT: &str = "INSERT INTO `_highwater_checkpoints` \
      VALUES (?, ?, ?, ?, ?, NOW(6)) ON DUPLICATE KEY UPDATE `position` = VALUES(`position`), \
      `rows_loaded` = VALUES(`rows_loaded`), `updated_at` = VALUES(`updated_at`)";
 
-/// Every session of the sink: 4-byte text intact, TIMESTAMPs in UTC, strict (a value that does
-/// not fit is an error, never silently truncated), no foreign-key checks (the target has none,
-/// and a replica loads tables in any order), 0 stored as 0 in AUTO_INCREMENT columns.
-const SESSION_INIT: [&str; 4] = [
+/// Every session of the sink (new, and after each reset of a pooled one): 4-byte text intact,
+/// TIMESTAMPs in UTC, strict (a value that does not fit is an error, never silently truncated),
+/// no foreign-key checks (the target has none, and a replica loads tables in any order), 0
+/// stored as 0 in AUTO_INCREMENT columns.
+const SESSION_SETUP: [&str; 4] = [
     "SET NAMES utf8mb4",
     "SET time_zone = '+00:00'",
     "SET sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
     "SET FOREIGN_KEY_CHECKS = 0",
 ];
 
-const KEY: &str = "sink.url";
-
-/// MySQL error codes that mean "the login was refused".
-const ACCESS_DENIED: [u16; 3] = [1044, 1045, 1698];
+/// The config table of the sink, for messages and the pool's metric label.
+const SECTION: &str = "sink";
 
 pub struct MysqlSink {
     pool: Pool,
@@ -62,9 +62,13 @@ pub struct MysqlSink {
 
 impl MysqlSink {
     /// Connects to the target database; `pipeline` names this pipeline's checkpoint rows.
-    pub async fn connect(config: &MysqlSinkConfig, pipeline: &str) -> Result<Self, SinkError> {
-        let (pool, conn) = open(&config.url, &config.pool).await?;
-        drop(conn);
+    /// With `metrics`, the pool's usage and waits are reported there.
+    pub async fn connect(
+        config: &MysqlSinkConfig,
+        pipeline: &str,
+        metrics: Option<&Metrics>,
+    ) -> Result<Self, SinkError> {
+        let pool = Pool::open(&config.url, &config.pool, SECTION, &SESSION_SETUP, metrics).await?;
         Ok(MysqlSink { pool, pipeline: pipeline.to_owned(), batch_rows: config.batch_rows, statements: HashMap::new() })
     }
 
@@ -73,8 +77,8 @@ impl MysqlSink {
         MysqlCheckpointStore { pool: self.pool.clone(), pipeline: self.pipeline.clone() }
     }
 
-    async fn conn(&self, what: &str) -> Result<Conn, SinkError> {
-        self.pool.get_conn().await.map_err(|e| db_error(what, e))
+    async fn conn(&self) -> Result<Conn, SinkError> {
+        Ok(self.pool.get().await?)
     }
 }
 
@@ -88,7 +92,7 @@ impl Sink for MysqlSink {
     }
 
     async fn prepare(&mut self, tables: &[Arc<TableSchema>]) -> Result<(), SinkError> {
-        let mut conn = self.conn("connecting to the sink").await?;
+        let mut conn = self.conn().await?;
         conn.query_drop(CREATE_CHECKPOINTS).await.map_err(|e| db_error("creating the checkpoint table", e))?;
         for t in tables {
             conn.query_drop(ddl::create_table(t))
@@ -115,7 +119,7 @@ impl Sink for MysqlSink {
         }
 
         let what = format!("loading a batch of {id}");
-        let mut conn = self.conn(&what).await?;
+        let mut conn = self.conn().await?;
         let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| db_error(&what, e))?;
         for statement in &statements {
             tx.query_drop(statement).await.map_err(|e| db_error(&what, e))?;
@@ -164,13 +168,13 @@ pub struct MysqlCheckpointStore {
 impl CheckpointStore for MysqlCheckpointStore {
     async fn load(&self, table: &TableId) -> Result<Option<Checkpoint>, CheckpointError> {
         let what = format!("reading the checkpoint of {table}");
-        let mut conn = self.pool.get_conn().await.map_err(|e| cp_error(&what, e))?;
+        let mut conn = self.pool.get().await.map_err(|e| pool_cp_error(&what, e))?;
         read_checkpoint(&mut conn, &self.pipeline, table, false).await.map_err(|e| cp_error(&what, e))
     }
 
     async fn commit(&self, table: &TableId, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let what = format!("writing the checkpoint of {table}");
-        let mut conn = self.pool.get_conn().await.map_err(|e| cp_error(&what, e))?;
+        let mut conn = self.pool.get().await.map_err(|e| pool_cp_error(&what, e))?;
         let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| cp_error(&what, e))?;
         let stored = read_checkpoint(&mut tx, &self.pipeline, table, true).await.map_err(|e| cp_error(&what, e))?;
         if !stored.is_some_and(|c| checkpoint.position.is_behind(&c.position)) {
@@ -208,46 +212,15 @@ async fn write_checkpoint(
     conn.exec_drop(UPSERT_CHECKPOINT, (pipeline, &table.database, &table.table, position, checkpoint.rows_loaded)).await
 }
 
-/// Opens the pool and proves it with one connection within the connect timeout.
-async fn open(url: &DbUrl, pool: &PoolConfig) -> Result<(Pool, Conn), SinkError> {
-    let shown = url.to_string();
-    let opts = Opts::from_url(url.expose()).map_err(|e| SinkError::Connect {
-        url: shown.clone(),
-        key: KEY,
-        source: Box::new(e),
-    })?;
-    let constraints = PoolConstraints::new(0, pool.size.max(1)).unwrap_or_default();
-    let opts = OptsBuilder::from_opts(opts)
-        .init(SESSION_INIT.to_vec())
-        .pool_opts(PoolOpts::default().with_constraints(constraints));
-    let handle = Pool::new(opts);
-    let secs = pool.connect_timeout_secs;
-    match tokio::time::timeout(Duration::from_secs(secs), handle.get_conn()).await {
-        Ok(Ok(conn)) => Ok((handle, conn)),
-        Ok(Err(e)) => {
-            // The pool holds no connection; disconnecting only releases its background task.
-            let _ = handle.disconnect().await;
-            Err(match &e {
-                mysql_async::Error::Server(s) if ACCESS_DENIED.contains(&s.code) => {
-                    SinkError::Auth { url: shown, key: KEY, source: Box::new(e) }
-                }
-                _ => SinkError::Connect { url: shown, key: KEY, source: Box::new(e) },
-            })
-        }
-        Err(_) => Err(SinkError::ConnectTimeout { url: shown, key: KEY, secs }),
-    }
-}
-
 fn db_error(what: &str, e: mysql_async::Error) -> SinkError {
-    let retryable = match &e {
-        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => true,
-        mysql_async::Error::Server(s) => matches!(s.code, 1205 | 1213),
-        _ => false,
-    };
-    SinkError::Database { what: what.to_owned(), retryable, source: Box::new(e) }
+    SinkError::Database { what: what.to_owned(), retryable: highwater_mysql::is_retryable(&e), source: Box::new(e) }
 }
 
 fn cp_error(what: &str, e: mysql_async::Error) -> CheckpointError {
+    CheckpointError::Database { what: what.to_owned(), source: Box::new(e) }
+}
+
+fn pool_cp_error(what: &str, e: highwater_pipeline::pool::PoolError) -> CheckpointError {
     CheckpointError::Database { what: what.to_owned(), source: Box::new(e) }
 }
 
