@@ -10,9 +10,11 @@ ensure_rust
 ensure_mariadb
 ensure_pyarrow
 
-# Databases left behind by a test run that was killed.
+# Databases and logins left behind by a test run that was killed.
 mysql_cli -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'hwtest\\_%'" |
   while read -r db; do mysql_cli -e "DROP DATABASE \`$db\`"; done
+mysql_cli -N -e "SELECT CONCAT(QUOTE(user), '@', QUOTE(host)) FROM mysql.user WHERE user LIKE 'hwtest\\_%'" |
+  while read -r login; do mysql_cli -e "DROP USER $login"; done
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

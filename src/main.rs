@@ -1,31 +1,31 @@
-//! The `highwater` binary: parse the CLI, load the config, build the source, bus and sink,
-//! and hand them to the runner. Exit codes: 0 done, 1 failed, 2 invalid config or usage.
+//! The `highwater` binary: parse the CLI, load the config, and run a command. Exit codes:
+//! 0 done, 1 failed (or `check` found a problem), 2 invalid config or usage.
+//!
+//! - `run` (module [`run`]): replicate, once or as a daemon.
+//! - `check`, `indexes` (module [`check`]): prove the source can be read incrementally.
+//! - `status` (module [`status`]): checkpoints, rows, lag and last errors.
+//! - [`logging`]: text or JSON logs on stderr.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 mod check;
+mod logging;
+mod run;
+mod status;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use highwater_connectors::mysql::MysqlSource;
-use highwater_pipeline::checkpoint::FileCheckpointStore;
-use highwater_pipeline::config::{Config, DEFAULT_METRICS_LISTEN, SinkConfig, SourceConfig};
-use highwater_pipeline::http::{self, Health};
-use highwater_pipeline::metrics::Metrics;
-use highwater_pipeline::runner::{self, RunOptions, RunReport};
-use highwater_sinks::mysql::MysqlSink;
-use highwater_sinks::parquet::ParquetSink;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use highwater_pipeline::config::{Config, SourceConfig};
+
+use crate::logging::LogFormat;
 
 /// Incremental replication of MySQL-family databases into MySQL or Parquet.
 #[derive(Parser)]
 #[command(name = "highwater", version)]
 struct Cli {
+    /// Log lines as text for people, or as one JSON object per line for collectors.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,6 +58,14 @@ enum Command {
         #[arg(long)]
         apply: bool,
     },
+    /// Per table: the checkpoint, rows loaded, lag and the last error.
+    Status {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const EXIT_FAILED: u8 = 1;
@@ -65,13 +73,12 @@ const EXIT_INVALID_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HIGHWATER_LOG").unwrap_or_else(|_| "info".into()))
-        .init();
+    logging::init(cli.log_format);
     let path = match &cli.command {
-        Command::Run { config, .. } | Command::Check { config, .. } | Command::Indexes { config, .. } => config,
+        Command::Run { config, .. }
+        | Command::Check { config, .. }
+        | Command::Indexes { config, .. }
+        | Command::Status { config, .. } => config,
     };
     let config = match Config::load(path) {
         Ok(c) => c,
@@ -89,12 +96,13 @@ fn main() -> ExitCode {
     };
     let SourceConfig::Mysql(source) = &config.source;
     let outcome = match cli.command {
-        Command::Run { once, .. } => runtime.block_on(run(config, once)).map(|report| {
+        Command::Run { once, .. } => runtime.block_on(run::run(config, once, cli.log_format)).map(|report| {
             println!("{report}");
             true
         }),
         Command::Check { json, .. } => runtime.block_on(check::run_check(source, json)),
         Command::Indexes { apply, .. } => runtime.block_on(check::run_indexes(source, apply)).map(|()| true),
+        Command::Status { json, .. } => runtime.block_on(status::run_status(&config, json)).map(|()| true),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
@@ -104,78 +112,4 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_FAILED)
         }
     }
-}
-
-async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
-    let SourceConfig::Mysql(source_config) = &config.source;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(signal_shutdown(shutdown.clone()));
-
-    // The HTTP endpoint outlives the run's drain and stops last.
-    let metrics = Metrics::new(&config.pipeline.name)?;
-    let health = Arc::new(Health::default());
-    let listen = match &config.metrics {
-        Some(m) => Some(m.listen.clone()),
-        None if !once => Some(DEFAULT_METRICS_LISTEN.to_owned()),
-        None => None,
-    };
-    let http_stop = CancellationToken::new();
-    let server = match listen {
-        Some(addr) => {
-            let listener =
-                TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr} (metrics.listen)"))?;
-            tracing::info!(%addr, "serving /metrics, /health and /ready");
-            Some(tokio::spawn(http::serve(listener, metrics.clone(), health.clone(), http_stop.clone())))
-        }
-        None => None,
-    };
-    let options = RunOptions {
-        once,
-        batch_rows: source_config.batch_rows,
-        poll_interval: Duration::from_secs(source_config.poll_interval_secs),
-        bus_capacity: config.pipeline.bus_capacity,
-        metrics,
-        health,
-    };
-
-    let source = MysqlSource::connect(source_config, &options.metrics).await?;
-    let name = &config.pipeline.name;
-    let report = match &config.sink {
-        SinkConfig::Parquet(p) => {
-            let store = FileCheckpointStore::open(&config.pipeline.state_dir, name)?;
-            tracing::info!(pipeline = %name, path = %p.path.display(), checkpoints = %store.path().display(), "starting");
-            runner::run(source, ParquetSink::new(p), store, options, shutdown).await?
-        }
-        SinkConfig::Mysql(m) => {
-            let sink = MysqlSink::connect(m, name, Some(&options.metrics)).await?;
-            let store = sink.checkpoint_store();
-            tracing::info!(pipeline = %name, sink = %m.url, "starting");
-            runner::run(source, sink, store, options, shutdown).await?
-        }
-    };
-    http_stop.cancel();
-    if let Some(server) = server {
-        // The server task only ends when told to; a join error is a panic already logged.
-        let _ = server.await;
-    }
-    Ok(report)
-}
-
-/// Cancels `token` on the first SIGINT or SIGTERM.
-async fn signal_shutdown(token: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            // Without a SIGTERM handler, SIGINT still works.
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
-    tracing::info!("shutdown requested: finishing the batch in flight");
-    token.cancel();
 }

@@ -12,6 +12,8 @@
 //! - [`config`]: the TOML file, `${ENV}` interpolation and validation with key paths.
 //! - [`metrics`]: the Prometheus metrics, names and labels as constants.
 //! - [`pool`]: connection pool settings, their fit to the server's limits, and pool errors.
+//! - [`progress`]: rows done, rows/s and ETA of long passes, on a terminal or in the log.
+//! - [`status`]: what runs leave for `highwater status`: the last run and each table's last error.
 //! - [`http`]: `/metrics`, `/health` and `/ready` for Prometheus and orchestrators.
 //! - [`ident`]: quoting of SQL identifiers, shared by every statement the pipeline writes.
 //! - [`civil`]: calendar arithmetic for dates that Arrow and Parquet store as day/us counts.
@@ -26,7 +28,9 @@ pub mod http;
 pub mod ident;
 pub mod metrics;
 pub mod pool;
+pub mod progress;
 pub mod runner;
 pub mod schema;
 pub mod sink;
 pub mod source;
+pub mod status;

@@ -23,9 +23,11 @@ use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::cursor::{DateTime, Position};
 use crate::http::Health;
 use crate::metrics::{self, Metrics};
+use crate::progress::{Progress, ProgressOutput};
 use crate::schema::{TableId, TableSchema};
 use crate::sink::{Durability, Sink, SinkError};
 use crate::source::{PassBound, Source, SourceError};
+use crate::status::TableErrors;
 
 /// How to run.
 #[derive(Clone)]
@@ -38,6 +40,10 @@ pub struct RunOptions {
     pub metrics: Metrics,
     /// Ready once a pass over every table succeeded.
     pub health: Arc<Health>,
+    /// Where long passes report their progress.
+    pub progress: ProgressOutput,
+    /// Where the run records the error each table met, for `highwater status`.
+    pub table_errors: TableErrors,
 }
 
 /// What a run did, per table.
@@ -128,7 +134,7 @@ where
 
     let (publisher, subscriber) = bus::channel(options.bus_capacity);
     let extractor = tokio::spawn(extract(source, publisher, positions, options.clone(), shutdown.clone()));
-    let mut loader = Loader::new(&tables, checkpoints, options.metrics.clone());
+    let mut loader = Loader::new(&tables, checkpoints, options.metrics.clone(), options.table_errors.clone());
     let load_result = loader.run(&mut sink, &store, subscriber).await;
     // If the loader failed its subscriber is gone: the extractor's next publish fails and it
     // returns. A panic in the extractor is a bug, and is raised here as one.
@@ -174,6 +180,13 @@ enum ExtractError {
     BusClosed,
 }
 
+impl ExtractError {
+    fn source(table: &TableId, errors: &TableErrors, e: SourceError) -> Self {
+        errors.record(table, &e);
+        ExtractError::Source(e)
+    }
+}
+
 /// Walks the tables pass by pass and publishes what it reads.
 async fn extract<Src: Source>(
     mut source: Src,
@@ -188,6 +201,9 @@ async fn extract<Src: Source>(
             let pass_started = Instant::now();
             let label = table.id.to_string();
             let mut bound = PassBound::default();
+            // A first copy knows roughly how much is ahead of it.
+            let total = (positions[i] == Position::Start).then(|| source.estimated_rows(i)).flatten();
+            let mut progress = Progress::start(table.id.clone(), total, options.progress, pass_started);
             let (mut rows, mut nulls, mut zeros) = (0u64, 0u64, 0u64);
             loop {
                 if shutdown.is_cancelled() {
@@ -197,7 +213,7 @@ async fn extract<Src: Source>(
                 let batch = source
                     .next_batch(i, &positions[i], &mut bound, options.batch_rows)
                     .await
-                    .map_err(ExtractError::Source)?;
+                    .map_err(|e| ExtractError::source(&table.id, &options.table_errors, e))?;
                 let m = &options.metrics;
                 m.stage_seconds.with_label_values(&[metrics::STAGE_EXTRACT]).observe(started.elapsed().as_secs_f64());
                 let Some(batch) = batch else {
@@ -211,6 +227,7 @@ async fn extract<Src: Source>(
                 m.null_cursor_rows.with_label_values(&[&label]).inc_by(batch.stats.null_cursor_rows);
                 m.zero_dates.with_label_values(&[&label]).inc_by(batch.stats.zero_dates);
                 rows += batch.num_rows() as u64;
+                progress.advance(batch.num_rows() as u64, Instant::now());
                 nulls += batch.stats.null_cursor_rows;
                 zeros += batch.stats.zero_dates;
                 positions[i] = batch.upto.clone();
@@ -228,6 +245,7 @@ async fn extract<Src: Source>(
                     sent = publisher.publish(batch) => sent.map_err(|_| ExtractError::BusClosed)?,
                 }
             }
+            progress.finish();
             report_pass(&table.id, table.cursor_column().name.as_str(), rows, nulls, zeros, pass_started.elapsed());
         }
         options.health.set_ready(true);
@@ -271,6 +289,7 @@ fn seconds_behind(t: &DateTime) -> Option<f64> {
 /// The loading side: writes batches and advances checkpoints on `Durable`.
 struct Loader {
     metrics: Metrics,
+    errors: TableErrors,
     index: HashMap<TableId, usize>,
     reports: Vec<TableReport>,
     committed: Vec<Checkpoint>,
@@ -279,7 +298,7 @@ struct Loader {
 }
 
 impl Loader {
-    fn new(tables: &[Arc<TableSchema>], checkpoints: Vec<Checkpoint>, metrics: Metrics) -> Self {
+    fn new(tables: &[Arc<TableSchema>], checkpoints: Vec<Checkpoint>, metrics: Metrics, errors: TableErrors) -> Self {
         let reports = tables
             .iter()
             .zip(&checkpoints)
@@ -294,6 +313,7 @@ impl Loader {
             .collect();
         Loader {
             metrics,
+            errors,
             index: tables.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect(),
             reports,
             committed: checkpoints,
@@ -310,7 +330,7 @@ impl Loader {
         while let Some(batch) = subscriber.next().await {
             self.metrics.bus_in_flight.dec();
             let started = Instant::now();
-            let durability = sink.write(&batch).await?;
+            let durability = sink.write(&batch).await.inspect_err(|e| self.errors.record(&batch.table.id, e))?;
             let load = self.metrics.stage_seconds.with_label_values(&[metrics::STAGE_LOAD]);
             load.observe(started.elapsed().as_secs_f64());
             self.record(&batch);
@@ -339,7 +359,10 @@ impl Loader {
             checkpoint.rows_loaded += rows;
             if !in_sink {
                 let started = Instant::now();
-                store.commit(&self.reports[i].table, checkpoint).await?;
+                store
+                    .commit(&self.reports[i].table, checkpoint)
+                    .await
+                    .inspect_err(|e| self.errors.record(&self.reports[i].table, e))?;
                 let stage = self.metrics.stage_seconds.with_label_values(&[metrics::STAGE_CHECKPOINT]);
                 stage.observe(started.elapsed().as_secs_f64());
             }

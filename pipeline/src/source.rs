@@ -21,6 +21,11 @@ pub trait Source: Send + 'static {
     /// The tables this source reads, discovered and checked when it was built.
     fn tables(&self) -> &[Arc<TableSchema>];
 
+    /// The source's estimate of the rows of `tables()[table]`, for the progress of a first copy.
+    fn estimated_rows(&self, _table: usize) -> Option<u64> {
+        None
+    }
+
     /// Up to `max_rows` rows of `tables()[table]` strictly after `after`, with cursor values up
     /// to the pass's upper bound. The first read of a pass (`bound.0 == None`) takes the bound
     /// from the source's clock in the same snapshot as its rows and stores it in `bound`.
@@ -69,6 +74,19 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// The table the error is about, when it is about one.
+    pub fn table(&self) -> Option<&TableId> {
+        match self {
+            SourceError::MissingTable { table, .. }
+            | SourceError::MissingColumn { table, .. }
+            | SourceError::NoPrimaryKey { table }
+            | SourceError::UnsupportedType { table, .. }
+            | SourceError::UnsupportedCursor { table, .. }
+            | SourceError::Decode { table, .. } => Some(table),
+            SourceError::Pool(_) | SourceError::Query { .. } => None,
+        }
+    }
+
     /// Whether trying again can help (a dropped connection), as opposed to an operator having
     /// to act (a missing table, a wrong password).
     pub fn is_retryable(&self) -> bool {

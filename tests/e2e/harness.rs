@@ -138,6 +138,50 @@ impl TestDb {
     }
 }
 
+/// A login of a test's own, with a password, allowed on the given databases: its sessions can
+/// be told apart in the process list, and its password searched for in everything highwater
+/// prints. Dropped by [`TestUser::drop_user`] (or by deploy/test.sh's sweep).
+pub struct TestUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl TestUser {
+    pub async fn new(admin: &TestDb, databases: &[&TestDb]) -> TestUser {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let name = format!("hwtest_u{}_{n}", std::process::id());
+        let password = format!("Pw-{n}-9f27c1d4e8b3a6");
+        admin.exec(&format!("CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'")).await;
+        // Loopback sessions move to the Unix socket, where the host is `localhost`.
+        admin.exec(&format!("CREATE USER '{name}'@'localhost' IDENTIFIED BY '{password}'")).await;
+        for db in databases {
+            for host in ["%", "localhost"] {
+                admin.exec(&format!("GRANT ALL ON `{}`.* TO '{name}'@'{host}'", db.name)).await;
+            }
+        }
+        TestUser { name, password }
+    }
+
+    /// `db`'s URL with this login.
+    pub fn url(&self, db: &TestDb) -> String {
+        let host = server_url().trim_start_matches("mysql://").rsplit('@').next().unwrap_or_default().to_owned();
+        format!("mysql://{}:{}@{host}/{}", self.name, self.password, db.name)
+    }
+
+    /// Sessions the server holds for this login, in `database` when given.
+    pub async fn sessions(&self, admin: &TestDb, database: Option<&TestDb>) -> u64 {
+        let db = database.map_or(String::new(), |d| format!(" AND DB = '{}'", d.name));
+        let sql = format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '{}'{db}", self.name);
+        admin.rows(&sql).await[0][0].as_deref().unwrap_or("0").parse().expect("a count")
+    }
+
+    pub async fn drop_user(self, admin: &TestDb) {
+        for host in ["%", "localhost"] {
+            admin.exec(&format!("DROP USER '{}'@'{host}'", self.name)).await;
+        }
+    }
+}
+
 /// A column as text both sides can produce exactly: numbers as digits, dates as days or
 /// microseconds since the epoch (zero dates as NULL, as highwater loads them), times as signed
 /// microseconds, text and binary as hex. The Parquet reader (`read_parquet.py`) prints the

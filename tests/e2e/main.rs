@@ -2,13 +2,14 @@
 //! independent Parquet reader). Each test works in a database of its own.
 
 mod harness;
+mod ops;
 
 use std::time::{Duration, Instant};
 
 use harness::{KillOnDrop, Pipeline, TestDb, assert_same_rows, mysql_sink, read_parquet};
 
 /// A table of `n` rows `(id, update_time, name, amount)`, all sharing one `update_time`.
-async fn orders(db: &TestDb, n: u32, same_time: bool) {
+pub(crate) async fn orders(db: &TestDb, n: u32, same_time: bool) {
     db.exec(
         "CREATE TABLE orders (id BIGINT UNSIGNED PRIMARY KEY, update_time DATETIME(6) NOT NULL, \
          name VARCHAR(64) NOT NULL, amount DECIMAL(12,2), KEY (update_time)) DEFAULT CHARSET=utf8mb4",

@@ -28,7 +28,13 @@ struct Table {
     cursor_nullable: bool,
     /// Read by key alone: the cursor is the table's integer primary key.
     incrementing: bool,
+    /// The server's estimate of the table's rows when the source connected.
+    estimated_rows: Option<u64>,
 }
+
+/// The server's row estimate of a table: instant (statistics), not a count.
+const ESTIMATED_ROWS_SQL: &str =
+    "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
 
 /// The incremental MySQL/MariaDB/TiDB source.
 pub struct MysqlSource {
@@ -50,7 +56,12 @@ impl MysqlSource {
         for (i, t) in config.tables.iter().enumerate() {
             let found = discover(&mut conn, &database, &t.name, &t.cursor, &format!("source.tables[{i}]")).await?;
             let schema = Arc::new(found.schema);
+            let estimated_rows: Option<Option<u64>> =
+                conn.exec_first(ESTIMATED_ROWS_SQL, (&database, &t.name))
+                    .await
+                    .map_err(|e| query_error(format!("the size of {}", schema.id), e))?;
             tables.push(Table {
+                estimated_rows: estimated_rows.flatten(),
                 queries: TableQueries::new(&schema, config.batch_rows),
                 cursor_nullable: schema.cursor_column().source_nullable,
                 kinds: found.kinds,
@@ -67,6 +78,10 @@ impl MysqlSource {
 impl Source for MysqlSource {
     fn tables(&self) -> &[Arc<TableSchema>] {
         &self.schemas
+    }
+
+    fn estimated_rows(&self, table: usize) -> Option<u64> {
+        self.tables[table].estimated_rows
     }
 
     async fn next_batch(

@@ -50,6 +50,9 @@ const SESSION_SETUP: [&str; 4] = [
     "SET FOREIGN_KEY_CHECKS = 0",
 ];
 
+/// MySQL's "table doesn't exist".
+const NO_SUCH_TABLE: u16 = 1146;
+
 /// The config table of the sink, for messages and the pool's metric label.
 const SECTION: &str = "sink";
 
@@ -169,7 +172,11 @@ impl CheckpointStore for MysqlCheckpointStore {
     async fn load(&self, table: &TableId) -> Result<Option<Checkpoint>, CheckpointError> {
         let what = format!("reading the checkpoint of {table}");
         let mut conn = self.pool.get().await.map_err(|e| pool_cp_error(&what, e))?;
-        read_checkpoint(&mut conn, &self.pipeline, table, false).await.map_err(|e| cp_error(&what, e))
+        match read_checkpoint(&mut conn, &self.pipeline, table, false).await {
+            // No checkpoint table yet: nothing was ever loaded into this database.
+            Err(mysql_async::Error::Server(e)) if e.code == NO_SUCH_TABLE => Ok(None),
+            other => other.map_err(|e| cp_error(&what, e)),
+        }
     }
 
     async fn commit(&self, table: &TableId, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {

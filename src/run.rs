@@ -1,0 +1,147 @@
+//! `highwater run`: serve metrics, build the source and the sink from the config, hand them to
+//! the runner, and record how the run went for `highwater status`.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use highwater_connectors::mysql::MysqlSource;
+use highwater_pipeline::checkpoint::FileCheckpointStore;
+use highwater_pipeline::config::{Config, DEFAULT_METRICS_LISTEN, SinkConfig, SourceConfig};
+use highwater_pipeline::http::{self, Health};
+use highwater_pipeline::metrics::Metrics;
+use highwater_pipeline::progress::ProgressOutput;
+use highwater_pipeline::runner::{self, RunOptions, RunReport};
+use highwater_pipeline::schema::TableId;
+use highwater_pipeline::status::{self, RunRecord, Status, TableErrors};
+use highwater_sinks::mysql::MysqlSink;
+use highwater_sinks::parquet::ParquetSink;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::logging::LogFormat;
+
+/// Runs the pipeline and records the outcome in the status file, whatever it was.
+pub async fn run(config: Config, once: bool, log_format: LogFormat) -> anyhow::Result<RunReport> {
+    let started_at = status::now_text();
+    let table_errors = TableErrors::default();
+    let result = run_pipeline(&config, once, log_format, table_errors.clone()).await;
+    let run = RunRecord {
+        started_at,
+        finished_at: status::now_text(),
+        mode: if once { "once" } else { "daemon" }.to_owned(),
+        ok: result.is_ok(),
+        rows_loaded: result.as_ref().map_or(0, RunReport::rows_loaded),
+        error: result.as_ref().err().map(|e| format!("{e:#}")),
+    };
+    if let Err(e) = record(&config, run, &table_errors) {
+        // The run's own outcome matters more than its record: report and go on.
+        tracing::warn!(error = %format!("{e:#}"), "cannot record the run for highwater status");
+    }
+    result
+}
+
+fn record(config: &Config, run: RunRecord, errors: &TableErrors) -> anyhow::Result<()> {
+    let path = status::path(&config.pipeline.state_dir, &config.pipeline.name);
+    let mut status = Status::read(&path)?;
+    status.record_run(run, &configured_tables(config), errors);
+    status.write(&path)?;
+    Ok(())
+}
+
+/// The tables the config names, as the source will know them.
+pub fn configured_tables(config: &Config) -> Vec<TableId> {
+    let SourceConfig::Mysql(source) = &config.source;
+    let database = source.url.database().unwrap_or_default();
+    source.tables.iter().map(|t| TableId { database: database.to_owned(), table: t.name.clone() }).collect()
+}
+
+async fn run_pipeline(
+    config: &Config,
+    once: bool,
+    log_format: LogFormat,
+    table_errors: TableErrors,
+) -> anyhow::Result<RunReport> {
+    let SourceConfig::Mysql(source_config) = &config.source;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+
+    // The HTTP endpoint outlives the run's drain and stops last.
+    let metrics = Metrics::new(&config.pipeline.name)?;
+    let health = Arc::new(Health::default());
+    let listen = match &config.metrics {
+        Some(m) => Some(m.listen.clone()),
+        None if !once => Some(DEFAULT_METRICS_LISTEN.to_owned()),
+        None => None,
+    };
+    let http_stop = CancellationToken::new();
+    let server = match listen {
+        Some(addr) => {
+            let listener =
+                TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr} (metrics.listen)"))?;
+            tracing::info!(%addr, "serving /metrics, /health and /ready");
+            Some(tokio::spawn(http::serve(listener, metrics.clone(), health.clone(), http_stop.clone())))
+        }
+        None => None,
+    };
+    let progress = match (std::io::stderr().is_terminal(), log_format) {
+        (true, LogFormat::Text) => ProgressOutput::Terminal,
+        _ => ProgressOutput::Log,
+    };
+    let options = RunOptions {
+        once,
+        batch_rows: source_config.batch_rows,
+        poll_interval: Duration::from_secs(source_config.poll_interval_secs),
+        bus_capacity: config.pipeline.bus_capacity,
+        metrics,
+        health,
+        progress,
+        table_errors,
+    };
+
+    let source = MysqlSource::connect(source_config, &options.metrics).await.inspect_err(|e| {
+        if let Some(table) = e.table() {
+            options.table_errors.record(table, e);
+        }
+    })?;
+    let name = &config.pipeline.name;
+    let report = match &config.sink {
+        SinkConfig::Parquet(p) => {
+            let store = FileCheckpointStore::open(&config.pipeline.state_dir, name)?;
+            tracing::info!(pipeline = %name, path = %p.path.display(), checkpoints = %store.path().display(), "starting");
+            runner::run(source, ParquetSink::new(p), store, options, shutdown).await
+        }
+        SinkConfig::Mysql(m) => {
+            let sink = MysqlSink::connect(m, name, Some(&options.metrics)).await?;
+            let store = sink.checkpoint_store();
+            tracing::info!(pipeline = %name, sink = %m.url, "starting");
+            runner::run(source, sink, store, options, shutdown).await
+        }
+    };
+    http_stop.cancel();
+    if let Some(server) = server {
+        // The server task only ends when told to; a join error is a panic already logged.
+        let _ = server.await;
+    }
+    Ok(report?)
+}
+
+/// Cancels `token` on the first SIGINT or SIGTERM.
+async fn signal_shutdown(token: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            // Without a SIGTERM handler, SIGINT still works.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown requested: finishing the batch in flight");
+    token.cancel();
+}

@@ -1,0 +1,167 @@
+//! Operating highwater: pools held in bounds while a daemon runs, passwords never printed,
+//! JSON logs, and `highwater status`.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::harness::{self, KillOnDrop, Pipeline, TestDb, TestUser};
+use crate::orders;
+
+/// `highwater_pool_connections{pool, state}` in a scrape.
+fn pool_state(metrics: &str, pool: &str, state: &str) -> Option<f64> {
+    harness::sample(
+        metrics,
+        "highwater_pool_connections",
+        &[&format!("pool=\"{pool}\""), &format!("state=\"{state}\"")],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_keeps_its_pools_in_bounds_and_never_prints_its_password() {
+    let source = TestDb::new("pools").await;
+    let sink = TestDb::new("pools_sink").await;
+    orders(&source, 200, false).await;
+    let user = TestUser::new(&source, &[&source, &sink]).await;
+    let pool = "pool = { size = 1, max_overflow = 1 }";
+    let sink_table = format!("type = \"mysql\"\nurl = \"{}\"\nbatch_rows = 20\n{pool}", user.url(&sink));
+    let p = Pipeline::new(&user.url(&source), &[("orders", "update_time")], 20, &sink_table);
+    p.add_source_setting(pool);
+    let port = harness::free_port();
+    let config = std::fs::read_to_string(&p.config).expect("config");
+    std::fs::write(&p.config, format!("{config}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n")).expect("config");
+    let log = p.dir.path().join("daemon.log");
+    let mut daemon = KillOnDrop(
+        p.command()
+            .args(["--log-format", "json"])
+            .env("HIGHWATER_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("highwater starts"),
+    );
+
+    // Eight seconds of passes (one a second) with changes arriving, watched from the server
+    // and through /metrics.
+    let (mut most_source, mut most_sink, mut idle_scrapes, mut scrapes) = (0, 0, 0, 0);
+    let mut waits = Vec::new();
+    let started = Instant::now();
+    let mut next_change = 0;
+    while started.elapsed() < Duration::from_secs(8) {
+        assert!(daemon.0.try_wait().expect("wait").is_none(), "the daemon exited: {}", read(&log));
+        if started.elapsed() > Duration::from_secs(next_change) {
+            let id = 1000 + next_change * 100;
+            source.exec(&format!("INSERT INTO orders SELECT {id} + seq, NOW(6), 'live', 1 FROM seq_1_to_50")).await;
+            next_change += 2;
+        }
+        most_source = most_source.max(user.sessions(&source, Some(&source)).await);
+        most_sink = most_sink.max(user.sessions(&source, Some(&sink)).await);
+        if let Some((_, body)) = harness::http_get(port, "/metrics") {
+            assert!(!body.contains(&user.password), "the password is in /metrics");
+            let in_use = (pool_state(&body, "source", "in_use"), pool_state(&body, "sink", "in_use"));
+            if let (Some(a), Some(b)) = in_use {
+                scrapes += 1;
+                idle_scrapes += usize::from(a == 0.0 && b == 0.0);
+                let wait = "highwater_pool_wait_seconds_count";
+                waits.push(harness::sample(&body, wait, &["pool=\"source\""]).unwrap_or_default());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(most_source <= 2 && most_sink <= 2, "size + max_overflow = 2: saw {most_source} and {most_sink} sessions");
+    assert!(most_source >= 1 && most_sink >= 1, "the sessions were seen at all");
+    assert!(scrapes > 20, "{scrapes} scrapes");
+    assert!(idle_scrapes * 2 > scrapes, "between passes nothing is in use: {idle_scrapes} of {scrapes} scrapes idle");
+    assert!(waits.last() > waits.first(), "passes kept taking connections: {waits:?}");
+    let expected = 200 + 50 * next_change / 2;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.try_rows("SELECT COUNT(*) FROM orders").await.ok().and_then(|r| r[0][0].clone())
+        != Some(expected.to_string())
+    {
+        assert!(Instant::now() < deadline, "the sink did not reach {expected} rows");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let kill = std::process::Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status();
+    assert!(kill.expect("kill runs").success());
+    let exit = daemon.0.wait().expect("the daemon stops");
+    assert!(exit.success(), "{exit}: {}", read(&log));
+    let text = read(&log);
+    assert!(text.lines().count() > 10, "debug logging writes lines: {text}");
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+    assert!(!text.contains(&user.password), "the password is in the log");
+    assert!(text.contains(&format!("{}:***@", user.name)), "URLs are logged redacted");
+    let (code, status) = p.subcommand(&["status", "--json"]);
+    assert_eq!(code, Some(0), "{status}");
+    assert!(!status.contains(&user.password), "the password is in status");
+    user.drop_user(&source).await;
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn status_shows_checkpoint_rows_lag_and_the_last_error_of_each_table() {
+    let source = TestDb::new("status").await;
+    let sink = TestDb::new("status_sink").await;
+    orders(&source, 50, false).await;
+    source.exec("CREATE TABLE notes (id INT PRIMARY KEY, update_time DATETIME(6) NOT NULL, KEY (update_time))").await;
+    let tables = [("orders", "update_time"), ("notes", "update_time")];
+    let p = Pipeline::new(&source.url(), &tables, 20, "");
+    p.set_sink(&p.parquet_sink());
+    let status = |p: &Pipeline| -> serde_json::Value {
+        let (code, out) = p.subcommand(&["status", "--json"]);
+        assert_eq!(code, Some(0), "{out}");
+        serde_json::from_str(&out).expect("JSON")
+    };
+
+    let before = status(&p);
+    assert_eq!(before["last_run"], serde_json::Value::Null);
+    assert_eq!(before["tables"][0]["checkpoint"], serde_json::Value::Null);
+    assert!(p.subcommand(&["status"]).1.contains("none: never loaded"));
+
+    p.run_once();
+    let after = status(&p);
+    assert_eq!(after["last_run"]["ok"], true);
+    let orders = &after["tables"][0];
+    assert_eq!(orders["table"], format!("{}.orders", source.name));
+    assert_eq!(orders["rows_loaded"], 50);
+    assert!(
+        orders["checkpoint"].as_str().is_some_and(|c| c.starts_with("(2026-01-01 00:00:50.000000, 50)")),
+        "{orders}"
+    );
+    assert!(orders["lag_seconds"].as_f64().is_some_and(|l| l > 3600.0), "rows from 2026-01-01: {orders}");
+
+    // A column renamed under the pipeline: the run fails, and status says where and why.
+    source.exec("ALTER TABLE orders RENAME COLUMN update_time TO changed_at").await;
+    let out = p.command().arg("--once").output().expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let failed = status(&p);
+    assert_eq!(failed["last_run"]["ok"], false);
+    assert!(failed["last_run"]["error"].as_str().is_some_and(|e| e.contains("has no column")), "{failed}");
+    let orders = &failed["tables"][0];
+    assert!(orders["last_error"].as_str().is_some_and(|e| e.contains("source.tables[0].cursor")), "{orders}");
+    assert_eq!(failed["tables"][1]["last_error"], serde_json::Value::Null, "notes did nothing wrong");
+    assert_eq!(orders["rows_loaded"], 50, "the checkpoint is untouched");
+
+    source.exec("ALTER TABLE orders RENAME COLUMN changed_at TO update_time").await;
+    p.run_once();
+    let recovered = status(&p);
+    let orders = &recovered["tables"][0];
+    assert!(orders["last_error"].is_string(), "the last error stays on record: {orders}");
+    assert!(orders["last_ok_at"].as_str() > orders["last_error_at"].as_str(), "and a later run went through");
+    assert!(p.subcommand(&["status"]).1.contains("a run went through since"));
+
+    // A MySQL sink keeps the checkpoints in its own table, absent until the first run.
+    p.set_sink(&harness::mysql_sink(&sink, 20));
+    assert_eq!(status(&p)["tables"][0]["checkpoint"], serde_json::Value::Null);
+    p.run_once();
+    assert_eq!(status(&p)["tables"][0]["rows_loaded"], 50);
+    source.drop_db().await;
+    sink.drop_db().await;
+}
