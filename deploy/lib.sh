@@ -53,3 +53,11 @@ ensure_pyarrow() {
 ensure_gnu_time() {
   [ -x /usr/bin/time ] || apt_install time
 }
+
+# promtool and prometheus (Debian's package), for the checks of deploy/prometheus and the test
+# that scrapes a daemon with a real Prometheus; systemd-analyze, for the units.
+ensure_deploy_tools() {
+  command -v promtool >/dev/null && command -v prometheus >/dev/null || apt_install prometheus
+  command -v systemd-analyze >/dev/null || apt_install systemd
+  python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml
+}

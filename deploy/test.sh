@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs and starts what the tests need (MariaDB, pyarrow), then runs every check and test:
+# Installs and starts what the tests need (MariaDB, pyarrow, promtool and Prometheus,
+# systemd-analyze, PyYAML), then runs every check and test:
 # formatting, clippy with warnings as errors, unit tests and the end-to-end tests against the
 # real MariaDB on 127.0.0.1:3306 (override with HIGHWATER_TEST_MYSQL_URL).
 set -euo pipefail
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 ensure_rust
 ensure_mariadb
 ensure_pyarrow
+ensure_deploy_tools
 
 # Databases and logins left behind by a test run that was killed.
 mysql_cli -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'hwtest\\_%'" |

@@ -10,6 +10,7 @@ use highwater_connectors::mysql::MysqlSource;
 use highwater_pipeline::checkpoint::FileCheckpointStore;
 use highwater_pipeline::config::{Config, DEFAULT_METRICS_LISTEN, SinkConfig, SourceConfig};
 use highwater_pipeline::http::{self, Health};
+use highwater_pipeline::lock::RunLock;
 use highwater_pipeline::metrics::Metrics;
 use highwater_pipeline::progress::ProgressOutput;
 use highwater_pipeline::runner::{self, RunOptions, RunReport};
@@ -24,6 +25,9 @@ use crate::logging::LogFormat;
 
 /// Runs the pipeline and records the outcome in the status file, whatever it was.
 pub async fn run(config: Config, once: bool, log_format: LogFormat) -> anyhow::Result<RunReport> {
+    // Refused before anything is recorded: the status file belongs to the run holding the lock.
+    let lock = RunLock::acquire(&config.pipeline.state_dir, &config.pipeline.name)?;
+    tracing::debug!(lock = %lock.path().display(), "holding the pipeline's lock");
     let started_at = status::now_text();
     let table_errors = TableErrors::default();
     let result = run_pipeline(&config, once, log_format, table_errors.clone()).await;
@@ -39,6 +43,7 @@ pub async fn run(config: Config, once: bool, log_format: LogFormat) -> anyhow::R
         // The run's own outcome matters more than its record: report and go on.
         tracing::warn!(error = %format!("{e:#}"), "cannot record the run for highwater status");
     }
+    drop(lock);
     result
 }
 

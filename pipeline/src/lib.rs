@@ -15,6 +15,7 @@
 //! - [`progress`]: rows done, rows/s and ETA of long passes, on a terminal or in the log.
 //! - [`status`]: what runs leave for `highwater status`: the last run and each table's last error.
 //! - [`http`]: `/metrics`, `/health` and `/ready` for Prometheus and orchestrators.
+//! - [`lock`]: one run per pipeline: an exclusive lock on `state_dir/<pipeline>.lock`.
 //! - [`ident`]: quoting of SQL identifiers, shared by every statement the pipeline writes.
 //! - [`civil`]: calendar arithmetic for dates that Arrow and Parquet store as day/us counts.
 
@@ -26,6 +27,7 @@ pub mod config;
 pub mod cursor;
 pub mod http;
 pub mod ident;
+pub mod lock;
 pub mod metrics;
 pub mod pool;
 pub mod progress;

@@ -3,6 +3,7 @@
 //! labels are bounded: `table` (the configured tables), `stage`, `kind`, `pool` (`source`,
 //! `sink`) and `state`.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use prometheus::{
@@ -25,6 +26,23 @@ pub const BUS_IN_FLIGHT: &str = "highwater_bus_batches_in_flight";
 pub const POOL_CONNECTIONS: &str = "highwater_pool_connections";
 pub const POOL_MAX_CONNECTIONS: &str = "highwater_pool_max_connections";
 pub const POOL_WAIT_SECONDS: &str = "highwater_pool_wait_seconds";
+
+/// Every metric family this module exports, for checks of dashboards and alert rules.
+pub const ALL: [&str; 13] = [
+    ROWS_EXTRACTED,
+    ROWS_LOADED,
+    BATCHES,
+    STAGE_SECONDS,
+    LAG_SECONDS,
+    CHECKPOINT_CURSOR,
+    ERRORS,
+    NULL_CURSOR_ROWS,
+    ZERO_DATES,
+    BUS_IN_FLIGHT,
+    POOL_CONNECTIONS,
+    POOL_MAX_CONNECTIONS,
+    POOL_WAIT_SECONDS,
+];
 
 pub const LABEL_PIPELINE: &str = "pipeline";
 pub const LABEL_TABLE: &str = "table";
@@ -75,6 +93,10 @@ pub struct Metrics {
     pool_wait_seconds: HistogramVec,
     /// Each watched pool by its label, read at every render.
     pools: Arc<Mutex<Vec<(String, PoolSampler)>>>,
+    /// By table: the source time (s since the epoch) up to which the sink holds every change.
+    /// `highwater_lag_seconds` is computed from it at every render, so it keeps growing while
+    /// nothing is loaded.
+    complete_up_to: Arc<Mutex<BTreeMap<String, f64>>>,
 }
 
 impl Metrics {
@@ -118,7 +140,10 @@ impl Metrics {
             rows_extracted: counter(ROWS_EXTRACTED, "Rows read from the source", &[LABEL_TABLE])?,
             rows_loaded: counter(ROWS_LOADED, "Rows made durable in the sink", &[LABEL_TABLE])?,
             batches: counter(BATCHES, "Batches made durable in the sink", &[LABEL_TABLE])?,
-            lag_seconds: gauge(LAG_SECONDS, "Seconds the sink is behind: now minus the newest source time loaded")?,
+            lag_seconds: gauge(
+                LAG_SECONDS,
+                "Seconds the sink is behind: now minus the source time up to which it holds every change",
+            )?,
             checkpoint_cursor: gauge(CHECKPOINT_CURSOR, "The checkpoint's cursor value, as seconds since the epoch")?,
             errors: counter(ERRORS, "Errors that stopped a stage", &[LABEL_STAGE, LABEL_KIND])?,
             null_cursor_rows: counter(NULL_CURSOR_ROWS, "Rows read whose cursor is NULL", &[LABEL_TABLE])?,
@@ -129,6 +154,7 @@ impl Metrics {
             pool_max_connections,
             pool_wait_seconds,
             pools: Arc::new(Mutex::new(Vec::new())),
+            complete_up_to: Arc::new(Mutex::new(BTreeMap::new())),
             registry,
         })
     }
@@ -149,6 +175,21 @@ impl Metrics {
         self.pool_wait_seconds.with_label_values(&[label])
     }
 
+    /// The sink now holds every change of `table` up to `unix_seconds` (source time, UTC).
+    pub fn set_complete_up_to(&self, table: &str, unix_seconds: f64) {
+        // A poisoned lock only means a render panicked; the map is still whole.
+        let mut complete = self.complete_up_to.lock().unwrap_or_else(|p| p.into_inner());
+        complete.insert(table.to_owned(), unix_seconds);
+    }
+
+    fn refresh_lag(&self) {
+        let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else { return };
+        let complete = self.complete_up_to.lock().unwrap_or_else(|p| p.into_inner());
+        for (table, at) in complete.iter() {
+            self.lag_seconds.with_label_values(&[table]).set(now.as_secs_f64() - at);
+        }
+    }
+
     fn sample_pools(&self) {
         let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
         for (label, usage) in pools.iter() {
@@ -162,6 +203,7 @@ impl Metrics {
     /// Every metric in the Prometheus text format.
     pub fn render(&self) -> String {
         self.sample_pools();
+        self.refresh_lag();
         let mut out = Vec::new();
         // Encoding into a Vec fails only for metric families that cannot exist here.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
@@ -187,6 +229,23 @@ mod tests {
             text.contains("highwater_stage_seconds_bucket{stage=\"load\",pipeline=\"quickstart\",le=\"0.016\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn lag_grows_at_every_render_until_the_sink_completes_more() {
+        let m = Metrics::new("p").expect("registers");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+        m.set_complete_up_to("d.t", now - 100.0);
+        let lag = |text: &str| -> f64 {
+            let line = "highwater_lag_seconds{table=\"d.t\",pipeline=\"p\"} ";
+            text.lines().find_map(|l| l.strip_prefix(line)).expect("a lag").parse().expect("a number")
+        };
+        let first = lag(&m.render());
+        assert!((100.0..101.0).contains(&first), "{first}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(lag(&m.render()) > first, "nothing new loaded: the lag keeps growing");
+        m.set_complete_up_to("d.t", now);
+        assert!(lag(&m.render()) < 1.0);
     }
 
     #[test]

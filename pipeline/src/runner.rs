@@ -6,6 +6,11 @@
 //! from the committed checkpoints, so at worst the batches after the last checkpoint are
 //! written again, which sinks accept (they are idempotent).
 //!
+//! Lag (`highwater_lag_seconds`) is "now minus the source time up to which the sink is
+//! complete", set by the loader only from what is durable: the cursor of each committed batch
+//! and, when the extractor catches up, the pass's bound, which it sends as a marker behind its
+//! batches so the loader applies it once they are durable.
+//!
 //! Shutdown: one token. The extractor stops asking (the read in flight completes and is
 //! published), drops its publisher; the loader drains the channel, flushes and commits; then
 //! the sink shuts down. Errors of both sides are collected, not just the first.
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::ChangeBatch;
-use crate::bus::{self, Publisher, Subscriber};
+use crate::bus::{self, Message, Publisher, Subscriber};
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::cursor::{DateTime, Position};
 use crate::http::Health;
@@ -217,9 +222,15 @@ async fn extract<Src: Source>(
                 let m = &options.metrics;
                 m.stage_seconds.with_label_values(&[metrics::STAGE_EXTRACT]).observe(started.elapsed().as_secs_f64());
                 let Some(batch) = batch else {
-                    // Caught up to the pass's bound: the sink is as far behind as the bound.
-                    if let Some(lag) = bound.0.as_ref().and_then(seconds_behind) {
-                        m.lag_seconds.with_label_values(&[&label]).set(lag);
+                    // Caught up to the pass's bound: once what was published before is
+                    // durable, the sink is complete up to the bound (the loader sets the lag).
+                    if let Some(bound) = bound.0 {
+                        let marker = Message::CaughtUp { table: table.id.clone(), bound };
+                        tokio::select! {
+                            biased;
+                            _ = shutdown.cancelled() => break 'passes,
+                            sent = publisher.publish(marker) => sent.map_err(|_| ExtractError::BusClosed)?,
+                        }
                     }
                     break;
                 };
@@ -242,7 +253,7 @@ async fn extract<Src: Source>(
                         break 'passes;
                     }
                     // 2. Hand over, waiting while the bus is full (backpressure).
-                    sent = publisher.publish(batch) => sent.map_err(|_| ExtractError::BusClosed)?,
+                    sent = publisher.publish(Message::Batch(batch)) => sent.map_err(|_| ExtractError::BusClosed)?,
                 }
             }
             progress.finish();
@@ -280,12 +291,6 @@ fn report_pass(table: &TableId, cursor: &str, rows: u64, nulls: u64, zeros: u64,
     }
 }
 
-/// Seconds from `t` (a UTC source time) to this machine's clock.
-fn seconds_behind(t: &DateTime) -> Option<f64> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
-    Some((now.as_micros() as i64 - t.unix_micros()?) as f64 / 1e6)
-}
-
 /// The loading side: writes batches and advances checkpoints on `Durable`.
 struct Loader {
     metrics: Metrics,
@@ -295,6 +300,8 @@ struct Loader {
     committed: Vec<Checkpoint>,
     /// Batches written but not yet durable: (table index, upto, rows).
     pending: Vec<(usize, Position, u64)>,
+    /// Pass bounds reached behind batches not yet durable: (table index, bound).
+    caught_up: Vec<(usize, DateTime)>,
 }
 
 impl Loader {
@@ -318,6 +325,7 @@ impl Loader {
             reports,
             committed: checkpoints,
             pending: Vec::new(),
+            caught_up: Vec::new(),
         }
     }
 
@@ -327,7 +335,17 @@ impl Loader {
         store: &St,
         mut subscriber: Subscriber,
     ) -> Result<(), RunError> {
-        while let Some(batch) = subscriber.next().await {
+        while let Some(message) = subscriber.next().await {
+            let batch = match message {
+                Message::Batch(batch) => batch,
+                Message::CaughtUp { table, bound } => {
+                    self.caught_up.push((self.index[&table], bound));
+                    if self.pending.is_empty() {
+                        self.apply_caught_up();
+                    }
+                    continue;
+                }
+            };
             self.metrics.bus_in_flight.dec();
             let started = Instant::now();
             let durability = sink.write(&batch).await.inspect_err(|e| self.errors.record(&batch.table.id, e))?;
@@ -373,14 +391,23 @@ impl Loader {
             if let Position::At { cursor, .. } = &checkpoint.position
                 && let Some(us) = cursor.unix_micros()
             {
+                // Rows come in cursor order: every change up to this cursor is in the sink.
                 m.checkpoint_cursor.with_label_values(&[&label]).set(us as f64 / 1e6);
-                if let Some(lag) = seconds_behind(cursor) {
-                    m.lag_seconds.with_label_values(&[&label]).set(lag);
-                }
+                m.set_complete_up_to(&label, us as f64 / 1e6);
             }
             self.reports[i].checkpoint = checkpoint.position.clone();
         }
+        self.apply_caught_up();
         Ok(())
+    }
+
+    /// Every batch before the markers is durable: each table is complete up to its bound.
+    fn apply_caught_up(&mut self) {
+        for (i, bound) in std::mem::take(&mut self.caught_up) {
+            if let Some(us) = bound.unix_micros() {
+                self.metrics.set_complete_up_to(&self.reports[i].table.to_string(), us as f64 / 1e6);
+            }
+        }
     }
 
     fn into_reports(self) -> Vec<TableReport> {

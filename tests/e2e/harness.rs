@@ -45,6 +45,11 @@ impl TestDb {
         format!("{}/{}", server_url(), self.name)
     }
 
+    /// A connection of its own, for a transaction the test holds open.
+    pub async fn conn(&self) -> mysql_async::Conn {
+        self.pool.get_conn().await.expect("connection")
+    }
+
     pub async fn exec(&self, sql: &str) {
         let mut conn = self.pool.get_conn().await.expect("connection");
         conn.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -372,7 +377,7 @@ pub fn http_get(port: u16, path: &str) -> Option<(String, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let (head, body) = out.split_once("\r\n\r\n")?;

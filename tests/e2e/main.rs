@@ -1,6 +1,7 @@
 //! End-to-end tests of the `highwater` binary against the real MariaDB (and pyarrow as an
 //! independent Parquet reader). Each test works in a database of its own.
 
+mod deploy;
 mod harness;
 mod ops;
 
@@ -305,9 +306,14 @@ async fn a_daemon_keeps_up_and_stops_cleanly_on_sigterm() {
         harness::sample(&body, metric, &[&table, "pipeline=\"test\""])
     };
     let loaded_before = scrape("highwater_rows_loaded_total").expect("rows loaded");
-    let lag_before = scrape("highwater_lag_seconds").expect("lag");
     assert!(loaded_before >= 100.0, "{loaded_before}");
-    assert!(lag_before > 3600.0, "the rows are from 2026-01-01: {lag_before}");
+    // The rows are from 2026-01-01, but the sink holds every change up to the pass's bound:
+    // it is not behind (deploy.rs shows a lag rising while the sink is blocked, and falling).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while scrape("highwater_lag_seconds").is_none_or(|lag| lag > 10.0) {
+        assert!(Instant::now() < deadline, "caught up, the lag stays near lag_secs + poll interval");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(harness::http_get(port, "/health").is_some_and(|(s, _)| s.contains("200")));
     assert!(harness::http_get(port, "/ready").is_some_and(|(s, _)| s.contains("200")));
 
@@ -317,9 +323,7 @@ async fn a_daemon_keeps_up_and_stops_cleanly_on_sigterm() {
     let sql = "SELECT COUNT(*) FROM orders WHERE name IN ('live', 'changed')";
     wait_for(sql, "40", &mut daemon).await;
     let loaded_after = scrape("highwater_rows_loaded_total").expect("rows loaded");
-    let lag_after = scrape("highwater_lag_seconds").expect("lag");
     assert!(loaded_after >= loaded_before + 40.0, "rows move: {loaded_before} -> {loaded_after}");
-    assert!(lag_after < 60.0, "lag falls once the live rows are in: {lag_before} -> {lag_after}");
 
     let status =
         std::process::Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status().expect("kill runs");

@@ -81,6 +81,15 @@ async fn a_daemon_keeps_its_pools_in_bounds_and_never_prints_its_password() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // A second run of the same pipeline is refused while the daemon holds the lock.
+    let second = p.command().arg("--once").output().expect("runs");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("another highwater run of pipeline test") && stderr.contains(&daemon.0.id().to_string()),
+        "{stderr}"
+    );
+
     let kill = std::process::Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status();
     assert!(kill.expect("kill runs").success());
     let exit = daemon.0.wait().expect("the daemon stops");

@@ -60,7 +60,11 @@ impl Pool {
             section,
             source: Box::new(e),
         })?;
-        let session = OptsBuilder::from_opts(opts).setup(setup.to_vec());
+        // Connect where the URL says. mysql_async would otherwise move a loopback TCP session
+        // onto the server's Unix socket, opening a second session for every connection (the
+        // server briefly counts both); `?socket=/path` in the URL still selects a socket.
+        let explicit_socket = url.expose().contains("prefer_socket=true");
+        let session = OptsBuilder::from_opts(opts).setup(setup.to_vec()).prefer_socket(explicit_socket);
         let (wait_timeout, max_connections) = probe(session.clone(), config, section, &shown).await?;
         let recycle = config
             .fit_to_server(wait_timeout, max_connections)

@@ -244,8 +244,7 @@ impl CuttingProxy {
 
     fn url(&self, db: &TestDb) -> DbUrl {
         let user = server().trim_start_matches("mysql://").split('@').next().unwrap_or_default().to_owned();
-        // mysql_async would move a loopback session onto the server's Unix socket, past the proxy.
-        DbUrl::new(format!("mysql://{user}@127.0.0.1:{}/{}?prefer_socket=false", self.port, db.name))
+        DbUrl::new(format!("mysql://{user}@127.0.0.1:{}/{}", self.port, db.name))
     }
 
     fn cut(&self) {
