@@ -5,7 +5,6 @@
 //! a no-op, never a rewind.
 
 use std::future::Future;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -56,7 +55,7 @@ pub enum CheckpointError {
 }
 
 /// One JSON file per pipeline in `state_dir`, replaced atomically on every commit
-/// (temporary file, fsync, rename, fsync of the directory).
+/// (see [`crate::durable`]).
 pub struct FileCheckpointStore {
     path: PathBuf,
     /// The file's content; the lock is never held across an await.
@@ -107,16 +106,9 @@ impl FileCheckpointStore {
 
     fn write_file(&self, entries: &[FileEntry]) -> Result<(), CheckpointError> {
         let io = |source| CheckpointError::Io { path: self.path.clone(), source };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
         let content = FileContent { version: FILE_VERSION, tables: entries.to_vec() };
         let bytes = serde_json::to_vec_pretty(&content).map_err(|e| io(std::io::Error::other(e)))?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+        crate::durable::replace(&self.path, &bytes).map_err(io)
     }
 }
 

@@ -638,6 +638,32 @@ path = "./out"
     }
 
     #[test]
+    fn every_toml_example_in_the_readme_parses() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).expect("README");
+        let blocks: Vec<&str> =
+            readme.split("```toml\n").skip(1).map(|b| b.split("```").next().unwrap_or_default()).collect();
+        assert!(blocks.len() >= 3, "{} TOML blocks", blocks.len());
+        for block in blocks {
+            // A block that shows one table is completed with the others from the full example.
+            let mut text = block.to_owned();
+            for (table, rest) in [
+                ("[pipeline]", "[pipeline]\nname = \"readme\"\n"),
+                (
+                    "[source]",
+                    "[source]\ntype = \"mysql\"\nurl = \"mysql://h/db\"\ntables = [{ name = \"t\", cursor = \"c\" }]\n",
+                ),
+                ("[sink]", "[sink]\ntype = \"parquet\"\npath = \"out\"\n"),
+            ] {
+                if !block.contains(table) {
+                    text = format!("{rest}\n{text}");
+                }
+            }
+            Config::parse(&text, "README.md", |_| Some("x".to_owned())).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        }
+    }
+
+    #[test]
     fn every_config_file_in_deploy_parses() {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             for entry in std::fs::read_dir(dir).expect("readable") {

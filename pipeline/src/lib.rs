@@ -16,6 +16,7 @@
 //! - [`status`]: what runs leave for `highwater status`: the last run and each table's last error.
 //! - [`http`]: `/metrics`, `/health` and `/ready` for Prometheus and orchestrators.
 //! - [`lock`]: one run per pipeline: an exclusive lock on `state_dir/<pipeline>.lock`.
+//! - [`durable`]: small files replaced atomically and durably (checkpoints, status).
 //! - [`ident`]: quoting of SQL identifiers, shared by every statement the pipeline writes.
 //! - [`civil`]: calendar arithmetic for dates that Arrow and Parquet store as day/us counts.
 
@@ -25,6 +26,7 @@ pub mod checkpoint;
 pub mod civil;
 pub mod config;
 pub mod cursor;
+pub mod durable;
 pub mod http;
 pub mod ident;
 pub mod lock;

@@ -3,11 +3,10 @@
 //! explains them).
 //!
 //! The runner records errors per table in [`TableErrors`] while it runs; the binary writes
-//! the file when a run ends, successful or not. The file is replaced atomically (temporary
-//! file, fsync, rename) and a damaged one is reported, never trusted.
+//! the file when a run ends, successful or not. The file is replaced atomically and a damaged
+//! one is reported, never trusted.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -105,19 +104,13 @@ impl Status {
         self.last_run = Some(run);
     }
 
-    /// Replaces the file atomically.
+    /// Replaces the file atomically (see [`crate::durable`]).
     pub fn write(&self, path: &Path) -> Result<(), StatusError> {
         let io = |source| StatusError::Io { path: path.to_owned(), source };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
         let mut content = self.clone();
         content.version = FILE_VERSION;
         let bytes = serde_json::to_vec_pretty(&content).map_err(|e| io(std::io::Error::other(e)))?;
-        let tmp = path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        crate::durable::replace(path, &bytes).map_err(io)
     }
 }
 
