@@ -43,5 +43,7 @@ for table in out/*/; do
   size=$(du -sh "$table" | cut -f1)
   echo "$(basename "$table"): $files files, $size"
 done
+echo "== highwater status --config $config"
+"$bin" status --config "$config"
 echo "checkpoints: ./state/quickstart.checkpoints.json"
 echo "read them with e.g. python3 -c \"import pyarrow.parquet as pq; print(pq.read_table('out/order_tab').num_rows)\""
