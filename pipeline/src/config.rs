@@ -14,6 +14,10 @@ use toml::Spanned;
 
 use crate::pool::PoolConfig;
 
+pub mod bus;
+
+use bus::{BusConfig, ChannelBusConfig, KafkaBusConfig};
+
 /// Rows per source read: big enough to amortise a round trip, small enough to bound memory.
 pub const DEFAULT_BATCH_ROWS: usize = 10_000;
 /// Seconds behind the source clock a pass stops, for application clocks and short commits.
@@ -33,6 +37,8 @@ pub struct Config {
     pub sink: SinkConfig,
     /// `None`: serve metrics on [`DEFAULT_METRICS_LISTEN`] for daemons, not for `--once`.
     pub metrics: Option<MetricsConfig>,
+    /// The in-process channel unless the file has a `[bus]` of another type.
+    pub bus: BusConfig,
 }
 
 /// Where daemons serve `/metrics`, `/health` and `/ready` when the file says nothing: loopback.
@@ -318,7 +324,18 @@ impl Config {
                 return Err(unknown_kind(&text, origin, "sink.type", other, &top.sink.kind, &["parquet", "mysql"]));
             }
         };
-        let config = Config { pipeline: top.pipeline, source, sink, metrics: top.metrics };
+        let bus = match &top.bus {
+            None => BusConfig::Channel,
+            Some(bus) => match bus.kind.get_ref().as_str() {
+                "channel" => {
+                    let _: ChannelBusConfig = deserialize::<BusSection<_>>(&text, origin)?.bus;
+                    BusConfig::Channel
+                }
+                "kafka" => BusConfig::Kafka(deserialize::<BusSection<KafkaBusConfig>>(&text, origin)?.bus),
+                other => return Err(unknown_kind(&text, origin, "bus.type", other, &bus.kind, &["channel", "kafka"])),
+            },
+        };
+        let config = Config { pipeline: top.pipeline, source, sink, metrics: top.metrics, bus };
         config.validate(origin)?;
         Ok(config)
     }
@@ -338,6 +355,11 @@ impl Config {
         }
         if self.pipeline.bus_capacity == 0 {
             problem("pipeline.bus_capacity", "must be at least 1");
+        }
+        if let BusConfig::Kafka(k) = &self.bus {
+            for (key, message) in k.problems() {
+                problem(&format!("bus.{key}"), &message);
+            }
         }
         match &self.source {
             SourceConfig::Mysql(s) => {
@@ -402,6 +424,12 @@ struct Top {
     source: Kind,
     sink: Kind,
     metrics: Option<MetricsConfig>,
+    bus: Option<Kind>,
+}
+
+#[derive(Deserialize)]
+struct BusSection<T> {
+    bus: T,
 }
 
 #[derive(Deserialize)]

@@ -15,24 +15,28 @@
 //! published), drops its publisher; the loader drains the channel, flushes and commits; then
 //! the sink shuts down. Errors of both sides are collected, not just the first.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::ChangeBatch;
-use crate::bus::{self, Message, Publisher, Subscriber};
+use crate::bus::{self, BusError, Publish, Subscribe};
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
-use crate::cursor::{DateTime, Position};
+use crate::cursor::Position;
 use crate::http::Health;
 use crate::metrics::{self, Metrics};
-use crate::progress::{Progress, ProgressOutput};
+use crate::progress::ProgressOutput;
 use crate::schema::{TableId, TableSchema};
-use crate::sink::{Durability, Sink, SinkError};
-use crate::source::{PassBound, Source, SourceError};
+use crate::sink::{Sink, SinkError};
+use crate::source::{Source, SourceError};
 use crate::status::TableErrors;
+
+mod extract;
+mod load;
+
+use extract::{ExtractError, Extracted};
+use load::Loader;
 
 /// How to run.
 #[derive(Clone)]
@@ -110,11 +114,14 @@ pub enum RunError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
     #[error("{}", .0.iter().map(|e| format!("{e}")).collect::<Vec<_>>().join("; and "))]
     Several(Vec<RunError>),
 }
 
-/// Runs the pipeline until caught up (`once`) or until `shutdown` is cancelled.
+/// Runs the pipeline in one process over the bounded channel, until caught up (`once`) or
+/// until `shutdown` is cancelled.
 pub async fn run<Src, Snk, St>(
     source: Src,
     mut sink: Snk,
@@ -130,287 +137,175 @@ where
     let started = Instant::now();
     let tables: Vec<Arc<TableSchema>> = source.tables().to_vec();
     sink.prepare(&tables).await?;
+    let checkpoints = load_checkpoints(&tables, &store).await?;
 
-    let mut checkpoints = Vec::with_capacity(tables.len());
-    for t in &tables {
-        checkpoints.push(store.load(&t.id).await?.unwrap_or_default());
-    }
-    let positions = checkpoints.iter().map(|c| c.position.clone()).collect();
-
-    let (publisher, subscriber) = bus::channel(options.bus_capacity);
-    let extractor = tokio::spawn(extract(source, publisher, positions, options.clone(), shutdown.clone()));
-    let mut loader = Loader::new(&tables, checkpoints, options.metrics.clone(), options.table_errors.clone());
-    let load_result = loader.run(&mut sink, &store, subscriber).await;
+    let (publisher, mut subscriber) = bus::channel(options.bus_capacity);
+    let extractor = tokio::spawn(extract::extract(
+        source,
+        publisher,
+        checkpoints.clone(),
+        None::<St>,
+        options.clone(),
+        shutdown.clone(),
+    ));
+    let ids: Vec<TableId> = tables.iter().map(|t| t.id.clone()).collect();
+    let mut loader = Loader::new(&ids, checkpoints, options.metrics.clone(), options.table_errors.clone());
+    loader.prepared(&tables);
+    let load_result = loader.run(&mut sink, &store, &mut subscriber, &shutdown).await;
     // If the loader failed its subscriber is gone: the extractor's next publish fails and it
     // returns. A panic in the extractor is a bug, and is raised here as one.
-    let extract_result = match extractor.await {
+    let (_, _, extract_result) = match extractor.await {
         Ok(r) => r,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
     let shutdown_result = sink.shutdown().await;
 
-    let mut errors = Vec::new();
-    let count = |stage: &str, retryable: bool| {
-        let kind = if retryable { metrics::KIND_RETRYABLE } else { metrics::KIND_OPERATOR };
-        options.metrics.errors.with_label_values(&[stage, kind]).inc();
-    };
-    if let Err(e) = load_result {
-        count(metrics::STAGE_LOAD, matches!(&e, RunError::Sink(s) if s.is_retryable()));
-        errors.push(e);
-    }
-    match extract_result {
-        // The bus only closes early when the loader failed, which is reported above.
-        Ok(()) | Err(ExtractError::BusClosed) => {}
-        Err(ExtractError::Source(e)) => {
-            count(metrics::STAGE_EXTRACT, e.is_retryable());
-            errors.push(e.into());
-        }
-    }
-    if let Err(e) = shutdown_result {
-        count(metrics::STAGE_LOAD, e.is_retryable());
-        errors.push(e.into());
-    }
-    if !errors.is_empty() {
-        options.health.set_ready(false);
-    }
-    match errors.len() {
-        0 => Ok(RunReport { tables: loader.into_reports(), elapsed: started.elapsed() }),
-        1 => Err(errors.remove(0)),
-        _ => Err(RunError::Several(errors)),
-    }
+    let mut errors = Errors::new(&options);
+    errors.load(load_result);
+    errors.extract(extract_result);
+    errors.shutdown(shutdown_result);
+    errors.finish(RunReport { tables: loader.into_reports(), elapsed: started.elapsed() })
 }
 
-enum ExtractError {
-    Source(SourceError),
-    BusClosed,
-}
-
-impl ExtractError {
-    fn source(table: &TableId, errors: &TableErrors, e: SourceError) -> Self {
-        errors.record(table, &e);
-        ExtractError::Source(e)
-    }
-}
-
-/// Walks the tables pass by pass and publishes what it reads.
-async fn extract<Src: Source>(
-    mut source: Src,
-    publisher: Publisher,
-    mut positions: Vec<Position>,
+/// The extracting role over a durable bus (Kafka): reads the source from its own
+/// checkpoints (in `store`) and checkpoints each batch once the bus has it.
+pub async fn run_extract<Src, P, St>(
+    source: Src,
+    publisher: P,
+    store: St,
     options: RunOptions,
     shutdown: CancellationToken,
-) -> Result<(), ExtractError> {
+) -> Result<RunReport, RunError>
+where
+    Src: Source,
+    P: Publish,
+    St: CheckpointStore,
+{
+    let started = Instant::now();
     let tables: Vec<Arc<TableSchema>> = source.tables().to_vec();
-    'passes: loop {
-        for (i, table) in tables.iter().enumerate() {
-            let pass_started = Instant::now();
-            let label = table.id.to_string();
-            let mut bound = PassBound::default();
-            // A first copy knows roughly how much is ahead of it.
-            let total = (positions[i] == Position::Start).then(|| source.estimated_rows(i)).flatten();
-            let mut progress = Progress::start(table.id.clone(), total, options.progress, pass_started);
-            let (mut rows, mut nulls, mut zeros) = (0u64, 0u64, 0u64);
-            loop {
-                if shutdown.is_cancelled() {
-                    break 'passes;
-                }
-                let started = Instant::now();
-                let batch = source
-                    .next_batch(i, &positions[i], &mut bound, options.batch_rows)
-                    .await
-                    .map_err(|e| ExtractError::source(&table.id, &options.table_errors, e))?;
-                let m = &options.metrics;
-                m.stage_seconds.with_label_values(&[metrics::STAGE_EXTRACT]).observe(started.elapsed().as_secs_f64());
-                let Some(batch) = batch else {
-                    // Caught up to the pass's bound: once what was published before is
-                    // durable, the sink is complete up to the bound (the loader sets the lag).
-                    if let Some(bound) = bound.0 {
-                        let marker = Message::CaughtUp { table: table.id.clone(), bound };
-                        tokio::select! {
-                            biased;
-                            _ = shutdown.cancelled() => break 'passes,
-                            sent = publisher.publish(marker) => sent.map_err(|_| ExtractError::BusClosed)?,
-                        }
-                    }
-                    break;
-                };
-                m.rows_extracted.with_label_values(&[&label]).inc_by(batch.num_rows() as u64);
-                m.null_cursor_rows.with_label_values(&[&label]).inc_by(batch.stats.null_cursor_rows);
-                m.zero_dates.with_label_values(&[&label]).inc_by(batch.stats.zero_dates);
-                rows += batch.num_rows() as u64;
-                progress.advance(batch.num_rows() as u64, Instant::now());
-                nulls += batch.stats.null_cursor_rows;
-                zeros += batch.stats.zero_dates;
-                positions[i] = batch.upto.clone();
-                // Counted before the hand-over: the loader may take it at once.
-                options.metrics.bus_in_flight.inc();
-                tokio::select! {
-                    biased;
-                    // 1. Shutdown: the batch in hand is dropped unpublished; it is after the
-                    //    last checkpoint, so the next run reads it again.
-                    _ = shutdown.cancelled() => {
-                        options.metrics.bus_in_flight.dec();
-                        break 'passes;
-                    }
-                    // 2. Hand over, waiting while the bus is full (backpressure).
-                    sent = publisher.publish(Message::Batch(batch)) => sent.map_err(|_| ExtractError::BusClosed)?,
-                }
-            }
-            progress.finish();
-            report_pass(&table.id, table.cursor_column().name.as_str(), rows, nulls, zeros, pass_started.elapsed());
-        }
-        options.health.set_ready(true);
-        if options.once {
-            break;
-        }
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(options.poll_interval) => {}
-        }
-    }
-    Ok(())
+    let checkpoints = load_checkpoints(&tables, &store).await?;
+    let (done, reached, result) =
+        extract::extract(source, publisher, checkpoints, Some(store), options.clone(), shutdown).await;
+    let reports = tables
+        .iter()
+        .zip(done)
+        .zip(reached)
+        .map(|((t, d), c): ((&Arc<TableSchema>, Extracted), Checkpoint)| TableReport {
+            table: t.id.clone(),
+            rows_loaded: d.rows,
+            batches: d.batches,
+            zero_dates: d.zero_dates,
+            null_cursor_rows: d.null_cursor_rows,
+            checkpoint: c.position,
+        })
+        .collect();
+    let mut errors = Errors::new(&options);
+    errors.extract(result);
+    errors.finish(RunReport { tables: reports, elapsed: started.elapsed() })
 }
 
-/// Logs one pass over one table, and warns once per pass about what will not replicate well.
-fn report_pass(table: &TableId, cursor: &str, rows: u64, nulls: u64, zeros: u64, took: Duration) {
-    if rows > 0 {
-        let rate = rows as f64 / took.as_secs_f64().max(1e-9);
-        tracing::info!(%table, rows, seconds = took.as_secs_f64(), rows_per_second = rate.round(), "pass read rows");
-    } else {
-        tracing::debug!(%table, "pass found no change");
+/// The loading role over a remote bus (Kafka): loads `tables` as their batches arrive, until
+/// the bus has nothing more for this run or `shutdown`; the bus acks what the sink made durable.
+pub async fn run_load<Sub, Snk, St>(
+    mut subscriber: Sub,
+    mut sink: Snk,
+    store: St,
+    tables: &[TableId],
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> Result<RunReport, RunError>
+where
+    Sub: Subscribe,
+    Snk: Sink,
+    St: CheckpointStore,
+{
+    let started = Instant::now();
+    let mut checkpoints = Vec::with_capacity(tables.len());
+    for t in tables {
+        checkpoints.push(store.load(t).await?.unwrap_or_default());
     }
-    if nulls > 0 {
-        tracing::warn!(
-            %table, rows = nulls, column = cursor,
-            "rows with a NULL cursor were copied once; later changes to them cannot be seen until the cursor column is set"
-        );
-    }
-    if zeros > 0 {
-        tracing::warn!(%table, values = zeros, "zero or partial-zero dates have no Arrow value and were loaded as NULL");
-    }
+    let mut loader = Loader::new(tables, checkpoints, options.metrics.clone(), options.table_errors.clone());
+    let load_result = loader.run(&mut sink, &store, &mut subscriber, &shutdown).await;
+    let shutdown_result = sink.shutdown().await;
+    let mut errors = Errors::new(&options);
+    errors.load(load_result);
+    errors.shutdown(shutdown_result);
+    errors.finish(RunReport { tables: loader.into_reports(), elapsed: started.elapsed() })
 }
 
-/// The loading side: writes batches and advances checkpoints on `Durable`.
-struct Loader {
-    metrics: Metrics,
-    errors: TableErrors,
-    index: HashMap<TableId, usize>,
-    reports: Vec<TableReport>,
-    committed: Vec<Checkpoint>,
-    /// Batches written but not yet durable: (table index, upto, rows).
-    pending: Vec<(usize, Position, u64)>,
-    /// Pass bounds reached behind batches not yet durable: (table index, bound).
-    caught_up: Vec<(usize, DateTime)>,
+async fn load_checkpoints<St: CheckpointStore>(
+    tables: &[Arc<TableSchema>],
+    store: &St,
+) -> Result<Vec<Checkpoint>, RunError> {
+    let mut checkpoints = Vec::with_capacity(tables.len());
+    for t in tables {
+        checkpoints.push(store.load(&t.id).await?.unwrap_or_default());
+    }
+    Ok(checkpoints)
 }
 
-impl Loader {
-    fn new(tables: &[Arc<TableSchema>], checkpoints: Vec<Checkpoint>, metrics: Metrics, errors: TableErrors) -> Self {
-        let reports = tables
-            .iter()
-            .zip(&checkpoints)
-            .map(|(t, c)| TableReport {
-                table: t.id.clone(),
-                rows_loaded: 0,
-                batches: 0,
-                zero_dates: 0,
-                null_cursor_rows: 0,
-                checkpoint: c.position.clone(),
-            })
-            .collect();
-        Loader {
-            metrics,
-            errors,
-            index: tables.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect(),
-            reports,
-            committed: checkpoints,
-            pending: Vec::new(),
-            caught_up: Vec::new(),
-        }
+/// The errors of both sides, counted in `highwater_errors_total` and kept together.
+struct Errors<'a> {
+    options: &'a RunOptions,
+    all: Vec<RunError>,
+}
+
+impl<'a> Errors<'a> {
+    fn new(options: &'a RunOptions) -> Self {
+        Errors { options, all: Vec::new() }
     }
 
-    async fn run<Snk: Sink, St: CheckpointStore>(
-        &mut self,
-        sink: &mut Snk,
-        store: &St,
-        mut subscriber: Subscriber,
-    ) -> Result<(), RunError> {
-        while let Some(message) = subscriber.next().await {
-            let batch = match message {
-                Message::Batch(batch) => batch,
-                Message::CaughtUp { table, bound } => {
-                    self.caught_up.push((self.index[&table], bound));
-                    if self.pending.is_empty() {
-                        self.apply_caught_up();
-                    }
-                    continue;
-                }
+    fn count(&self, stage: &str, retryable: bool) {
+        let kind = if retryable { metrics::KIND_RETRYABLE } else { metrics::KIND_OPERATOR };
+        self.options.metrics.errors.with_label_values(&[stage, kind]).inc();
+    }
+
+    fn load(&mut self, result: Result<(), RunError>) {
+        if let Err(e) = result {
+            let retryable = match &e {
+                RunError::Sink(s) => s.is_retryable(),
+                RunError::Bus(b) => b.is_retryable(),
+                _ => false,
             };
-            self.metrics.bus_in_flight.dec();
-            let started = Instant::now();
-            let durability = sink.write(&batch).await.inspect_err(|e| self.errors.record(&batch.table.id, e))?;
-            let load = self.metrics.stage_seconds.with_label_values(&[metrics::STAGE_LOAD]);
-            load.observe(started.elapsed().as_secs_f64());
-            self.record(&batch);
-            if durability == Durability::Durable {
-                self.commit_pending(sink.commits_checkpoints(), store).await?;
-            }
+            self.count(metrics::STAGE_LOAD, retryable);
+            self.all.push(e);
         }
-        sink.flush().await?;
-        self.commit_pending(sink.commits_checkpoints(), store).await
     }
 
-    fn record(&mut self, batch: &ChangeBatch) {
-        let i = self.index[&batch.table.id];
-        let report = &mut self.reports[i];
-        report.rows_loaded += batch.num_rows() as u64;
-        report.batches += 1;
-        report.zero_dates += batch.stats.zero_dates;
-        report.null_cursor_rows += batch.stats.null_cursor_rows;
-        self.pending.push((i, batch.upto.clone(), batch.num_rows() as u64));
-    }
-
-    async fn commit_pending<St: CheckpointStore>(&mut self, in_sink: bool, store: &St) -> Result<(), RunError> {
-        for (i, upto, rows) in std::mem::take(&mut self.pending) {
-            let checkpoint = &mut self.committed[i];
-            checkpoint.position = upto;
-            checkpoint.rows_loaded += rows;
-            if !in_sink {
-                let started = Instant::now();
-                store
-                    .commit(&self.reports[i].table, checkpoint)
-                    .await
-                    .inspect_err(|e| self.errors.record(&self.reports[i].table, e))?;
-                let stage = self.metrics.stage_seconds.with_label_values(&[metrics::STAGE_CHECKPOINT]);
-                stage.observe(started.elapsed().as_secs_f64());
+    fn extract(&mut self, result: Result<(), ExtractError>) {
+        match result {
+            // The bus only closes early when the loader failed, which is reported on its own.
+            Ok(()) | Err(ExtractError::BusClosed) => {}
+            Err(ExtractError::Source(e)) => {
+                self.count(metrics::STAGE_EXTRACT, e.is_retryable());
+                self.all.push(e.into());
             }
-            let label = self.reports[i].table.to_string();
-            let m = &self.metrics;
-            m.rows_loaded.with_label_values(&[&label]).inc_by(rows);
-            m.batches.with_label_values(&[&label]).inc();
-            if let Position::At { cursor, .. } = &checkpoint.position
-                && let Some(us) = cursor.unix_micros()
-            {
-                // Rows come in cursor order: every change up to this cursor is in the sink.
-                m.checkpoint_cursor.with_label_values(&[&label]).set(us as f64 / 1e6);
-                m.set_complete_up_to(&label, us as f64 / 1e6);
+            Err(ExtractError::Bus(e)) => {
+                self.count(metrics::STAGE_EXTRACT, e.is_retryable());
+                self.all.push(e.into());
             }
-            self.reports[i].checkpoint = checkpoint.position.clone();
-        }
-        self.apply_caught_up();
-        Ok(())
-    }
-
-    /// Every batch before the markers is durable: each table is complete up to its bound.
-    fn apply_caught_up(&mut self) {
-        for (i, bound) in std::mem::take(&mut self.caught_up) {
-            if let Some(us) = bound.unix_micros() {
-                self.metrics.set_complete_up_to(&self.reports[i].table.to_string(), us as f64 / 1e6);
+            Err(ExtractError::Checkpoint(e)) => {
+                self.count(metrics::STAGE_CHECKPOINT, false);
+                self.all.push(e.into());
             }
         }
     }
 
-    fn into_reports(self) -> Vec<TableReport> {
-        self.reports
+    fn shutdown(&mut self, result: Result<(), SinkError>) {
+        if let Err(e) = result {
+            self.count(metrics::STAGE_LOAD, e.is_retryable());
+            self.all.push(e.into());
+        }
+    }
+
+    fn finish(mut self, report: RunReport) -> Result<RunReport, RunError> {
+        if !self.all.is_empty() {
+            self.options.health.set_ready(false);
+        }
+        match self.all.len() {
+            0 => Ok(report),
+            1 => Err(self.all.remove(0)),
+            _ => Err(RunError::Several(self.all)),
+        }
     }
 }

@@ -1,0 +1,179 @@
+//! The extracting side: walks the tables pass by pass and publishes what it reads. On a
+//! durable bus (Kafka) it also checkpoints each batch once the bus has it; on the channel the
+//! loader checkpoints.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::RunOptions;
+use crate::bus::{Message, Publish};
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use crate::cursor::Position;
+use crate::metrics;
+use crate::progress::Progress;
+use crate::schema::{TableId, TableSchema};
+use crate::source::{PassBound, Source, SourceError};
+use crate::status::TableErrors;
+
+pub(super) enum ExtractError {
+    Source(SourceError),
+    Checkpoint(CheckpointError),
+    /// The loader went away; its own error says why.
+    BusClosed,
+    Bus(crate::bus::BusError),
+}
+
+impl ExtractError {
+    fn source(table: &TableId, errors: &TableErrors, e: SourceError) -> Self {
+        errors.record(table, &e);
+        ExtractError::Source(e)
+    }
+
+    fn bus(table: &TableId, errors: &TableErrors, e: crate::bus::BusError) -> Self {
+        match e {
+            crate::bus::BusError::Closed => ExtractError::BusClosed,
+            e => {
+                errors.record(table, &e);
+                ExtractError::Bus(e)
+            }
+        }
+    }
+}
+
+/// What one table's reading did, for the run's report.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Extracted {
+    pub rows: u64,
+    pub batches: u64,
+    pub zero_dates: u64,
+    pub null_cursor_rows: u64,
+}
+
+/// Reads from `positions` on, publishing every batch; with `store` (a durable bus), commits
+/// each batch's `upto` once it is published.
+pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
+    mut source: Src,
+    mut publisher: P,
+    mut checkpoints: Vec<Checkpoint>,
+    store: Option<St>,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> (Vec<Extracted>, Vec<Checkpoint>, Result<(), ExtractError>) {
+    let tables: Vec<Arc<TableSchema>> = source.tables().to_vec();
+    let mut done = vec![Extracted::default(); tables.len()];
+    let result = async {
+        'passes: loop {
+            for (i, table) in tables.iter().enumerate() {
+                let pass_started = Instant::now();
+                let label = table.id.to_string();
+                let errors = &options.table_errors;
+                let mut bound = PassBound::default();
+                // A first copy knows roughly how much is ahead of it.
+                let position = checkpoints[i].position.clone();
+                let total = (position == Position::Start).then(|| source.estimated_rows(i)).flatten();
+                let mut progress = Progress::start(table.id.clone(), total, options.progress, pass_started);
+                let mut pass = Extracted::default();
+                loop {
+                    if shutdown.is_cancelled() {
+                        break 'passes;
+                    }
+                    let started = Instant::now();
+                    let batch = source
+                        .next_batch(i, &checkpoints[i].position, &mut bound, options.batch_rows)
+                        .await
+                        .map_err(|e| ExtractError::source(&table.id, errors, e))?;
+                    let m = &options.metrics;
+                    m.stage_seconds.with_label_values(&[metrics::STAGE_EXTRACT]).observe(started.elapsed().as_secs_f64());
+                    let Some(batch) = batch else {
+                        // Caught up to the pass's bound: once what was published before is
+                        // durable, the sink is complete up to the bound (the loader sets the lag).
+                        if let Some(bound) = bound.0 {
+                            let marker = Message::CaughtUp { table: table.id.clone(), bound };
+                            tokio::select! {
+                                biased;
+                                _ = shutdown.cancelled() => break 'passes,
+                                sent = publisher.publish(marker) => sent.map_err(|e| ExtractError::bus(&table.id, errors, e))?,
+                            }
+                        }
+                        break;
+                    };
+                    let rows = batch.num_rows() as u64;
+                    m.rows_extracted.with_label_values(&[&label]).inc_by(rows);
+                    m.null_cursor_rows.with_label_values(&[&label]).inc_by(batch.stats.null_cursor_rows);
+                    m.zero_dates.with_label_values(&[&label]).inc_by(batch.stats.zero_dates);
+                    pass.rows += rows;
+                    pass.batches += 1;
+                    pass.null_cursor_rows += batch.stats.null_cursor_rows;
+                    pass.zero_dates += batch.stats.zero_dates;
+                    progress.advance(rows, Instant::now());
+                    let upto = batch.upto.clone();
+                    // Counted before the hand-over: the loader may take it at once.
+                    m.bus_in_flight.inc();
+                    tokio::select! {
+                        biased;
+                        // 1. Shutdown: the batch in hand is dropped unpublished; it is after the
+                        //    last checkpoint, so the next run reads it again.
+                        _ = shutdown.cancelled() => {
+                            m.bus_in_flight.dec();
+                            break 'passes;
+                        }
+                        // 2. Hand over, waiting while the bus is full (backpressure).
+                        sent = publisher.publish(Message::Batch(batch)) => {
+                            sent.map_err(|e| ExtractError::bus(&table.id, errors, e))?;
+                        }
+                    }
+                    checkpoints[i].position = upto;
+                    checkpoints[i].rows_loaded += rows;
+                    if let Some(store) = &store {
+                        // The bus holds the batch: reading may go on from after it.
+                        m.bus_in_flight.dec();
+                        store.commit(&table.id, &checkpoints[i]).await.map_err(|e| {
+                            errors.record(&table.id, &e);
+                            ExtractError::Checkpoint(e)
+                        })?;
+                    }
+                }
+                progress.finish();
+                report_pass(&table.id, table.cursor_column().name.as_str(), &pass, pass_started.elapsed());
+                let total = &mut done[i];
+                total.rows += pass.rows;
+                total.batches += pass.batches;
+                total.zero_dates += pass.zero_dates;
+                total.null_cursor_rows += pass.null_cursor_rows;
+            }
+            options.health.set_ready(true);
+            if options.once {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(options.poll_interval) => {}
+            }
+        }
+        Ok(())
+    }
+    .await;
+    (done, checkpoints, result)
+}
+
+/// Logs one pass over one table, and warns once per pass about what will not replicate well.
+fn report_pass(table: &TableId, cursor: &str, pass: &Extracted, took: Duration) {
+    if pass.rows > 0 {
+        let rate = pass.rows as f64 / took.as_secs_f64().max(1e-9);
+        tracing::info!(%table, rows = pass.rows, seconds = took.as_secs_f64(), rows_per_second = rate.round(), "pass read rows");
+    } else {
+        tracing::debug!(%table, "pass found no change");
+    }
+    if pass.null_cursor_rows > 0 {
+        tracing::warn!(
+            %table, rows = pass.null_cursor_rows, column = cursor,
+            "rows with a NULL cursor were copied once; later changes to them cannot be seen until the cursor column is set"
+        );
+    }
+    if pass.zero_dates > 0 {
+        tracing::warn!(%table, values = pass.zero_dates, "zero or partial-zero dates have no Arrow value and were loaded as NULL");
+    }
+}

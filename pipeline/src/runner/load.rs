@@ -1,0 +1,181 @@
+//! The loading side: takes messages off the bus, writes batches, and once the sink says they
+//! are durable advances the checkpoints and acks the bus. Lag is set here, from what is durable.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{RunError, TableReport};
+use crate::batch::ChangeBatch;
+use crate::bus::{Message, Subscribe};
+use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::cursor::{DateTime, Position};
+use crate::metrics::{self, Metrics};
+use crate::schema::{TableId, TableSchema};
+use crate::sink::{Durability, Sink};
+use crate::status::TableErrors;
+
+/// Writes batches and advances checkpoints on `Durable`.
+pub(super) struct Loader {
+    metrics: Metrics,
+    errors: TableErrors,
+    index: HashMap<TableId, usize>,
+    reports: Vec<TableReport>,
+    committed: Vec<Checkpoint>,
+    /// Tables the sink was prepared for.
+    prepared: HashSet<TableId>,
+    /// Batches written but not yet durable: (table index, upto, rows).
+    pending: Vec<(usize, Position, u64)>,
+    /// Pass bounds reached behind batches not yet durable: (table index, bound).
+    caught_up: Vec<(usize, DateTime)>,
+}
+
+impl Loader {
+    pub(super) fn new(tables: &[TableId], checkpoints: Vec<Checkpoint>, metrics: Metrics, errors: TableErrors) -> Self {
+        let reports = tables
+            .iter()
+            .zip(&checkpoints)
+            .map(|(t, c)| TableReport {
+                table: t.clone(),
+                rows_loaded: 0,
+                batches: 0,
+                zero_dates: 0,
+                null_cursor_rows: 0,
+                checkpoint: c.position.clone(),
+            })
+            .collect();
+        Loader {
+            metrics,
+            errors,
+            index: tables.iter().enumerate().map(|(i, t)| (t.clone(), i)).collect(),
+            reports,
+            committed: checkpoints,
+            prepared: HashSet::new(),
+            pending: Vec::new(),
+            caught_up: Vec::new(),
+        }
+    }
+
+    /// The sink was prepared for these tables before the run.
+    pub(super) fn prepared(&mut self, tables: &[Arc<TableSchema>]) {
+        self.prepared.extend(tables.iter().map(|t| t.id.clone()));
+    }
+
+    /// Loads until the bus ends or `shutdown`, then flushes, commits and acks what is durable.
+    pub(super) async fn run<Sub: Subscribe, Snk: Sink, St: CheckpointStore>(
+        &mut self,
+        sink: &mut Snk,
+        store: &St,
+        subscriber: &mut Sub,
+        shutdown: &CancellationToken,
+    ) -> Result<(), RunError> {
+        let mut acks = Vec::new();
+        loop {
+            let next = tokio::select! {
+                biased;
+                // 1. Shutdown (a remote bus; the channel ends when the extractor stops).
+                _ = shutdown.cancelled(), if !subscriber.local() => break,
+                // 2. The next message, in order.
+                next = subscriber.next() => next?,
+            };
+            let Some((message, ack)) = next else { break };
+            acks.push(ack);
+            let batch = match message {
+                Message::Batch(batch) => batch,
+                Message::CaughtUp { table, bound } => {
+                    if let Some(&i) = self.index.get(&table) {
+                        self.caught_up.push((i, bound));
+                    }
+                    if self.pending.is_empty() {
+                        self.apply_caught_up();
+                    }
+                    continue;
+                }
+            };
+            if subscriber.local() {
+                self.metrics.bus_in_flight.dec();
+            }
+            let Some(&i) = self.index.get(&batch.table.id) else {
+                // A table this pipeline does not list (a shared topic): not ours to load.
+                continue;
+            };
+            if !self.prepared.contains(&batch.table.id) {
+                sink.prepare(std::slice::from_ref(&batch.table))
+                    .await
+                    .inspect_err(|e| self.errors.record(&batch.table.id, e))?;
+                self.prepared.insert(batch.table.id.clone());
+            }
+            let started = Instant::now();
+            let durability = sink.write(&batch).await.inspect_err(|e| self.errors.record(&batch.table.id, e))?;
+            let load = self.metrics.stage_seconds.with_label_values(&[metrics::STAGE_LOAD]);
+            load.observe(started.elapsed().as_secs_f64());
+            self.record(i, &batch);
+            if durability == Durability::Durable {
+                self.commit_pending(sink.commits_checkpoints(), store).await?;
+                subscriber.ack(std::mem::take(&mut acks)).await?;
+            }
+        }
+        sink.flush().await?;
+        self.commit_pending(sink.commits_checkpoints(), store).await?;
+        subscriber.ack(acks).await?;
+        Ok(())
+    }
+
+    fn record(&mut self, i: usize, batch: &ChangeBatch) {
+        let report = &mut self.reports[i];
+        report.rows_loaded += batch.num_rows() as u64;
+        report.batches += 1;
+        report.zero_dates += batch.stats.zero_dates;
+        report.null_cursor_rows += batch.stats.null_cursor_rows;
+        self.pending.push((i, batch.upto.clone(), batch.num_rows() as u64));
+    }
+
+    async fn commit_pending<St: CheckpointStore>(&mut self, in_sink: bool, store: &St) -> Result<(), RunError> {
+        for (i, upto, rows) in std::mem::take(&mut self.pending) {
+            let checkpoint = &mut self.committed[i];
+            // Batches of several bus partitions interleave: the checkpoint only moves forward.
+            if !upto.is_behind(&checkpoint.position) {
+                checkpoint.position = upto;
+            }
+            checkpoint.rows_loaded += rows;
+            if !in_sink {
+                let started = Instant::now();
+                store
+                    .commit(&self.reports[i].table, checkpoint)
+                    .await
+                    .inspect_err(|e| self.errors.record(&self.reports[i].table, e))?;
+                let stage = self.metrics.stage_seconds.with_label_values(&[metrics::STAGE_CHECKPOINT]);
+                stage.observe(started.elapsed().as_secs_f64());
+            }
+            let label = self.reports[i].table.to_string();
+            let m = &self.metrics;
+            m.rows_loaded.with_label_values(&[&label]).inc_by(rows);
+            m.batches.with_label_values(&[&label]).inc();
+            if let Position::At { cursor, .. } = &checkpoint.position
+                && let Some(us) = cursor.unix_micros()
+            {
+                // Rows come in cursor order: every change up to this cursor is in the sink.
+                m.checkpoint_cursor.with_label_values(&[&label]).set(us as f64 / 1e6);
+                m.set_complete_up_to(&label, us as f64 / 1e6);
+            }
+            self.reports[i].checkpoint = checkpoint.position.clone();
+        }
+        self.apply_caught_up();
+        Ok(())
+    }
+
+    /// Every batch before the markers is durable: each table is complete up to its bound.
+    fn apply_caught_up(&mut self) {
+        for (i, bound) in std::mem::take(&mut self.caught_up) {
+            if let Some(us) = bound.unix_micros() {
+                self.metrics.set_complete_up_to(&self.reports[i].table.to_string(), us as f64 / 1e6);
+            }
+        }
+    }
+
+    pub(super) fn into_reports(self) -> Vec<TableReport> {
+        self.reports
+    }
+}
