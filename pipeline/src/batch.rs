@@ -48,6 +48,9 @@ pub struct ChangeBatch {
     /// The position of the last row of the batch: the checkpoint once the batch is durable.
     pub upto: Position,
     pub stats: BatchStats,
+    /// Which piece of a source batch this is, when a bus split it by partition:
+    /// `(partition, index)`. Sinks that name files after batches add it to the name.
+    pub piece: Option<(i32, u32)>,
 }
 
 impl ChangeBatch {

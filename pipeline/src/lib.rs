@@ -18,12 +18,14 @@
 //! - [`lock`]: one run per pipeline: an exclusive lock on `state_dir/<pipeline>.lock`.
 //! - [`durable`]: small files replaced atomically and durably (checkpoints, status).
 //! - [`ident`]: quoting of SQL identifiers, shared by every statement the pipeline writes.
+//! - [`codec`]: batches as bytes for a bus between processes: routing by key, JSON rows, Arrow IPC.
 //! - [`civil`]: calendar arithmetic for dates that Arrow and Parquet store as day/us counts.
 
 pub mod batch;
 pub mod bus;
 pub mod checkpoint;
 pub mod civil;
+pub mod codec;
 pub mod config;
 pub mod cursor;
 pub mod durable;

@@ -5,12 +5,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
 
 /// Arrow field metadata key holding the source's column type (`decimal(65,30)`, `enum('a')`).
 pub const SOURCE_TYPE_METADATA: &str = "highwater.source_type";
 
 /// A table of the source: `database.table`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TableId {
     pub database: String,
     pub table: String,
@@ -23,7 +24,7 @@ impl fmt::Display for TableId {
 }
 
 /// One column, as the source declares it and as Arrow carries it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ColumnSchema {
     pub name: String,
     /// The source's full column type, e.g. `bigint(20) unsigned`, `enum('a','b')`. Sinks of
@@ -68,6 +69,28 @@ impl TableSchema {
         TableSchema { id, columns, key, cursor, arrow: Arc::new(Schema::new(fields)) }
     }
 
+    /// The schema as JSON, to travel with batches between processes (see [`TableSchema::from_json`]).
+    pub fn to_json(&self) -> String {
+        let wire = WireSchema {
+            id: self.id.clone(),
+            columns: self.columns.clone(),
+            key: self.key.clone(),
+            cursor: self.cursor,
+        };
+        // Every field serializes: the names are strings and Arrow types have serde forms.
+        serde_json::to_string(&wire).unwrap_or_default()
+    }
+
+    /// The schema [`TableSchema::to_json`] wrote, checked for consistency.
+    pub fn from_json(text: &str) -> Result<TableSchema, String> {
+        let w: WireSchema = serde_json::from_str(text).map_err(|e| format!("not a table schema: {e}"))?;
+        let n = w.columns.len();
+        if w.cursor >= n || w.key.is_empty() || w.key.iter().any(|&k| k >= n) {
+            return Err(format!("table schema of {} names columns it does not have", w.id));
+        }
+        Ok(TableSchema::new(w.id, w.columns, w.key, w.cursor))
+    }
+
     pub fn cursor_column(&self) -> &ColumnSchema {
         &self.columns[self.cursor]
     }
@@ -75,4 +98,13 @@ impl TableSchema {
     pub fn key_columns(&self) -> impl Iterator<Item = &ColumnSchema> {
         self.key.iter().map(|&i| &self.columns[i])
     }
+}
+
+/// [`TableSchema`] without its derived Arrow form.
+#[derive(Serialize, Deserialize)]
+struct WireSchema {
+    id: TableId,
+    columns: Vec<ColumnSchema>,
+    key: Vec<usize>,
+    cursor: usize,
 }

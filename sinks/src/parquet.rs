@@ -96,7 +96,8 @@ impl Sink for ParquetSink {
 
     async fn write(&mut self, batch: &ChangeBatch) -> Result<Durability, SinkError> {
         let rows = with_op_column(batch)?;
-        let name = format!("part-{}-{}.parquet", batch.after.file_token(), batch.upto.file_token());
+        let piece = batch.piece.map_or(String::new(), |(partition, index)| format!("-p{partition}.{index}"));
+        let name = format!("part-{}-{}{piece}.parquet", batch.after.file_token(), batch.upto.file_token());
         let dir = self.table_dir(&batch.table);
         let cursor = rows.column(batch.table.cursor);
         if !matches!(cursor.data_type(), DataType::Timestamp(_, _) | DataType::Date32) {

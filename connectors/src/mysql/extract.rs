@@ -147,6 +147,7 @@ impl Source for MysqlSource {
             after: after.clone(),
             upto,
             stats,
+            piece: None,
         }))
     }
 }
