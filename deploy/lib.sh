@@ -61,3 +61,31 @@ ensure_deploy_tools() {
   command -v systemd-analyze >/dev/null || apt_install systemd
   python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml
 }
+
+# tansu, a Kafka-compatible broker (crates.io; built once, about 10 minutes, then cached in
+# ~/.cargo/bin), listening on $KAFKA_BROKER with in-memory storage: the tests' Kafka.
+KAFKA_BROKER="${HIGHWATER_TEST_KAFKA:-127.0.0.1:9092}"
+ensure_tansu() {
+  if ! command -v tansu >/dev/null; then
+    echo "installing tansu (a Kafka-compatible broker; about 10 minutes, once)" >&2
+    CARGO_TARGET_DIR="$HOME/.cache/highwater/tansu-target" cargo install tansu --locked --features dynostore --quiet
+  fi
+  if ! (exec 3<>"/dev/tcp/${KAFKA_BROKER%:*}/${KAFKA_BROKER#*:}") 2>/dev/null; then
+    echo "starting tansu on $KAFKA_BROKER" >&2
+    mkdir -p "$HOME/.cache/highwater"
+    nohup tansu broker --listener-url "tcp://$KAFKA_BROKER" --advertised-listener-url "tcp://$KAFKA_BROKER" \
+      --storage-engine memory://tansu/ >"$HOME/.cache/highwater/tansu.log" 2>&1 &
+    for _ in $(seq 1 60); do
+      (exec 3<>"/dev/tcp/${KAFKA_BROKER%:*}/${KAFKA_BROKER#*:}") 2>/dev/null && return 0
+      sleep 0.5
+    done
+    echo "tansu did not start on $KAFKA_BROKER: see $HOME/.cache/highwater/tansu.log" >&2
+    return 1
+  fi
+}
+
+# An independent Kafka client (librdkafka's own Python binding), to read the JSON messages as
+# a consumer other than highwater would.
+ensure_kafka_python() {
+  python3 -c 'import confluent_kafka' 2>/dev/null || python3 -m pip install --quiet confluent-kafka
+}

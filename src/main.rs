@@ -1,7 +1,8 @@
 //! The `highwater` binary: parse the CLI, load the config, and run a command. Exit codes:
 //! 0 done, 1 failed (or `check` found a problem), 2 invalid config or usage.
 //!
-//! - `run` (module [`run`]): replicate, once or as a daemon.
+//! - `run` (module [`run`]): replicate, once or as a daemon; over Kafka (module [`kafka`]) as
+//!   separate extract and load roles.
 //! - `check`, `indexes` (module [`check`]): prove the source can be read incrementally.
 //! - `status` (module [`status`]): checkpoints, rows, lag and last errors.
 //! - [`logging`]: text or JSON logs on stderr.
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod check;
+mod kafka;
 mod logging;
 mod run;
 mod status;
@@ -38,8 +40,13 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
         /// One catch-up pass over every table, then exit (for cron, systemd timers, Airflow).
+        /// A Kafka loader exits once the bus has had nothing for it for 3 s.
         #[arg(long)]
         once: bool,
+        /// With a Kafka bus: `extract` reads and publishes, `load` consumes and writes,
+        /// `all` does both in this process.
+        #[arg(long, value_enum, default_value_t)]
+        role: run::Role,
     },
     /// Prove every table can be read incrementally: cursor type, cursor index, EXPLAIN.
     /// Exits 0 only when every table holds.
@@ -96,10 +103,12 @@ fn main() -> ExitCode {
     };
     let SourceConfig::Mysql(source) = &config.source;
     let outcome = match cli.command {
-        Command::Run { once, .. } => runtime.block_on(run::run(config, once, cli.log_format)).map(|report| {
-            println!("{report}");
-            true
-        }),
+        Command::Run { once, role, .. } => {
+            runtime.block_on(run::run(config, once, role, cli.log_format)).map(|report| {
+                println!("{report}");
+                true
+            })
+        }
         Command::Check { json, .. } => runtime.block_on(check::run_check(source, json)),
         Command::Indexes { apply, .. } => runtime.block_on(check::run_indexes(source, apply)).map(|()| true),
         Command::Status { json, .. } => runtime.block_on(status::run_status(&config, json)).map(|()| true),

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use highwater_connectors::mysql::MysqlSource;
 use highwater_pipeline::checkpoint::FileCheckpointStore;
-use highwater_pipeline::config::{Config, DEFAULT_METRICS_LISTEN, SinkConfig, SourceConfig};
+use highwater_pipeline::config::bus::BusConfig;
+use highwater_pipeline::config::{Config, DEFAULT_METRICS_LISTEN, MysqlSourceConfig, SinkConfig, SourceConfig};
 use highwater_pipeline::http::{self, Health};
 use highwater_pipeline::lock::RunLock;
 use highwater_pipeline::metrics::Metrics;
@@ -21,20 +22,59 @@ use highwater_sinks::parquet::ParquetSink;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::kafka;
 use crate::logging::LogFormat;
 
+/// `--role`: which side of the bus this process runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Read the source and publish to the bus (Kafka).
+    Extract,
+    /// Consume the bus (Kafka) and write the sink.
+    Load,
+    /// Both, in this process.
+    #[default]
+    All,
+}
+
+impl Role {
+    fn suffix(self) -> &'static str {
+        match self {
+            Role::Extract => ", extract",
+            Role::Load => ", load",
+            Role::All => "",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Extract => "extract",
+            Role::Load => "load",
+            Role::All => "all",
+        })
+    }
+}
+
 /// Runs the pipeline and records the outcome in the status file, whatever it was.
-pub async fn run(config: Config, once: bool, log_format: LogFormat) -> anyhow::Result<RunReport> {
+pub async fn run(config: Config, once: bool, role: Role, log_format: LogFormat) -> anyhow::Result<RunReport> {
     // Refused before anything is recorded: the status file belongs to the run holding the lock.
-    let lock = RunLock::acquire(&config.pipeline.state_dir, &config.pipeline.name)?;
-    tracing::debug!(lock = %lock.path().display(), "holding the pipeline's lock");
+    // Loaders of a Kafka group share their work through the group, not the state directory.
+    let lock = match role {
+        Role::Load => None,
+        Role::Extract | Role::All => Some(RunLock::acquire(&config.pipeline.state_dir, &config.pipeline.name)?),
+    };
+    if let Some(lock) = &lock {
+        tracing::debug!(lock = %lock.path().display(), "holding the pipeline's lock");
+    }
     let started_at = status::now_text();
     let table_errors = TableErrors::default();
-    let result = run_pipeline(&config, once, log_format, table_errors.clone()).await;
+    let result = run_pipeline(&config, once, role, log_format, table_errors.clone()).await;
     let run = RunRecord {
         started_at,
         finished_at: status::now_text(),
-        mode: if once { "once" } else { "daemon" }.to_owned(),
+        mode: format!("{}{}", if once { "once" } else { "daemon" }, role.suffix()),
         ok: result.is_ok(),
         rows_loaded: result.as_ref().map_or(0, RunReport::rows_loaded),
         error: result.as_ref().err().map(|e| format!("{e:#}")),
@@ -65,6 +105,7 @@ pub fn configured_tables(config: &Config) -> Vec<TableId> {
 async fn run_pipeline(
     config: &Config,
     once: bool,
+    role: Role,
     log_format: LogFormat,
     table_errors: TableErrors,
 ) -> anyhow::Result<RunReport> {
@@ -105,31 +146,52 @@ async fn run_pipeline(
         table_errors,
     };
 
-    let source = MysqlSource::connect(source_config, &options.metrics).await.inspect_err(|e| {
-        if let Some(table) = e.table() {
-            options.table_errors.record(table, e);
-        }
-    })?;
-    let name = &config.pipeline.name;
-    let report = match &config.sink {
-        SinkConfig::Parquet(p) => {
-            let store = FileCheckpointStore::open(&config.pipeline.state_dir, name)?;
-            tracing::info!(pipeline = %name, path = %p.path.display(), checkpoints = %store.path().display(), "starting");
-            runner::run(source, ParquetSink::new(p), store, options, shutdown).await
-        }
-        SinkConfig::Mysql(m) => {
-            let sink = MysqlSink::connect(m, name, Some(&options.metrics)).await?;
-            let store = sink.checkpoint_store();
-            tracing::info!(pipeline = %name, sink = %m.url, "starting");
-            runner::run(source, sink, store, options, shutdown).await
-        }
+    let report = match (&config.bus, role) {
+        (BusConfig::Channel, Role::All) => run_channel(config, source_config, options, shutdown).await,
+        (BusConfig::Channel, role) => Err(anyhow::anyhow!(
+            "--role {role} needs a bus between processes: add [bus] type = \"kafka\" to the config"
+        )),
+        (BusConfig::Kafka(bus), role) => kafka::run(config, bus, role, options, shutdown).await,
     };
     http_stop.cancel();
     if let Some(server) = server {
         // The server task only ends when told to; a join error is a panic already logged.
         let _ = server.await;
     }
-    Ok(report?)
+    report
+}
+
+/// Source, channel and sink in this process.
+async fn run_channel(
+    config: &Config,
+    source_config: &MysqlSourceConfig,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunReport> {
+    let source = connect_source(source_config, &options).await?;
+    let name = &config.pipeline.name;
+    Ok(match &config.sink {
+        SinkConfig::Parquet(p) => {
+            let store = FileCheckpointStore::open(&config.pipeline.state_dir, name)?;
+            tracing::info!(pipeline = %name, path = %p.path.display(), checkpoints = %store.path().display(), "starting");
+            runner::run(source, ParquetSink::new(p), store, options, shutdown).await?
+        }
+        SinkConfig::Mysql(m) => {
+            let sink = MysqlSink::connect(m, name, Some(&options.metrics)).await?;
+            let store = sink.checkpoint_store();
+            tracing::info!(pipeline = %name, sink = %m.url, "starting");
+            runner::run(source, sink, store, options, shutdown).await?
+        }
+    })
+}
+
+/// The source, its discovery problems recorded against their tables.
+pub async fn connect_source(config: &MysqlSourceConfig, options: &RunOptions) -> anyhow::Result<MysqlSource> {
+    Ok(MysqlSource::connect(config, &options.metrics).await.inspect_err(|e| {
+        if let Some(table) = e.table() {
+            options.table_errors.record(table, e);
+        }
+    })?)
 }
 
 /// Cancels `token` on the first SIGINT or SIGTERM.

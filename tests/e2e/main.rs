@@ -3,6 +3,7 @@
 
 mod deploy;
 mod harness;
+mod kafka;
 mod ops;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,262 @@
+//! [`KafkaSubscriber`]: a consumer-group member that rebuilds batches and commits offsets only
+//! for what the sink made durable.
+//!
+//! Offsets are committed at piece boundaries only, so a loader that takes over a partition
+//! (after a rebalance or a crash) always starts at the first message of a piece and rebuilds
+//! exactly the pieces the previous owner would have: a replayed piece is written again under
+//! the same name (Parquet) or upserted again behind the version guard (MySQL).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use highwater_pipeline::batch::{BatchStats, ChangeBatch, Op};
+use highwater_pipeline::bus::{BusError, Message, Subscribe};
+use highwater_pipeline::codec::{ipc, json};
+use highwater_pipeline::config::bus::{Encoding, KafkaBusConfig};
+use highwater_pipeline::cursor::{DateTime, Position};
+use highwater_pipeline::schema::{TableId, TableSchema};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+
+use crate::{broker_error, topic};
+
+/// With `--once`, the loader stops after this long without a message once it has partitions.
+pub const ONCE_IDLE: Duration = Duration::from_secs(3);
+/// With `--once`, how long to wait for the group to assign partitions at all.
+const ONCE_ASSIGNMENT_WAIT: Duration = Duration::from_secs(60);
+
+/// The loading side of the Kafka bus.
+pub struct KafkaSubscriber {
+    consumer: StreamConsumer,
+    encoding: Encoding,
+    tables: HashMap<String, TableId>,
+    /// JSON pieces being rebuilt, by (topic, partition).
+    partial: HashMap<(String, i32), Partial>,
+    /// `--once`: stop when idle.
+    once: bool,
+    started: Instant,
+    warned_missing: bool,
+}
+
+/// A piece whose messages are still arriving.
+struct Partial {
+    id: String,
+    expected: usize,
+    next_offset: i64,
+    table: Arc<TableSchema>,
+    after: Position,
+    upto: Position,
+    values: Vec<Vec<u8>>,
+}
+
+/// The position after a message: what to commit once it is durable.
+pub type Ack = (String, i32, i64);
+
+impl KafkaSubscriber {
+    /// Joins the group `bus.group` and subscribes to the topics of `tables`.
+    pub fn connect(config: &KafkaBusConfig, tables: &[TableId], once: bool) -> Result<KafkaSubscriber, BusError> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("group.id", &config.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", (config.session_timeout_secs * 1000).to_string())
+            .set("heartbeat.interval.ms", (config.session_timeout_secs * 1000 / 4).max(100).to_string())
+            // Also the rebalance timeout: how long a rebalance waits for a member that does not
+            // rejoin (a killed loader) before going on without it.
+            .set("max.poll.interval.ms", (config.session_timeout_secs * 3000).max(30_000).to_string())
+            .set("fetch.max.bytes", (config.max_message_bytes * 4).max(52_428_800).to_string())
+            .create()
+            .map_err(|e| broker_error(format!("a consumer for {} (bus.brokers)", config.brokers), e))?;
+        let topics: HashMap<String, TableId> =
+            tables.iter().map(|t| (topic::name(&config.topic_prefix, t), t.clone())).collect();
+        let names: Vec<&str> = topics.keys().map(String::as_str).collect();
+        consumer.subscribe(&names).map_err(|e| broker_error(format!("subscribing to {}", names.join(", ")), e))?;
+        Ok(KafkaSubscriber {
+            consumer,
+            encoding: config.encoding,
+            tables: topics,
+            partial: HashMap::new(),
+            once,
+            started: Instant::now(),
+            warned_missing: false,
+        })
+    }
+
+    /// What one message adds: a finished message for the loader, or nothing yet.
+    fn take(&mut self, m: &OwnedMessage) -> Result<Option<Message>, BusError> {
+        let topic_name = m.topic().to_owned();
+        let Some(table_id) = self.tables.get(&topic_name).cloned() else { return Ok(None) };
+        let header = |key: &str| header(m, key);
+        if header(topic::KIND).as_deref() == Some(topic::KIND_CAUGHT_UP) {
+            let bound = header(topic::BOUND).and_then(|b| b.parse::<DateTime>().ok());
+            return Ok(bound.map(|bound| Message::CaughtUp { table: table_id, bound }));
+        }
+        let Some(value) = m.payload() else { return Ok(None) };
+        let key = (topic_name.clone(), m.partition());
+        match self.encoding {
+            Encoding::Arrow => {
+                let Some(start) = PieceStart::read(m, &table_id)? else {
+                    return Err(unreadable(&topic_name, m, "an Arrow message without its schema header"));
+                };
+                let rows = ipc::decode(&start.table, value).map_err(BusError::Message)?;
+                let ops = ipc::parse_ops(&header(topic::OPS).unwrap_or_default(), rows.num_rows())
+                    .map_err(|e| unreadable(&topic_name, m, &e))?;
+                let index = header(topic::PIECE_INDEX).and_then(|i| i.parse().ok()).unwrap_or(0);
+                Ok(Some(Message::Batch(batch(start.table, rows, ops, start.after, start.upto, (m.partition(), index)))))
+            }
+            Encoding::Json => {
+                let id = header(topic::PIECE).unwrap_or_default();
+                let contiguous = self.partial.get(&key).is_some_and(|p| p.id == id && p.next_offset == m.offset());
+                if !contiguous {
+                    match PieceStart::read(m, &table_id)? {
+                        Some(start) => {
+                            let expected = header(topic::PIECE_MESSAGES).and_then(|n| n.parse().ok()).unwrap_or(1);
+                            self.partial.insert(
+                                key.clone(),
+                                Partial {
+                                    id,
+                                    expected,
+                                    next_offset: m.offset(),
+                                    table: start.table,
+                                    after: start.after,
+                                    upto: start.upto,
+                                    values: Vec::with_capacity(expected),
+                                },
+                            );
+                        }
+                        None => {
+                            // The head of this piece is gone (retention): its rows cannot be
+                            // rebuilt; the pieces after it can.
+                            tracing::warn!(topic = %topic_name, partition = m.partition(), offset = m.offset(),
+                                "skipping a message whose piece began before the first message kept");
+                            self.partial.remove(&key);
+                            return Ok(None);
+                        }
+                    }
+                }
+                let Some(partial) = self.partial.get_mut(&key) else { return Ok(None) };
+                partial.values.push(value.to_vec());
+                partial.next_offset = m.offset() + 1;
+                if partial.values.len() < partial.expected {
+                    return Ok(None);
+                }
+                let Some(p) = self.partial.remove(&key) else { return Ok(None) };
+                let values: Vec<&[u8]> = p.values.iter().map(Vec::as_slice).collect();
+                let (rows, ops) = json::decode(&p.table, &values).map_err(BusError::Message)?;
+                Ok(Some(Message::Batch(batch(p.table, rows, ops, p.after, p.upto, (m.partition(), 0)))))
+            }
+        }
+    }
+}
+
+impl Subscribe for KafkaSubscriber {
+    type Ack = Ack;
+
+    async fn next(&mut self) -> Result<Option<(Message, Ack)>, BusError> {
+        loop {
+            let assigned = self.consumer.assignment().map(|a| a.count() > 0).unwrap_or(false);
+            let wait = match (self.once, assigned) {
+                (false, _) => Duration::from_secs(3600),
+                (true, true) => ONCE_IDLE,
+                (true, false) => ONCE_ASSIGNMENT_WAIT.saturating_sub(self.started.elapsed()).max(ONCE_IDLE),
+            };
+            let received = match tokio::time::timeout(wait, self.consumer.recv()).await {
+                Err(_) if self.once => return Ok(None),
+                Err(_) => continue,
+                Ok(Ok(m)) => m.detach(),
+                // A topic the extractor has not created yet: wait for it.
+                Ok(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition))) => {
+                    if !self.warned_missing {
+                        tracing::warn!("a subscribed topic does not exist yet: waiting for the extractor to create it");
+                        self.warned_missing = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                Ok(Err(e)) => return Err(broker_error("consuming", e)),
+            };
+            let ack = (received.topic().to_owned(), received.partition(), received.offset() + 1);
+            if let Some(message) = self.take(&received)? {
+                return Ok(Some((message, ack)));
+            }
+        }
+    }
+
+    async fn ack(&mut self, acks: Vec<Ack>) -> Result<(), BusError> {
+        let mut latest: HashMap<(String, i32), i64> = HashMap::new();
+        for (t, p, o) in acks {
+            let e = latest.entry((t, p)).or_insert(o);
+            *e = (*e).max(o);
+        }
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for ((t, p), o) in &latest {
+            list.add_partition_offset(t, *p, Offset::Offset(*o))
+                .map_err(|e| broker_error(format!("the offset of {t} partition {p}"), e))?;
+        }
+        if let Err(e) = self.consumer.commit(&list, CommitMode::Sync) {
+            // After a rebalance the partition may be another loader's: it starts from the last
+            // commit and writes these rows again, which the sinks accept. Nothing is lost.
+            tracing::warn!(error = %e, "could not commit offsets (a rebalance?): the new owner will replay from the last commit");
+        }
+        Ok(())
+    }
+
+    fn local(&self) -> bool {
+        false
+    }
+}
+
+/// What the first message of a piece says.
+struct PieceStart {
+    table: Arc<TableSchema>,
+    after: Position,
+    upto: Position,
+}
+
+impl PieceStart {
+    fn read(m: &OwnedMessage, expected: &TableId) -> Result<Option<PieceStart>, BusError> {
+        let Some(schema) = header(m, topic::SCHEMA) else { return Ok(None) };
+        let table = TableSchema::from_json(&schema).map_err(|e| unreadable(m.topic(), m, &e))?;
+        if &table.id != expected {
+            return Err(unreadable(m.topic(), m, &format!("it carries table {}, not {expected}", table.id)));
+        }
+        let position = |key: &str| -> Result<Position, BusError> {
+            let text = header(m, key).unwrap_or_default();
+            serde_json::from_str(&text).map_err(|e| unreadable(m.topic(), m, &format!("header {key}: {e}")))
+        };
+        Ok(Some(PieceStart { table: Arc::new(table), after: position(topic::AFTER)?, upto: position(topic::UPTO)? }))
+    }
+}
+
+fn batch(
+    table: Arc<TableSchema>,
+    rows: RecordBatch,
+    ops: Vec<Op>,
+    after: Position,
+    upto: Position,
+    piece: (i32, u32),
+) -> ChangeBatch {
+    ChangeBatch { table, rows, ops, after, upto, stats: BatchStats::default(), piece: Some(piece) }
+}
+
+fn header(m: &OwnedMessage, key: &str) -> Option<String> {
+    let headers = m.headers()?;
+    headers.iter().find(|h| h.key == key).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+fn unreadable(topic_name: &str, m: &OwnedMessage, why: &str) -> BusError {
+    BusError::Message(format!(
+        "topic {topic_name} partition {} offset {}: {why} (was it written by another producer?)",
+        m.partition(),
+        m.offset()
+    ))
+}

@@ -1,0 +1,74 @@
+//! `highwater run` over a Kafka bus: the extract role (source -> Kafka, checkpoints of its own
+//! in `state_dir/<pipeline>.extract.checkpoints.json`, advanced once the brokers acknowledged a
+//! batch), the load role (Kafka -> sink, offsets committed once the sink made a batch durable),
+//! or both in one process.
+
+use highwater_kafka::{KafkaPublisher, KafkaSubscriber};
+use highwater_pipeline::checkpoint::FileCheckpointStore;
+use highwater_pipeline::config::bus::KafkaBusConfig;
+use highwater_pipeline::config::{Config, SinkConfig, SourceConfig};
+use highwater_pipeline::runner::{self, RunOptions, RunReport};
+use highwater_sinks::mysql::MysqlSink;
+use highwater_sinks::parquet::ParquetSink;
+use tokio_util::sync::CancellationToken;
+
+use crate::run::{Role, configured_tables, connect_source};
+
+pub async fn run(
+    config: &Config,
+    bus: &KafkaBusConfig,
+    role: Role,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunReport> {
+    match role {
+        Role::Extract => extract(config, bus, options, shutdown).await,
+        Role::Load => load(config, bus, options, shutdown).await,
+        Role::All => {
+            let (extracted, loaded) = tokio::join!(
+                extract(config, bus, options.clone(), shutdown.clone()),
+                load(config, bus, options, shutdown)
+            );
+            extracted?;
+            loaded
+        }
+    }
+}
+
+async fn extract(
+    config: &Config,
+    bus: &KafkaBusConfig,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunReport> {
+    let SourceConfig::Mysql(source_config) = &config.source;
+    let source = connect_source(source_config, &options).await?;
+    let name = &config.pipeline.name;
+    let store = FileCheckpointStore::open(&config.pipeline.state_dir, &format!("{name}.extract"))?;
+    let publisher = KafkaPublisher::connect(bus, name, highwater_pipeline::source::Source::tables(&source)).await?;
+    tracing::info!(pipeline = %name, brokers = %bus.brokers, checkpoints = %store.path().display(), "extracting to Kafka");
+    Ok(runner::run_extract(source, publisher, store, options, shutdown).await?)
+}
+
+async fn load(
+    config: &Config,
+    bus: &KafkaBusConfig,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunReport> {
+    let tables = configured_tables(config);
+    let subscriber = KafkaSubscriber::connect(bus, &tables, options.once)?;
+    let name = &config.pipeline.name;
+    tracing::info!(pipeline = %name, brokers = %bus.brokers, group = %bus.group, "loading from Kafka");
+    Ok(match &config.sink {
+        SinkConfig::Parquet(p) => {
+            let store = FileCheckpointStore::open(&config.pipeline.state_dir, name)?;
+            runner::run_load(subscriber, ParquetSink::new(p), store, &tables, options, shutdown).await?
+        }
+        SinkConfig::Mysql(m) => {
+            let sink = MysqlSink::connect(m, name, Some(&options.metrics)).await?;
+            let store = sink.checkpoint_store();
+            runner::run_load(subscriber, sink, store, &tables, options, shutdown).await?
+        }
+    })
+}
