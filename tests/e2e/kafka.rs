@@ -261,3 +261,25 @@ print(json.dumps(rows))
     assert_eq!(partitions.len(), 3, "rows spread over the partitions by key");
     source.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_broker_is_a_clear_error_and_nothing_is_checkpointed() {
+    let source = TestDb::new("deadkafka").await;
+    orders(&source, 10, false).await;
+    let closed = harness::free_port();
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 50, "");
+    p.set_sink(&p.parquet_sink());
+    let dead = format!("\n[bus]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:{closed}\"\ngroup = \"g\"\n");
+    with_bus(&p, &dead);
+    for side in ["extract", "load"] {
+        let started = Instant::now();
+        let mut cmd = role(&p, side);
+        let out = cmd.arg("--once").output().expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{side}: {stderr}");
+        assert!(stderr.contains(&format!("127.0.0.1:{closed} (bus.brokers)")), "{side}: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(45), "{side} gave up in bounded time");
+    }
+    assert!(!p.dir.path().join("state/test.extract.checkpoints.json").exists(), "nothing checkpointed");
+    source.drop_db().await;
+}

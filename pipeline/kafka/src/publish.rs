@@ -21,8 +21,9 @@ use crate::{broker_error, topic};
 /// How long a message may wait in the producer's queue before `publish` fails: the broker is
 /// gone for that long. The producer retries within it (idempotently, so without duplicates).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Bound on metadata and admin requests.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on metadata and admin requests: a broker that does not answer within it fails the
+/// start with a clear error (a scheduler or systemd starts it again).
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The extracting side of the Kafka bus.
 pub struct KafkaPublisher {
@@ -71,7 +72,7 @@ impl KafkaPublisher {
             .iter()
             .map(|n| NewTopic::new(n, config.partitions, TopicReplication::Fixed(config.replication_factor)))
             .collect();
-        let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+        let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT)).request_timeout(Some(ADMIN_TIMEOUT));
         let created = admin
             .create_topics(&new, &options)
             .await
@@ -271,4 +272,58 @@ async fn partition_count(producer: &FutureProducer, topic_name: &str) -> Result<
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use highwater_pipeline::batch::{BatchStats, Op};
+    use highwater_pipeline::cursor::Position;
+    use highwater_pipeline::schema::{ColumnSchema, TableSchema};
+
+    use super::*;
+
+    fn piece(rows: usize, text_bytes: usize) -> ChangeBatch {
+        let column = ColumnSchema {
+            name: "s".into(),
+            source_type: "text".into(),
+            charset: None,
+            collation: None,
+            source_nullable: false,
+            data_type: arrow_schema::DataType::Utf8,
+            nullable: false,
+        };
+        let table =
+            Arc::new(TableSchema::new(TableId { database: "d".into(), table: "t".into() }, vec![column], vec![0], 0));
+        let values: Vec<String> = (0..rows).map(|i| format!("{i:0>width$}", width = text_bytes)).collect();
+        let array: arrow_array::ArrayRef = Arc::new(arrow_array::StringArray::from(values));
+        ChangeBatch {
+            rows: arrow_array::RecordBatch::try_new(table.arrow.clone(), vec![array]).expect("batch"),
+            table,
+            ops: (0..rows).map(|i| if i % 3 == 0 { Op::Delete } else { Op::Upsert }).collect(),
+            after: Position::Start,
+            upto: Position::Start,
+            stats: BatchStats::default(),
+            piece: None,
+        }
+    }
+
+    #[test]
+    fn large_pieces_are_split_in_order_until_each_fits() {
+        let p = piece(1000, 100);
+        let chunks = arrow_chunks(&p, 20_000).expect("splits");
+        assert!(chunks.len() > 4, "{} chunks", chunks.len());
+        assert!(chunks.iter().all(|(bytes, _)| bytes.len() <= 20_000));
+        let ops: String = chunks.iter().map(|(_, ops)| ops.as_str()).collect();
+        assert_eq!(ops, ipc::ops_text(&p.ops), "every row once, in order");
+        let rows: usize = chunks.iter().map(|(_, ops)| ops.len()).sum();
+        assert_eq!(rows, 1000);
+    }
+
+    #[test]
+    fn a_row_larger_than_the_limit_is_an_error_naming_the_table_and_the_key() {
+        let err = arrow_chunks(&piece(2, 5000), 2048).expect_err("one row is 5 kB").to_string();
+        assert!(err.starts_with("d.t: a row takes") && err.contains("bus.max_message_bytes (2048)"), "{err}");
+    }
 }

@@ -40,7 +40,13 @@ pub struct KafkaSubscriber {
     once: bool,
     started: Instant,
     warned_missing: bool,
+    brokers: String,
+    /// The wait before the next try while the brokers are unreachable.
+    backoff: Duration,
 }
+
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A piece whose messages are still arriving.
 struct Partial {
@@ -85,6 +91,8 @@ impl KafkaSubscriber {
             once,
             started: Instant::now(),
             warned_missing: false,
+            brokers: config.brokers.clone(),
+            backoff: FIRST_BACKOFF,
         })
     }
 
@@ -179,8 +187,24 @@ impl Subscribe for KafkaSubscriber {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
                 }
-                Ok(Err(e)) => return Err(broker_error("consuming", e)),
+                // The brokers are unreachable: a `--once` run fails (its scheduler retries);
+                // a daemon waits, backing off, while librdkafka reconnects.
+                Ok(Err(
+                    e @ KafkaError::MessageConsumption(
+                        RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure,
+                    ),
+                )) => {
+                    if self.once {
+                        return Err(broker_error(format!("consuming from {} (bus.brokers)", self.brokers), e));
+                    }
+                    tracing::warn!(error = %e, retry_in_secs = self.backoff.as_secs(), brokers = %self.brokers, "Kafka unreachable: retrying");
+                    tokio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+                Ok(Err(e)) => return Err(broker_error(format!("consuming from {} (bus.brokers)", self.brokers), e)),
             };
+            self.backoff = FIRST_BACKOFF;
             let ack = (received.topic().to_owned(), received.partition(), received.offset() + 1);
             if let Some(message) = self.take(&received)? {
                 return Ok(Some((message, ack)));
