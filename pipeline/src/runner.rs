@@ -151,7 +151,7 @@ where
     let ids: Vec<TableId> = tables.iter().map(|t| t.id.clone()).collect();
     let mut loader = Loader::new(&ids, checkpoints, options.metrics.clone(), options.table_errors.clone());
     loader.prepared(&tables);
-    let load_result = loader.run(&mut sink, &store, &mut subscriber, &shutdown).await;
+    let load_result = loader.run(&mut sink, &store, &mut subscriber, &shutdown, &options.health).await;
     // If the loader failed its subscriber is gone: the extractor's next publish fails and it
     // returns. A panic in the extractor is a bug, and is raised here as one.
     let (_, _, extract_result) = match extractor.await {
@@ -225,7 +225,7 @@ where
         checkpoints.push(store.load(t).await?.unwrap_or_default());
     }
     let mut loader = Loader::new(tables, checkpoints, options.metrics.clone(), options.table_errors.clone());
-    let load_result = loader.run(&mut sink, &store, &mut subscriber, &shutdown).await;
+    let load_result = loader.run(&mut sink, &store, &mut subscriber, &shutdown, &options.health).await;
     let shutdown_result = sink.shutdown().await;
     let mut errors = Errors::new(&options);
     errors.load(load_result);

@@ -170,6 +170,8 @@ async fn a_loader_killed_mid_load_hands_its_partitions_to_the_other_and_nothing_
     let (_c, _third) = loader(harness::free_port());
     until("every row, after the rebalance", 120, async || loaded().await.as_deref() == Some("40000")).await;
     assert!(second.0.try_wait().expect("wait").is_none(), "the survivor runs on");
+    let ready = harness::http_get(ports[1], "/ready").map(|(status, _)| status);
+    assert!(ready.as_deref().is_some_and(|s| s.contains("200")), "a loading loader is ready: {ready:?}");
     let survivor_after = loaded_by(ports[1]);
     assert!(survivor_after >= survivor_before, "{survivor_before} -> {survivor_after}");
     assert_same_rows("after the kill", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);

@@ -12,6 +12,7 @@ use crate::batch::ChangeBatch;
 use crate::bus::{Message, Subscribe};
 use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::cursor::{DateTime, Position};
+use crate::http::Health;
 use crate::metrics::{self, Metrics};
 use crate::schema::{TableId, TableSchema};
 use crate::sink::{Durability, Sink};
@@ -70,6 +71,7 @@ impl Loader {
         store: &St,
         subscriber: &mut Sub,
         shutdown: &CancellationToken,
+        health: &Health,
     ) -> Result<(), RunError> {
         let mut acks = Vec::new();
         loop {
@@ -85,6 +87,9 @@ impl Loader {
             let batch = match message {
                 Message::Batch(batch) => batch,
                 Message::CaughtUp { table, bound } => {
+                    if !subscriber.local() {
+                        health.set_ready(true);
+                    }
                     if let Some(&i) = self.index.get(&table) {
                         self.caught_up.push((i, bound));
                     }
@@ -115,6 +120,10 @@ impl Loader {
             if durability == Durability::Durable {
                 self.commit_pending(sink.commits_checkpoints(), store).await?;
                 subscriber.ack(std::mem::take(&mut acks)).await?;
+                if !subscriber.local() {
+                    // A loader on its own is ready once the bus and the sink took a batch.
+                    health.set_ready(true);
+                }
             }
         }
         sink.flush().await?;
