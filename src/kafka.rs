@@ -4,9 +4,10 @@
 //! or both in one process.
 
 use highwater_kafka::{KafkaPublisher, KafkaSubscriber};
-use highwater_pipeline::checkpoint::FileCheckpointStore;
+use highwater_pipeline::checkpoint::{CheckpointStore, FileCheckpointStore};
 use highwater_pipeline::config::bus::KafkaBusConfig;
 use highwater_pipeline::config::{Config, SinkConfig, SourceConfig};
+use highwater_pipeline::cursor::Position;
 use highwater_pipeline::runner::{self, RunOptions, RunReport};
 use highwater_sinks::mysql::MysqlSink;
 use highwater_sinks::parquet::ParquetSink;
@@ -46,6 +47,19 @@ async fn extract(
     let name = &config.pipeline.name;
     let store = FileCheckpointStore::open(&config.pipeline.state_dir, &format!("{name}.extract"))?;
     let publisher = KafkaPublisher::connect(bus, name, highwater_pipeline::source::Source::tables(&source)).await?;
+    // A topic that had to be created although this extractor already published to it was
+    // deleted, with whatever the loaders had not read yet: going on would lose those rows.
+    for table in publisher.created() {
+        if store.load(table).await?.is_some_and(|c| c.position != Position::Start) {
+            anyhow::bail!(
+                "topic {} of table {table} did not exist, yet rows of the table were published to it before \
+                 (checkpoint in {}): it was deleted, with any rows the loaders had not read. To publish the table \
+                 again from the start, remove its entry from that file (or the file); the sinks accept rows twice",
+                publisher.topic_of(table).unwrap_or("?"),
+                store.path().display()
+            );
+        }
+    }
     tracing::info!(pipeline = %name, brokers = %bus.brokers, checkpoints = %store.path().display(), "extracting to Kafka");
     Ok(runner::run_extract(source, publisher, store, options, shutdown).await?)
 }

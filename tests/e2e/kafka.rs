@@ -285,3 +285,43 @@ async fn a_dead_broker_is_a_clear_error_and_nothing_is_checkpointed() {
     assert!(!p.dir.path().join("state/test.extract.checkpoints.json").exists(), "nothing checkpointed");
     source.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_topic_stops_the_extractor_instead_of_losing_rows() {
+    let source = TestDb::new("deltopic_src").await;
+    let sink = TestDb::new("deltopic_sink").await;
+    orders(&source, 200, false).await;
+    let topics = prefix("deltopic");
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 50, &mysql_sink(&sink, 50));
+    with_bus(&p, &bus(&topics, "loader", "json"));
+    let extract_once = || {
+        let mut cmd = role(&p, "extract");
+        cmd.arg("--once");
+        cmd.output().expect("runs")
+    };
+    assert!(extract_once().status.success());
+
+    // The topic goes, with 200 rows no loader has read.
+    let topic = format!("{topics}{}.orders", source.name);
+    let delete = "import sys\nfrom confluent_kafka.admin import AdminClient\n\
+                  admin = AdminClient({'bootstrap.servers': sys.argv[1]})\n\
+                  [f.result(10) for f in admin.delete_topics([sys.argv[2]]).values()]";
+    let out = Command::new("python3").args(["-c", delete, &brokers(), &topic]).output().expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    source.exec("INSERT INTO orders SELECT 1000 + seq, NOW(6), 'after', 1 FROM seq_1_to_50").await;
+
+    let refused = extract_once();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("it was deleted") && stderr.contains("test.extract.checkpoints.json"), "{stderr}");
+
+    // The fix the message gives: publish again from the start.
+    std::fs::remove_file(p.dir.path().join("state/test.extract.checkpoints.json")).expect("remove");
+    assert!(extract_once().status.success());
+    let mut cmd = role(&p, "load");
+    cmd.arg("--once");
+    succeed(cmd);
+    assert_same_rows("after the re-publish", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
+    source.drop_db().await;
+    sink.drop_db().await;
+}

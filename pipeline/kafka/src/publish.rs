@@ -33,6 +33,8 @@ pub struct KafkaPublisher {
     pipeline: String,
     /// Each table's topic and partition count.
     topics: HashMap<TableId, (String, u32)>,
+    /// Tables whose topic did not exist and was created by `connect`.
+    created: Vec<TableId>,
 }
 
 /// One message to send.
@@ -77,9 +79,13 @@ impl KafkaPublisher {
             .create_topics(&new, &options)
             .await
             .map_err(|e| broker_error(format!("creating topics on {} (bus.brokers)", config.brokers), e))?;
+        let mut new_topics = Vec::new();
         for result in created {
             match result {
-                Ok(name) => tracing::info!(topic = %name, partitions = config.partitions, "created topic"),
+                Ok(name) => {
+                    tracing::info!(topic = %name, partitions = config.partitions, "created topic");
+                    new_topics.push(name);
+                }
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((name, code)) => {
                     return Err(BusError::Message(format!(
@@ -89,6 +95,8 @@ impl KafkaPublisher {
                 }
             }
         }
+        let created =
+            tables.iter().zip(&names).filter(|(_, n)| new_topics.contains(n)).map(|(t, _)| t.id.clone()).collect();
         let mut topics = HashMap::new();
         for (t, name) in tables.iter().zip(names) {
             let partitions = partition_count(&producer, &name).await?;
@@ -100,7 +108,18 @@ impl KafkaPublisher {
             max_message_bytes: config.max_message_bytes,
             pipeline: pipeline.to_owned(),
             topics,
+            created,
         })
+    }
+
+    /// Tables whose topic did not exist when this publisher connected (and was created).
+    pub fn created(&self) -> &[TableId] {
+        &self.created
+    }
+
+    /// The topic of a table.
+    pub fn topic_of(&self, table: &TableId) -> Option<&str> {
+        self.topics.get(table).map(|(name, _)| name.as_str())
     }
 
     fn topic(&self, table: &TableId) -> Result<&(String, u32), BusError> {
