@@ -137,7 +137,7 @@ where
     let started = Instant::now();
     let tables: Vec<Arc<TableSchema>> = source.tables().to_vec();
     sink.prepare(&tables).await?;
-    let checkpoints = load_checkpoints(&tables, &store).await?;
+    let checkpoints = load_checkpoints(tables.iter().map(|t| &t.id), &store).await?;
 
     let (publisher, mut subscriber) = bus::channel(options.bus_capacity);
     let extractor = tokio::spawn(extract::extract(
@@ -183,7 +183,7 @@ where
 {
     let started = Instant::now();
     let tables: Vec<Arc<TableSchema>> = source.tables().to_vec();
-    let checkpoints = load_checkpoints(&tables, &store).await?;
+    let checkpoints = load_checkpoints(tables.iter().map(|t| &t.id), &store).await?;
     let (done, reached, result) =
         extract::extract(source, publisher, checkpoints, Some(store), options.clone(), shutdown).await;
     let reports = tables
@@ -220,10 +220,7 @@ where
     St: CheckpointStore,
 {
     let started = Instant::now();
-    let mut checkpoints = Vec::with_capacity(tables.len());
-    for t in tables {
-        checkpoints.push(store.load(t).await?.unwrap_or_default());
-    }
+    let checkpoints = load_checkpoints(tables.iter(), &store).await?;
     let mut loader = Loader::new(tables, checkpoints, options.metrics.clone(), options.table_errors.clone());
     let load_result = loader.run(&mut sink, &store, &mut subscriber, &shutdown, &options.health).await;
     let shutdown_result = sink.shutdown().await;
@@ -233,13 +230,14 @@ where
     errors.finish(RunReport { tables: loader.into_reports(), elapsed: started.elapsed() })
 }
 
-async fn load_checkpoints<St: CheckpointStore>(
-    tables: &[Arc<TableSchema>],
+/// The stored checkpoint of each table, the start for a table never loaded.
+async fn load_checkpoints<'a, St: CheckpointStore>(
+    tables: impl Iterator<Item = &'a TableId>,
     store: &St,
 ) -> Result<Vec<Checkpoint>, RunError> {
-    let mut checkpoints = Vec::with_capacity(tables.len());
+    let mut checkpoints = Vec::new();
     for t in tables {
-        checkpoints.push(store.load(&t.id).await?.unwrap_or_default());
+        checkpoints.push(store.load(t).await?.unwrap_or_default());
     }
     Ok(checkpoints)
 }
