@@ -157,12 +157,8 @@ impl TestUser {
         let name = format!("hwtest_u{}_{n}", std::process::id());
         let password = format!("Pw-{n}-9f27c1d4e8b3a6");
         admin.exec(&format!("CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'")).await;
-        // Loopback sessions move to the Unix socket, where the host is `localhost`.
-        admin.exec(&format!("CREATE USER '{name}'@'localhost' IDENTIFIED BY '{password}'")).await;
         for db in databases {
-            for host in ["%", "localhost"] {
-                admin.exec(&format!("GRANT ALL ON `{}`.* TO '{name}'@'{host}'", db.name)).await;
-            }
+            admin.exec(&format!("GRANT ALL ON `{}`.* TO '{name}'@'%'", db.name)).await;
         }
         TestUser { name, password }
     }
@@ -181,9 +177,7 @@ impl TestUser {
     }
 
     pub async fn drop_user(self, admin: &TestDb) {
-        for host in ["%", "localhost"] {
-            admin.exec(&format!("DROP USER '{}'@'{host}'", self.name)).await;
-        }
+        admin.exec(&format!("DROP USER '{}'@'%'", self.name)).await;
     }
 }
 

@@ -187,10 +187,12 @@ impl KafkaPublisher {
         Ok(out)
     }
 
-    async fn send_all(&self, messages: Vec<Outgoing>) -> Result<(), BusError> {
-        let sends = messages.iter().map(|m| {
+    async fn send_all(&self, mut messages: Vec<Outgoing>) -> Result<(), BusError> {
+        // The records take the headers; the messages stay for the error texts.
+        let headers: Vec<OwnedHeaders> = messages.iter_mut().map(|m| std::mem::take(&mut m.headers)).collect();
+        let sends = messages.iter().zip(headers).map(|(m, headers)| {
             let mut record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&m.topic).partition(m.partition).headers(m.headers.clone());
+                FutureRecord::to(&m.topic).partition(m.partition).headers(headers);
             if let Some(k) = &m.key {
                 record = record.key(k.as_slice());
             }

@@ -168,11 +168,13 @@ impl Subscribe for KafkaSubscriber {
 
     async fn next(&mut self) -> Result<Option<(Message, Ack)>, BusError> {
         loop {
-            let assigned = self.consumer.assignment().map(|a| a.count() > 0).unwrap_or(false);
-            let wait = match (self.once, assigned) {
-                (false, _) => Duration::from_secs(3600),
-                (true, true) => ONCE_IDLE,
-                (true, false) => ONCE_ASSIGNMENT_WAIT.saturating_sub(self.started.elapsed()).max(ONCE_IDLE),
+            // Only a `--once` run ends on its own: only it needs to know whether it has partitions.
+            let wait = if !self.once {
+                Duration::from_secs(3600)
+            } else if self.consumer.assignment().is_ok_and(|a| a.count() > 0) {
+                ONCE_IDLE
+            } else {
+                ONCE_ASSIGNMENT_WAIT.saturating_sub(self.started.elapsed()).max(ONCE_IDLE)
             };
             let received = match tokio::time::timeout(wait, self.consumer.recv()).await {
                 Err(_) if self.once => return Ok(None),

@@ -54,9 +54,10 @@ pub fn encode(batch: &ChangeBatch, pipeline: &str, ts_ms: i64) -> Vec<RowMessage
                 t.columns.iter().zip(columns).map(|(c, a)| (c.name.clone(), value(a.as_ref(), r))).collect();
             let key: Map<String, Value> = t.key_columns().map(|c| (c.name.clone(), row[&c.name].clone())).collect();
             let cursor = &t.cursor_column().name;
+            let cursor_value = row[cursor].clone();
             let (op, before, after) = match batch.ops[r] {
-                Op::Upsert => ("u", Value::Null, Value::Object(row.clone())),
-                Op::Delete => ("d", Value::Object(row.clone()), Value::Null),
+                Op::Upsert => ("u", Value::Null, Value::Object(row)),
+                Op::Delete => ("d", Value::Object(row), Value::Null),
             };
             let envelope = json!({
                 "op": op,
@@ -68,7 +69,7 @@ pub fn encode(batch: &ChangeBatch, pipeline: &str, ts_ms: i64) -> Vec<RowMessage
                     "db": t.id.database,
                     "table": t.id.table,
                     "cursor_column": cursor,
-                    "cursor": row[cursor],
+                    "cursor": cursor_value,
                 },
                 "ts_ms": ts_ms,
             });

@@ -18,11 +18,7 @@ pub fn partitions(rows: &RecordBatch, key: &[usize], partitions: u32) -> Vec<u32
         let column = rows.column(k);
         for (row, h) in hashes.iter_mut().enumerate() {
             *h = fnv(*h, &[0xff]); // column separator
-            if column.is_null(row) {
-                *h = fnv(*h, &[0]);
-            } else {
-                *h = fnv(*h, &value_bytes(column.as_ref(), row));
-            }
+            *h = if column.is_null(row) { fnv(*h, &[0]) } else { hash_value(*h, column.as_ref(), row) };
         }
     }
     hashes.into_iter().map(|h| (h % u64::from(partitions.max(1))) as u32).collect()
@@ -72,27 +68,27 @@ fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
     h
 }
 
-/// The canonical bytes of one non-null key value.
-fn value_bytes(a: &dyn Array, i: usize) -> Vec<u8> {
+/// Folds the canonical bytes of one non-null key value into `h`, without allocating.
+fn hash_value(h: u64, a: &dyn Array, i: usize) -> u64 {
     match a.data_type() {
-        DataType::Int8 => i64::from(a.as_primitive::<Int8Type>().value(i)).to_le_bytes().to_vec(),
-        DataType::Int16 => i64::from(a.as_primitive::<Int16Type>().value(i)).to_le_bytes().to_vec(),
-        DataType::Int32 => i64::from(a.as_primitive::<Int32Type>().value(i)).to_le_bytes().to_vec(),
-        DataType::Int64 => a.as_primitive::<Int64Type>().value(i).to_le_bytes().to_vec(),
-        DataType::UInt8 => u64::from(a.as_primitive::<UInt8Type>().value(i)).to_le_bytes().to_vec(),
-        DataType::UInt16 => u64::from(a.as_primitive::<UInt16Type>().value(i)).to_le_bytes().to_vec(),
-        DataType::UInt32 => u64::from(a.as_primitive::<UInt32Type>().value(i)).to_le_bytes().to_vec(),
-        DataType::UInt64 => a.as_primitive::<UInt64Type>().value(i).to_le_bytes().to_vec(),
-        DataType::Decimal128(_, _) => a.as_primitive::<Decimal128Type>().value(i).to_le_bytes().to_vec(),
-        DataType::Decimal256(_, _) => a.as_primitive::<Decimal256Type>().value(i).to_le_bytes().to_vec(),
-        DataType::Date32 => i64::from(a.as_primitive::<Date32Type>().value(i)).to_le_bytes().to_vec(),
-        DataType::Timestamp(_, _) => a.as_primitive::<TimestampMicrosecondType>().value(i).to_le_bytes().to_vec(),
-        DataType::Duration(_) => a.as_primitive::<DurationMicrosecondType>().value(i).to_le_bytes().to_vec(),
-        DataType::Utf8 => a.as_string::<i32>().value(i).as_bytes().to_vec(),
-        DataType::Binary => a.as_binary::<i32>().value(i).to_vec(),
-        DataType::FixedSizeBinary(_) => a.as_fixed_size_binary().value(i).to_vec(),
+        DataType::Int8 => fnv(h, &i64::from(a.as_primitive::<Int8Type>().value(i)).to_le_bytes()),
+        DataType::Int16 => fnv(h, &i64::from(a.as_primitive::<Int16Type>().value(i)).to_le_bytes()),
+        DataType::Int32 => fnv(h, &i64::from(a.as_primitive::<Int32Type>().value(i)).to_le_bytes()),
+        DataType::Int64 => fnv(h, &a.as_primitive::<Int64Type>().value(i).to_le_bytes()),
+        DataType::UInt8 => fnv(h, &u64::from(a.as_primitive::<UInt8Type>().value(i)).to_le_bytes()),
+        DataType::UInt16 => fnv(h, &u64::from(a.as_primitive::<UInt16Type>().value(i)).to_le_bytes()),
+        DataType::UInt32 => fnv(h, &u64::from(a.as_primitive::<UInt32Type>().value(i)).to_le_bytes()),
+        DataType::UInt64 => fnv(h, &a.as_primitive::<UInt64Type>().value(i).to_le_bytes()),
+        DataType::Decimal128(_, _) => fnv(h, &a.as_primitive::<Decimal128Type>().value(i).to_le_bytes()),
+        DataType::Decimal256(_, _) => fnv(h, &a.as_primitive::<Decimal256Type>().value(i).to_le_bytes()),
+        DataType::Date32 => fnv(h, &i64::from(a.as_primitive::<Date32Type>().value(i)).to_le_bytes()),
+        DataType::Timestamp(_, _) => fnv(h, &a.as_primitive::<TimestampMicrosecondType>().value(i).to_le_bytes()),
+        DataType::Duration(_) => fnv(h, &a.as_primitive::<DurationMicrosecondType>().value(i).to_le_bytes()),
+        DataType::Utf8 => fnv(h, a.as_string::<i32>().value(i).as_bytes()),
+        DataType::Binary => fnv(h, a.as_binary::<i32>().value(i)),
+        DataType::FixedSizeBinary(_) => fnv(h, a.as_fixed_size_binary().value(i)),
         // Floats and booleans cannot be keys (the source refuses them); hash their display.
-        _ => format!("{:?}", a.slice(i, 1)).into_bytes(),
+        _ => fnv(h, format!("{:?}", a.slice(i, 1)).as_bytes()),
     }
 }
 

@@ -71,8 +71,8 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
                 let errors = &options.table_errors;
                 let mut bound = PassBound::default();
                 // A first copy knows roughly how much is ahead of it.
-                let position = checkpoints[i].position.clone();
-                let total = (position == Position::Start).then(|| source.estimated_rows(i)).flatten();
+                let first_copy = checkpoints[i].position == Position::Start;
+                let total = first_copy.then(|| source.estimated_rows(i)).flatten();
                 let mut progress = Progress::start(table.id.clone(), total, options.progress, pass_started);
                 let mut pass = Extracted::default();
                 loop {
