@@ -325,3 +325,38 @@ async fn a_deleted_topic_stops_the_extractor_instead_of_losing_rows() {
     source.drop_db().await;
     sink.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_loader_waits_out_a_dead_broker_and_still_stops_on_sigterm() {
+    let source = TestDb::new("deadwait").await;
+    let closed = harness::free_port();
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 50, "");
+    p.set_sink(&p.parquet_sink());
+    let port = harness::free_port();
+    with_bus(
+        &p,
+        &format!(
+            "\n[bus]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:{closed}\"\ngroup = \"g\"\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    );
+    let log = p.dir.path().join("loader.log");
+    let mut loader = KillOnDrop(
+        role(&p, "load").stderr(std::fs::File::create(&log).expect("log")).spawn().expect("a loader starts"),
+    );
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    until("the loader to say it retries", 30, async || text().contains("Kafka unreachable: retrying")).await;
+    assert!(loader.0.try_wait().expect("wait").is_none(), "a daemon loader waits, it does not exit: {}", text());
+
+    let kill = Command::new("kill").args(["-TERM", &loader.0.id().to_string()]).status().expect("kill runs");
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(s) = loader.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM stops a loader that is waiting for the brokers");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "{exit}: {}", text());
+    source.drop_db().await;
+}
