@@ -1,5 +1,6 @@
 //! The incremental MySQL-family source.
 
+pub mod bound;
 pub mod check;
 mod connect;
 mod decode;

@@ -33,6 +33,10 @@ pub struct BatchStats {
     pub zero_dates: u64,
     /// Rows whose cursor column is NULL.
     pub null_cursor_rows: u64,
+    /// Rows whose cursor is at or below the clock bound of an earlier pass: rows that became
+    /// visible only after a poller trusting the clock would have passed them (a transaction
+    /// that committed late, or rows held back behind one).
+    pub late_rows: u64,
 }
 
 /// Rows of one table, in read order, covering the positions `(after, upto]`.

@@ -15,8 +15,12 @@ use toml::Spanned;
 use crate::pool::PoolConfig;
 
 pub mod bus;
+mod source;
 
 use bus::{BusConfig, ChannelBusConfig, KafkaBusConfig};
+pub use source::{
+    DEFAULT_OPEN_TRANSACTION_WAIT_SECS, MATOMO_TABLES, MatomoSourceConfig, MysqlSourceConfig, TableConfig, ZeroDates,
+};
 
 /// Rows per source read: big enough to amortise a round trip, small enough to bound memory.
 pub const DEFAULT_BATCH_ROWS: usize = 10_000;
@@ -70,103 +74,6 @@ pub enum SourceConfig {
     Mysql(MysqlSourceConfig),
 }
 
-/// A MySQL, MariaDB or TiDB database read incrementally by cursor columns.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MysqlSourceConfig {
-    #[serde(rename = "type")]
-    _type: IgnoredAny,
-    pub url: DbUrl,
-    #[serde(default = "default_batch_rows")]
-    pub batch_rows: usize,
-    #[serde(default = "default_lag_secs")]
-    pub lag_secs: u64,
-    #[serde(default = "default_poll_interval_secs")]
-    pub poll_interval_secs: u64,
-    pub tables: Vec<TableConfig>,
-    #[serde(default)]
-    pub pool: PoolConfig,
-    #[serde(default)]
-    pub zero_dates: ZeroDates,
-}
-
-/// The Matomo preset: Matomo's raw log tables, each by the column that tells when a row
-/// changed, and `log_action` (a dictionary with no time column) by its increasing key.
-pub const MATOMO_TABLES: [(&str, &str); 5] = [
-    ("log_visit", "visit_last_action_time"),
-    ("log_link_visit_action", "server_time"),
-    ("log_conversion", "server_time"),
-    ("log_conversion_item", "server_time"),
-    ("log_action", "idaction"),
-];
-
-/// `type = "matomo"`: a Matomo database, read as a `mysql` source of [`MATOMO_TABLES`].
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MatomoSourceConfig {
-    #[serde(rename = "type")]
-    _type: IgnoredAny,
-    pub url: DbUrl,
-    #[serde(default = "default_matomo_prefix")]
-    pub table_prefix: String,
-    #[serde(default = "default_batch_rows")]
-    pub batch_rows: usize,
-    #[serde(default = "default_lag_secs")]
-    pub lag_secs: u64,
-    #[serde(default = "default_poll_interval_secs")]
-    pub poll_interval_secs: u64,
-    #[serde(default)]
-    pub pool: PoolConfig,
-    #[serde(default)]
-    pub zero_dates: ZeroDates,
-}
-
-impl MatomoSourceConfig {
-    /// The plain `mysql` source this preset stands for.
-    pub fn into_mysql(self) -> MysqlSourceConfig {
-        let tables = MATOMO_TABLES
-            .iter()
-            .map(|(name, cursor)| TableConfig {
-                name: format!("{}{name}", self.table_prefix),
-                cursor: (*cursor).to_owned(),
-            })
-            .collect();
-        MysqlSourceConfig {
-            _type: IgnoredAny,
-            url: self.url,
-            batch_rows: self.batch_rows,
-            lag_secs: self.lag_secs,
-            poll_interval_secs: self.poll_interval_secs,
-            tables,
-            pool: self.pool,
-            zero_dates: self.zero_dates,
-        }
-    }
-}
-
-fn default_matomo_prefix() -> String {
-    "matomo_".to_owned()
-}
-
-/// One table to replicate and the column that tells when a row changed.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TableConfig {
-    pub name: String,
-    pub cursor: String,
-}
-
-/// What to do with a zero or partial-zero date (`0000-00-00`), which has no Arrow value.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ZeroDates {
-    /// Make it NULL and count it.
-    #[default]
-    Null,
-    /// Stop with an error naming the table and column.
-    Error,
-}
-
 /// The `[sink]` table, by its `type`.
 #[derive(Debug)]
 pub enum SinkConfig {
@@ -201,15 +108,6 @@ fn default_state_dir() -> PathBuf {
 }
 fn default_bus_capacity() -> usize {
     DEFAULT_BUS_CAPACITY
-}
-fn default_batch_rows() -> usize {
-    DEFAULT_BATCH_ROWS
-}
-fn default_lag_secs() -> u64 {
-    DEFAULT_LAG_SECS
-}
-fn default_poll_interval_secs() -> u64 {
-    DEFAULT_POLL_INTERVAL_SECS
 }
 fn default_sink_batch_rows() -> usize {
     DEFAULT_SINK_BATCH_ROWS

@@ -22,13 +22,14 @@ pub const CHECKPOINT_CURSOR: &str = "highwater_checkpoint_cursor_timestamp_secon
 pub const ERRORS: &str = "highwater_errors_total";
 pub const NULL_CURSOR_ROWS: &str = "highwater_null_cursor_rows_total";
 pub const ZERO_DATES: &str = "highwater_zero_dates_total";
+pub const LATE_ROWS: &str = "highwater_late_rows_total";
 pub const BUS_IN_FLIGHT: &str = "highwater_bus_batches_in_flight";
 pub const POOL_CONNECTIONS: &str = "highwater_pool_connections";
 pub const POOL_MAX_CONNECTIONS: &str = "highwater_pool_max_connections";
 pub const POOL_WAIT_SECONDS: &str = "highwater_pool_wait_seconds";
 
 /// Every metric family this module exports, for checks of dashboards and alert rules.
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 14] = [
     ROWS_EXTRACTED,
     ROWS_LOADED,
     BATCHES,
@@ -38,6 +39,7 @@ pub const ALL: [&str; 13] = [
     ERRORS,
     NULL_CURSOR_ROWS,
     ZERO_DATES,
+    LATE_ROWS,
     BUS_IN_FLIGHT,
     POOL_CONNECTIONS,
     POOL_MAX_CONNECTIONS,
@@ -87,6 +89,7 @@ pub struct Metrics {
     pub errors: IntCounterVec,
     pub null_cursor_rows: IntCounterVec,
     pub zero_dates: IntCounterVec,
+    pub late_rows: IntCounterVec,
     pub bus_in_flight: Gauge,
     pool_connections: IntGaugeVec,
     pool_max_connections: IntGaugeVec,
@@ -148,6 +151,11 @@ impl Metrics {
             errors: counter(ERRORS, "Errors that stopped a stage", &[LABEL_STAGE, LABEL_KIND])?,
             null_cursor_rows: counter(NULL_CURSOR_ROWS, "Rows read whose cursor is NULL", &[LABEL_TABLE])?,
             zero_dates: counter(ZERO_DATES, "Zero or partial-zero dates loaded as NULL", &[LABEL_TABLE])?,
+            late_rows: counter(
+                LATE_ROWS,
+                "Rows read with a cursor at or below an earlier pass's clock bound: committed late, caught",
+                &[LABEL_TABLE],
+            )?,
             stage_seconds,
             bus_in_flight,
             pool_connections,

@@ -343,6 +343,15 @@ impl Pipeline {
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Starts `highwater run` as a daemon serving metrics on a free port: (process, port).
+    pub fn spawn_daemon(&self) -> (KillOnDrop, u16) {
+        let port = free_port();
+        let config = std::fs::read_to_string(&self.config).expect("config");
+        assert!(!config.contains("[metrics]"), "the daemon's metrics are set here");
+        std::fs::write(&self.config, format!("{config}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n")).expect("config");
+        (KillOnDrop(self.command().spawn().expect("highwater starts")), port)
+    }
+
     /// `highwater run --once`, asserting success.
     pub fn run_once(&self) -> Output {
         let out = self.command().arg("--once").output().expect("highwater runs");

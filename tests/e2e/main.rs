@@ -5,6 +5,7 @@ mod deploy;
 mod harness;
 mod kafka;
 mod ops;
+mod safety;
 
 use std::time::{Duration, Instant};
 

@@ -12,6 +12,7 @@ use highwater_pipeline::source::SourceError;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row, Value};
 
+use super::bound::OpenTransactions;
 use super::connect::{self, query_error};
 use super::discover::discover;
 use super::query::TableQueries;
@@ -67,6 +68,11 @@ pub async fn check(config: &MysqlSourceConfig) -> Result<Vec<TableCheck>, Source
     let mut checks = Vec::with_capacity(config.tables.len());
     for i in 0..config.tables.len() {
         checks.push(check_table(&mut conn, config, &database, i).await?);
+    }
+    if let OpenTransactions::Hidden(why) = OpenTransactions::probe(&mut conn).await? {
+        for c in &mut checks {
+            c.notes.push(why.clone());
+        }
     }
     drop(conn);
     // Closing politely only spares the server an aborted-connection note.

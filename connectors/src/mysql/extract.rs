@@ -1,18 +1,20 @@
 //! `MysqlSource`: reads each configured table in `(cursor, key)` order, batch by batch.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use highwater_mysql::Pool;
 use highwater_pipeline::batch::{BatchStats, ChangeBatch, Op};
 use highwater_pipeline::config::{MysqlSourceConfig, ZeroDates};
-use highwater_pipeline::cursor::{Key, Position};
+use highwater_pipeline::cursor::{DateTime, Key, Position};
 use highwater_pipeline::metrics::Metrics;
 use highwater_pipeline::schema::TableSchema;
 use highwater_pipeline::source::{PassBound, Source, SourceError};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Params, Row, TxOpts, Value};
+use mysql_async::{Conn, Params, Row, TxOpts, Value};
 
+use super::bound::{Holder, OpenTransactions};
 use super::connect::{self, query_error};
 use super::decode::{self, ColumnBuilder, Pushed};
 use super::discover::discover;
@@ -30,6 +32,10 @@ struct Table {
     incrementing: bool,
     /// The server's estimate of the table's rows when the source connected.
     estimated_rows: Option<u64>,
+    /// The clock-only bound of this pass, and of the pass before it: rows read now at or
+    /// below the latter arrived behind the clock (see [`BatchStats::late_rows`]).
+    clock_bound: Option<DateTime>,
+    late_floor: Option<DateTime>,
 }
 
 /// The server's row estimate of a table: instant (statistics), not a count.
@@ -43,6 +49,11 @@ pub struct MysqlSource {
     schemas: Vec<Arc<TableSchema>>,
     lag_secs: u64,
     zero_dates: ZeroDates,
+    open_transactions: OpenTransactions,
+    /// How long a pass waits for a writer that holds its bound down.
+    open_transaction_wait: Duration,
+    /// The last writer that held a bound, so that a long one is waited for (and logged) once.
+    last_holder: Option<Holder>,
 }
 
 impl MysqlSource {
@@ -52,6 +63,10 @@ impl MysqlSource {
         let pool = connect::open(config, Some(metrics)).await?;
         let mut conn = pool.get().await?;
         let database = config.url.database().unwrap_or_default().to_owned();
+        let open_transactions = OpenTransactions::probe(&mut conn).await?;
+        if let OpenTransactions::Hidden(why) = &open_transactions {
+            tracing::warn!("{why}");
+        }
         let mut tables = Vec::with_capacity(config.tables.len());
         for (i, t) in config.tables.iter().enumerate() {
             let found = discover(&mut conn, &database, &t.name, &t.cursor, &format!("source.tables[{i}]")).await?;
@@ -67,11 +82,50 @@ impl MysqlSource {
                 kinds: found.kinds,
                 incrementing: found.incrementing,
                 schema,
+                clock_bound: None,
+                late_floor: None,
             });
         }
         drop(conn);
         let schemas = tables.iter().map(|t| t.schema.clone()).collect();
-        Ok(MysqlSource { pool, tables, schemas, lag_secs: config.lag_secs, zero_dates: config.zero_dates })
+        Ok(MysqlSource {
+            pool,
+            tables,
+            schemas,
+            lag_secs: config.lag_secs,
+            zero_dates: config.zero_dates,
+            open_transactions,
+            open_transaction_wait: Duration::from_secs(config.open_transaction_wait_secs),
+            last_holder: None,
+        })
+    }
+
+    /// The bound of a new pass over `table`. When an open writer holds it below the clock,
+    /// waits up to `open_transaction_wait` for that writer to commit (once per writer).
+    async fn take_bound(&mut self, conn: &mut Conn, table: usize) -> Result<DateTime, SourceError> {
+        let deadline = Instant::now() + self.open_transaction_wait;
+        let b = loop {
+            let b = self.open_transactions.bound(conn, self.lag_secs).await?;
+            match b.holder {
+                Some(h) if Some(h) != self.last_holder && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => break b,
+            }
+        };
+        let t = &mut self.tables[table];
+        if let Some(h) = b.holder {
+            if Some(h) != self.last_holder {
+                tracing::info!(
+                    table = %t.schema.id, session = h.session, started = %h.started,
+                    "an open transaction holds the pass below its start; rows after it wait for its commit"
+                );
+            }
+            self.last_holder = Some(h);
+        }
+        t.late_floor = t.clock_bound.max(t.late_floor);
+        t.clock_bound = Some(b.clock);
+        Ok(b.upper)
     }
 }
 
@@ -91,9 +145,13 @@ impl Source for MysqlSource {
         bound: &mut PassBound,
         max_rows: usize,
     ) -> Result<Option<ChangeBatch>, SourceError> {
+        let mut conn = self.pool.get().await?;
+        if !self.tables[table].incrementing && bound.0.is_none() {
+            // Taken before the snapshot: see `bound`.
+            bound.0 = Some(self.take_bound(&mut conn, table).await?);
+        }
         let t = &self.tables[table];
         let id = &t.schema.id;
-        let mut conn = self.pool.get().await?;
         // The bound and the rows come from one consistent snapshot.
         let mut opts = TxOpts::default();
         opts.with_consistent_snapshot(true).with_readonly(Some(true));
@@ -124,7 +182,7 @@ impl Source for MysqlSource {
                 result = read(&mut tx, t, sql, params, max_rows, self.zero_dates, Phase::NullCursor).await?;
             }
             if result.is_none() {
-                let upper = upper_bound(&mut tx, bound, self.lag_secs, t).await?;
+                let upper = bound.0.expect("taken above");
                 let (sql, params) = match after {
                     Position::At { cursor, key } => {
                         let c = decode::datetime_param(cursor);
@@ -135,7 +193,8 @@ impl Source for MysqlSource {
                     }
                     _ => (&t.queries.cursor_first, vec![decode::datetime_param(&upper)]),
                 };
-                result = read(&mut tx, t, sql, params, max_rows, self.zero_dates, Phase::Cursor).await?;
+                let late_floor = t.late_floor;
+                result = read(&mut tx, t, sql, params, max_rows, self.zero_dates, Phase::Cursor(late_floor)).await?;
             }
             result
         };
@@ -152,36 +211,13 @@ impl Source for MysqlSource {
     }
 }
 
-/// The pass's upper bound: taken once, by the first cursor read of the pass, from the source's
-/// clock in the read's snapshot.
-async fn upper_bound(
-    tx: &mut mysql_async::Transaction<'_>,
-    bound: &mut PassBound,
-    lag_secs: u64,
-    t: &Table,
-) -> Result<highwater_pipeline::cursor::DateTime, SourceError> {
-    if let Some(b) = bound.0 {
-        return Ok(b);
-    }
-    let sql = format!("SELECT NOW(6) - INTERVAL {lag_secs} SECOND");
-    let now: Option<Row> = tx.exec_first(sql, ()).await.map_err(|e| query_error("the source clock", e))?;
-    let value = now.and_then(|mut r| r.take::<Value, _>(0)).unwrap_or(Value::NULL);
-    let b = decode::datetime(&value).map_err(|reason| SourceError::Decode {
-        table: t.schema.id.clone(),
-        column: "NOW(6)".into(),
-        reason,
-    })?;
-    bound.0 = Some(b);
-    Ok(b)
-}
-
 /// Which part of the read order a read walks.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
     /// Rows with a NULL cursor, by key.
     NullCursor,
-    /// Rows by `(cursor, key)`.
-    Cursor,
+    /// Rows by `(cursor, key)`; rows at or below the floor are late (counted).
+    Cursor(Option<DateTime>),
     /// Rows by key alone (incrementing tables).
     Key,
 }
@@ -202,6 +238,12 @@ async fn read(
     let mut failure: Option<SourceError> = None;
     let mut last: Option<Row> = None;
     let mut count = 0usize;
+    // Rows come in cursor order: the late ones, if any, come first.
+    let mut late_floor = match phase {
+        Phase::Cursor(floor) => floor,
+        _ => None,
+    };
+    let cursor = t.schema.cursor;
     let mut result =
         tx.exec_iter(sql, Params::Positional(params)).await.map_err(|e| query_error(format!("table {id}"), e))?;
     result
@@ -222,6 +264,12 @@ async fn read(
                         failure = Some(decode_error(t, i, reason));
                         return;
                     }
+                }
+            }
+            if let Some(floor) = late_floor {
+                match row.as_ref(cursor).map(decode::datetime) {
+                    Some(Ok(c)) if c <= floor => stats.late_rows += 1,
+                    _ => late_floor = None,
                 }
             }
             count += 1;
@@ -246,7 +294,7 @@ async fn read(
     let upto = match phase {
         Phase::NullCursor => Position::NullCursor { key },
         Phase::Key => Position::Key { key },
-        Phase::Cursor => {
+        Phase::Cursor(_) => {
             let c = t.schema.cursor;
             let value = last.as_ref(c).unwrap_or(&Value::NULL);
             let cursor = decode::datetime(value).map_err(|reason| decode_error(t, c, reason))?;

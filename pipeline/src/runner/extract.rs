@@ -49,6 +49,7 @@ pub(super) struct Extracted {
     pub batches: u64,
     pub zero_dates: u64,
     pub null_cursor_rows: u64,
+    pub late_rows: u64,
 }
 
 /// Reads from `positions` on, publishing every batch; with `store` (a durable bus), commits
@@ -103,10 +104,12 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
                     m.rows_extracted.with_label_values(&[&label]).inc_by(rows);
                     m.null_cursor_rows.with_label_values(&[&label]).inc_by(batch.stats.null_cursor_rows);
                     m.zero_dates.with_label_values(&[&label]).inc_by(batch.stats.zero_dates);
+                    m.late_rows.with_label_values(&[&label]).inc_by(batch.stats.late_rows);
                     pass.rows += rows;
                     pass.batches += 1;
                     pass.null_cursor_rows += batch.stats.null_cursor_rows;
                     pass.zero_dates += batch.stats.zero_dates;
+                    pass.late_rows += batch.stats.late_rows;
                     progress.advance(rows, Instant::now());
                     let upto = batch.upto.clone();
                     // Counted before the hand-over: the loader may take it at once.
@@ -142,6 +145,7 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
                 total.batches += pass.batches;
                 total.zero_dates += pass.zero_dates;
                 total.null_cursor_rows += pass.null_cursor_rows;
+                total.late_rows += pass.late_rows;
             }
             options.health.set_ready(true);
             if options.once {
@@ -172,6 +176,9 @@ fn report_pass(table: &TableId, cursor: &str, pass: &Extracted, took: Duration) 
             %table, rows = pass.null_cursor_rows, column = cursor,
             "rows with a NULL cursor were copied once; later changes to them cannot be seen until the cursor column is set"
         );
+    }
+    if pass.late_rows > 0 {
+        tracing::info!(%table, rows = pass.late_rows, "rows committed behind the clock were caught (late commits)");
     }
     if pass.zero_dates > 0 {
         tracing::warn!(%table, values = pass.zero_dates, "zero or partial-zero dates have no Arrow value and were loaded as NULL");

@@ -1,0 +1,168 @@
+//! The upper bound of a pass: the source clock minus `lag_secs`, held below the start of the
+//! oldest transaction that is still open and writing.
+//!
+//! A transaction stamps its rows when its statements run and commits later. A poller that
+//! trusts the clock alone reads past those rows while they are invisible, moves its checkpoint
+//! beyond them, and never sees them: the classic silent loss of `update_time` polling. Every
+//! uncommitted row carries a cursor at or after its transaction's start, so rows up to just
+//! below the oldest open writer's start are all committed.
+//!
+//! The bound is read *before* the pass's snapshot is taken: a transaction that commits in
+//! between is then either seen open (and holds the bound) or committed (and in the snapshot).
+//!
+//! What the server shows:
+//! - MySQL and MariaDB: `information_schema.innodb_trx`, whose `trx_started` is in the server's
+//!   system time zone and whole seconds (hence `CONVERT_TZ` and the microsecond below it);
+//! - TiDB: `information_schema.cluster_tidb_trx`;
+//! - without the PROCESS privilege neither is visible: the bound is the clock minus the lag,
+//!   as it was, and `check` says so.
+//!
+//! Only transactions that changed or locked rows hold the bound, and never the source's own
+//! session: a long read-only report does not stall replication. A statement that began before
+//! the bound was read and has not yet touched its first row is covered by `lag_secs` alone.
+
+use highwater_pipeline::cursor::DateTime;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row, Value};
+
+use super::connect::query_error;
+use super::decode;
+use highwater_pipeline::source::SourceError;
+
+/// How this server shows its open transactions to the source's login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpenTransactions {
+    /// `information_schema.innodb_trx` (MySQL, MariaDB).
+    InnoDb,
+    /// `information_schema.cluster_tidb_trx` (TiDB).
+    Tidb,
+    /// Not visible, and why (usually the PROCESS privilege is missing).
+    Hidden(String),
+}
+
+/// A writing transaction that holds a pass's bound down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holder {
+    /// The server's id of the transaction's session (`SHOW PROCESSLIST`'s `Id`).
+    pub session: u64,
+    pub started: DateTime,
+}
+
+/// A pass's bound, and what it would have been on the clock alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bound {
+    /// Read up to here (inclusive).
+    pub upper: DateTime,
+    /// `NOW(6) - lag_secs`.
+    pub clock: DateTime,
+    /// The oldest open writer, when it holds `upper` below `clock`.
+    pub holder: Option<Holder>,
+}
+
+const INNODB_OLDEST: &str = "SELECT CONVERT_TZ(trx_started, 'SYSTEM', @@session.time_zone), trx_mysql_thread_id \
+     FROM information_schema.innodb_trx \
+     WHERE trx_mysql_thread_id <> CONNECTION_ID() AND (trx_rows_modified > 0 OR trx_rows_locked > 0) \
+     ORDER BY trx_started LIMIT 1";
+
+const TIDB_OLDEST: &str = "SELECT START_TIME, SESSION_ID FROM information_schema.cluster_tidb_trx \
+     WHERE SESSION_ID <> CONNECTION_ID() ORDER BY START_TIME LIMIT 1";
+
+impl OpenTransactions {
+    /// Finds out which view this server has and whether the login may read it.
+    pub async fn probe(conn: &mut Conn) -> Result<Self, SourceError> {
+        let version: Option<String> =
+            conn.query_first("SELECT VERSION()").await.map_err(|e| query_error("the server version", e))?;
+        let tidb = version.is_some_and(|v| v.contains("TiDB"));
+        let (view, sql) =
+            if tidb { (OpenTransactions::Tidb, TIDB_OLDEST) } else { (OpenTransactions::InnoDb, INNODB_OLDEST) };
+        match conn.query_drop(sql).await {
+            Ok(()) => Ok(view),
+            Err(mysql_async::Error::Server(e)) => Ok(OpenTransactions::Hidden(format!(
+                "open transactions are not visible ({}); grant PROCESS to the source login, or only lag_secs \
+                 protects rows of transactions that commit late",
+                e.message
+            ))),
+            Err(e) => Err(query_error("the open transactions", e)),
+        }
+    }
+
+    fn oldest_sql(&self) -> Option<&'static str> {
+        match self {
+            OpenTransactions::InnoDb => Some(INNODB_OLDEST),
+            OpenTransactions::Tidb => Some(TIDB_OLDEST),
+            OpenTransactions::Hidden(_) => None,
+        }
+    }
+
+    /// Reads the bound from the server's clock and its open transactions. Call it before the
+    /// snapshot that reads the rows.
+    pub async fn bound(&self, conn: &mut Conn, lag_secs: u64) -> Result<Bound, SourceError> {
+        let clock_sql = format!("SELECT NOW(6) - INTERVAL {lag_secs} SECOND");
+        let clock: Option<Row> = conn.query_first(clock_sql).await.map_err(|e| query_error("the source clock", e))?;
+        let clock = datetime(clock, "NOW(6)")?;
+        let holder = match self.oldest_sql() {
+            None => None,
+            Some(sql) => {
+                let row: Option<Row> =
+                    conn.query_first(sql).await.map_err(|e| query_error("the open transactions", e))?;
+                match row {
+                    None => None,
+                    Some(mut row) => {
+                        let session = row.take::<Option<u64>, _>(1).flatten().unwrap_or_default();
+                        let started = datetime(Some(row), "the start of the oldest open transaction")?;
+                        Some(Holder { session, started })
+                    }
+                }
+            }
+        };
+        Ok(hold(clock, holder))
+    }
+}
+
+/// The bound from the clock and the oldest writer: everything strictly before the writer's
+/// start (its `trx_started` is whole seconds, its rows' cursors are at or after it).
+pub fn hold(clock: DateTime, holder: Option<Holder>) -> Bound {
+    match holder {
+        Some(h) if h.started <= clock => {
+            let micros = h.started.unix_micros().map(|us| us - 1);
+            let upper = micros.map_or(h.started, DateTime::from_unix_micros);
+            Bound { upper, clock, holder: Some(h) }
+        }
+        _ => Bound { upper: clock, clock, holder: None },
+    }
+}
+
+fn datetime(row: Option<Row>, what: &str) -> Result<DateTime, SourceError> {
+    let value = row.and_then(|mut r| r.take::<Value, _>(0)).unwrap_or(Value::NULL);
+    decode::datetime(&value).map_err(|reason| SourceError::Query {
+        what: what.to_owned(),
+        retryable: false,
+        source: reason.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dt(s: &str) -> DateTime {
+        s.parse().expect("datetime")
+    }
+
+    #[test]
+    fn an_open_writer_holds_the_bound_just_below_its_start() {
+        let clock = dt("2026-05-01 12:00:10");
+        let writer = Holder { session: 7, started: dt("2026-05-01 12:00:03") };
+        let b = hold(clock, Some(writer));
+        assert_eq!(b.upper, dt("2026-05-01 12:00:02.999999"), "rows stamped at its start are not read");
+        assert_eq!((b.clock, b.holder), (clock, Some(writer)));
+    }
+
+    #[test]
+    fn a_writer_younger_than_the_lag_changes_nothing() {
+        let clock = dt("2026-05-01 12:00:10");
+        let b = hold(clock, Some(Holder { session: 7, started: dt("2026-05-01 12:00:11") }));
+        assert_eq!(b, Bound { upper: clock, clock, holder: None });
+        assert_eq!(hold(clock, None), Bound { upper: clock, clock, holder: None });
+    }
+}
