@@ -14,6 +14,7 @@ use highwater_pipeline::http::{self, Health};
 use highwater_pipeline::lock::RunLock;
 use highwater_pipeline::metrics::Metrics;
 use highwater_pipeline::progress::ProgressOutput;
+use highwater_pipeline::retry::RetryPolicy;
 use highwater_pipeline::runner::{self, RunOptions, RunReport};
 use highwater_pipeline::schema::TableId;
 use highwater_pipeline::status::{self, RunRecord, Status, TableErrors};
@@ -144,6 +145,7 @@ async fn run_pipeline(
         health,
         progress,
         table_errors,
+        retry: RetryPolicy { give_up_after: Duration::from_secs(config.pipeline.retry_for_secs) },
     };
 
     let report = match (&config.bus, role) {

@@ -30,6 +30,8 @@ pub const DEFAULT_LAG_SECS: u64 = 2;
 pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 5;
 /// Batches in flight between extraction and loading; with `batch_rows` it bounds memory.
 pub const DEFAULT_BUS_CAPACITY: usize = 4;
+/// Seconds a failing step is retried before the run fails: a database restart fits in it.
+pub const DEFAULT_RETRY_FOR_SECS: u64 = 300;
 /// Rows per multi-row INSERT of the MySQL sink: statements stay far below `max_allowed_packet`.
 pub const DEFAULT_SINK_BATCH_ROWS: usize = 1_000;
 
@@ -66,6 +68,10 @@ pub struct PipelineConfig {
     pub state_dir: PathBuf,
     #[serde(default = "default_bus_capacity")]
     pub bus_capacity: usize,
+    /// How long a step that failed for a passing reason (the database restarting, a dropped
+    /// connection, a deadlock) is retried, backing off, before the run fails. 0: never retry.
+    #[serde(default = "default_retry_for_secs")]
+    pub retry_for_secs: u64,
 }
 
 /// The `[source]` table, by its `type`.
@@ -105,6 +111,9 @@ pub struct MysqlSinkConfig {
 
 fn default_state_dir() -> PathBuf {
     PathBuf::from("./state")
+}
+fn default_retry_for_secs() -> u64 {
+    DEFAULT_RETRY_FOR_SECS
 }
 fn default_bus_capacity() -> usize {
     DEFAULT_BUS_CAPACITY

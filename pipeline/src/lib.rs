@@ -35,6 +35,7 @@ pub mod lock;
 pub mod metrics;
 pub mod pool;
 pub mod progress;
+pub mod retry;
 pub mod runner;
 pub mod schema;
 pub mod sink;

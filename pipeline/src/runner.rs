@@ -27,6 +27,7 @@ use crate::cursor::Position;
 use crate::http::Health;
 use crate::metrics::{self, Metrics};
 use crate::progress::ProgressOutput;
+use crate::retry::RetryPolicy;
 use crate::schema::{TableId, TableSchema};
 use crate::sink::{Sink, SinkError};
 use crate::source::{Source, SourceError};
@@ -53,6 +54,8 @@ pub struct RunOptions {
     pub progress: ProgressOutput,
     /// Where the run records the error each table met, for `highwater status`.
     pub table_errors: TableErrors,
+    /// How long a failing read or write is retried.
+    pub retry: RetryPolicy,
 }
 
 /// What a run did, per table.
@@ -149,11 +152,13 @@ where
         shutdown.clone(),
     ));
     let ids: Vec<TableId> = tables.iter().map(|t| t.id.clone()).collect();
-    let mut loader = Loader::new(&ids, checkpoints, options.metrics.clone(), options.table_errors.clone());
+    let mut loader = Loader::new(&ids, checkpoints, &options);
     loader.prepared(&tables);
     let load_result = loader.run(&mut sink, &store, &mut subscriber, &shutdown, &options.health).await;
-    // If the loader failed its subscriber is gone: the extractor's next publish fails and it
-    // returns. A panic in the extractor is a bug, and is raised here as one.
+    // If the loader failed, dropping its subscriber fails the extractor's next publish (it may
+    // be waiting on a full channel) and it returns. A panic in the extractor is a bug, and is
+    // raised here as one.
+    drop(subscriber);
     let (_, _, extract_result) = match extractor.await {
         Ok(r) => r,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
@@ -221,7 +226,7 @@ where
 {
     let started = Instant::now();
     let checkpoints = load_checkpoints(tables.iter(), &store).await?;
-    let mut loader = Loader::new(tables, checkpoints, options.metrics.clone(), options.table_errors.clone());
+    let mut loader = Loader::new(tables, checkpoints, &options);
     let load_result = loader.run(&mut sink, &store, &mut subscriber, &shutdown, &options.health).await;
     let shutdown_result = sink.shutdown().await;
     let mut errors = Errors::new(&options);

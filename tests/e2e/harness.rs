@@ -20,29 +20,34 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 /// it behind; `deploy/test.sh` drops every `hwtest_%` database before the next run.
 pub struct TestDb {
     pub name: String,
+    server: String,
     pool: Pool,
 }
 
 impl TestDb {
     pub async fn new(tag: &str) -> TestDb {
+        TestDb::on(&server_url(), tag).await
+    }
+
+    /// A database on the server at `server` (`mysql://user@host:port`).
+    pub async fn on(server: &str, tag: &str) -> TestDb {
         let name = format!("hwtest_{tag}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
-        let opts = Opts::from_url(&server_url()).expect("HIGHWATER_TEST_MYSQL_URL is a mysql:// URL");
+        let opts = Opts::from_url(server).expect("HIGHWATER_TEST_MYSQL_URL is a mysql:// URL");
         let opts = OptsBuilder::from_opts(opts).init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
         let pool = Pool::new(opts);
-        let mut conn =
-            pool.get_conn().await.unwrap_or_else(|e| panic!("the tests need MariaDB at {}: {e}", server_url()));
+        let mut conn = pool.get_conn().await.unwrap_or_else(|e| panic!("the tests need MariaDB at {}: {e}", server));
         conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")).await.expect("create database");
         conn.query_drop(format!("USE `{name}`")).await.expect("use");
         drop(conn);
-        let opts = OptsBuilder::from_opts(Opts::from_url(&server_url()).expect("url"))
+        let opts = OptsBuilder::from_opts(Opts::from_url(server).expect("url"))
             .db_name(Some(name.clone()))
             .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
         pool.clone().disconnect().await.expect("disconnect");
-        TestDb { name, pool: Pool::new(opts) }
+        TestDb { name, server: server.to_owned(), pool: Pool::new(opts) }
     }
 
     pub fn url(&self) -> String {
-        format!("{}/{}", server_url(), self.name)
+        format!("{}/{}", self.server, self.name)
     }
 
     /// A connection of its own, for a transaction the test holds open.
@@ -319,6 +324,13 @@ impl Pipeline {
         std::fs::write(&self.config, format!("{head}[sink]\n{sink}\n")).expect("write config");
     }
 
+    /// Adds a `key = value` line to the config's `[pipeline]`.
+    pub fn add_pipeline_setting(&self, line: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("config");
+        let text = text.replacen("[pipeline]\n", &format!("[pipeline]\n{line}\n"), 1);
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
     /// Adds a `key = value` line to the config's `[source]`.
     pub fn add_source_setting(&self, line: &str) {
         let text = std::fs::read_to_string(&self.config).expect("config");
@@ -395,4 +407,79 @@ pub fn sample(exposition: &str, name: &str, labels: &[&str]) -> Option<f64> {
         .filter(|l| l.starts_with(&format!("{name}{{")))
         .find(|l| labels.iter().all(|want| l.contains(want)))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// A MariaDB server of a test's own (its own data directory and port), for tests that stop or
+/// break the server: never the shared one. Killed when dropped.
+pub struct OwnServer {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    process: Option<std::process::Child>,
+}
+
+impl OwnServer {
+    /// Creates a data directory with `mariadb-install-db` and starts `mariadbd` on a free port.
+    pub fn start() -> OwnServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .output()
+            .expect("mariadb-install-db runs");
+        assert!(out.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&out.stderr));
+        let mut server = OwnServer { port: free_port(), dir, process: None };
+        server.resume();
+        server
+    }
+
+    /// `mysql://root@127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}", self.port)
+    }
+
+    /// Starts `mariadbd` again on the same data directory and port, and waits until it answers.
+    pub fn resume(&mut self) {
+        assert!(self.process.is_none(), "the server is running");
+        let d = self.dir.path();
+        let log = std::fs::File::options().create(true).append(true).open(d.join("server.log")).expect("log");
+        let child = Command::new("/usr/sbin/mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--socket={}", d.join("sock").display()))
+            .arg(format!("--pid-file={}", d.join("pid").display()))
+            .arg(format!("--port={}", self.port))
+            .args(["--bind-address=127.0.0.1", "--user=root", "--innodb-buffer-pool-size=64M", "--skip-log-bin"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("mariadbd starts");
+        self.process = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "mariadbd did not listen within 30 s: {}", self.log());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server the way an operator or a crash would: SIGTERM (a clean shutdown that
+    /// ends every session) or SIGKILL.
+    pub fn stop(&mut self, signal: &str) {
+        let mut child = self.process.take().expect("the server is running");
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().expect("kill");
+        assert!(status.success());
+        child.wait().expect("mariadbd ends");
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

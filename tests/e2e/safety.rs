@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 
-use crate::harness::{self, KillOnDrop, Pipeline, TestDb, TestUser, assert_same_rows, mysql_sink};
+use crate::harness::{self, KillOnDrop, Pipeline, TestDb, TestUser, assert_same_rows, mysql_sink, read_parquet};
 use crate::orders;
 
 /// Waits up to `secs` for `done`, failing if the daemon exits first.
@@ -63,4 +63,242 @@ async fn rows_of_a_transaction_that_commits_late_all_arrive() {
     drop(writer);
     source.drop_db().await;
     sink.drop_db().await;
+}
+
+/// The sink's checkpoint row count for the test pipeline, if the sink answers.
+async fn sink_rows_loaded(sink: &TestDb) -> Option<u64> {
+    let rows = sink.try_rows("SELECT rows_loaded FROM _highwater_checkpoints").await.ok()?;
+    rows.first()?.first()?.as_deref()?.parse().ok()
+}
+
+/// Runs `sql` until the server answers (its pooled sessions died with a restart).
+async fn rows_after_restart(db: &TestDb, sql: &str) -> Vec<Vec<Option<String>>> {
+    for _ in 0..50 {
+        if let Ok(rows) = db.try_rows(sql).await {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{sql}: the server does not answer");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_restart_mid_pass_is_retried_and_loses_nothing() {
+    let mut server = harness::OwnServer::start();
+    let source = TestDb::on(&server.url(), "restart").await;
+    let sink = TestDb::on(&server.url(), "restart_sink").await;
+    orders(&source, 100_000, false).await;
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 1_000, &mysql_sink(&sink, 500));
+    p.add_pipeline_setting("retry_for_secs = 120");
+    let log = p.dir.path().join("run.log");
+    let stderr = std::fs::File::create(&log).expect("log");
+    let mut run = KillOnDrop(p.command().arg("--once").stderr(stderr).spawn().expect("highwater starts"));
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sink_rows_loaded(&sink).await.is_none_or(|n| n < 10_000) {
+        assert!(run.0.try_wait().expect("wait").is_none(), "finished before the restart");
+        assert!(Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop("TERM");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(run.0.try_wait().expect("wait").is_none(), "highwater gave up while the server was down");
+    server.resume();
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = run.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "highwater did not finish after the restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(status.success(), "the run recovers from the restart: {status}\n{text}");
+    assert!(text.contains("failed, retrying"), "the retries are logged:\n{text}");
+    let expected = {
+        rows_after_restart(&source, "SELECT 1").await;
+        source.canonical("orders").await
+    };
+    rows_after_restart(&sink, "SELECT 1").await;
+    assert_same_rows("after the restart", &expected, &sink.canonical("orders").await, &[]);
+}
+
+/// A small deterministic generator, so that a failing run can be repeated from its seed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// Inserts and updates rows until `stop`, a statement every few milliseconds.
+async fn write_until(source: &TestDb, stop: &std::sync::atomic::AtomicBool) -> u64 {
+    let mut conn = source.conn().await;
+    let mut n = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        n += 1;
+        let sql = if n.is_multiple_of(3) {
+            format!(
+                "UPDATE orders SET name = 'changed {n}', amount = amount + 1, update_time = NOW(6) WHERE id % 97 = {}",
+                n % 97
+            )
+        } else {
+            format!("INSERT INTO orders SELECT 1000000 + {n} * 10 + seq, NOW(6), 'new {n}', {n} FROM seq_1_to_5")
+        };
+        conn.query_drop(sql).await.expect("the writer's statement");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    n
+}
+
+/// The sink's `(id -> update_time)`, to check that no row ever goes back in time.
+async fn versions(sink: &TestDb) -> std::collections::HashMap<String, String> {
+    let rows =
+        sink.try_rows("SELECT id, DATE_FORMAT(update_time, '%Y%m%d%H%i%s%f') FROM orders").await.unwrap_or_default();
+    rows.into_iter().filter_map(|r| Some((r[0].clone()?, r[1].clone()?))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_twenty_times_under_a_writer_loses_nothing_and_doubles_nothing() {
+    let source = TestDb::new("kill20").await;
+    let sink = TestDb::new("kill20_sink").await;
+    orders(&source, 20_000, false).await;
+    let mysql = Pipeline::new(&source.url(), &[("orders", "update_time")], 500, &mysql_sink(&sink, 250));
+    let parquet = Pipeline::new(&source.url(), &[("orders", "update_time")], 500, "");
+    parquet.set_sink(&parquet.parquet_sink());
+    for p in [&mysql, &parquet] {
+        p.add_source_setting("open_transaction_wait_secs = 1");
+    }
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    let mut random = Lcg(seed);
+    eprintln!("kill moments seed: {seed}");
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let kills = async {
+        let mut seen = versions(&sink).await;
+        let mut regressions = Vec::new();
+        for round in 0..20 {
+            let (p, name) = if round % 2 == 0 { (&mysql, "mysql") } else { (&parquet, "parquet") };
+            let mut daemon = KillOnDrop(p.command().spawn().expect("highwater starts"));
+            tokio::time::sleep(Duration::from_millis(200 + random.below(1300))).await;
+            assert!(daemon.0.try_wait().expect("wait").is_none(), "the {name} daemon exited on its own");
+            daemon.0.kill().expect("SIGKILL");
+            daemon.0.wait().expect("reaped");
+            let now = versions(&sink).await;
+            for (id, old) in &seen {
+                match now.get(id) {
+                    Some(new) if new >= old => {}
+                    other => regressions.push(format!("round {round}: row {id} went from {old} to {other:?}")),
+                }
+            }
+            seen = now;
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        regressions
+    };
+    let (regressions, statements) = tokio::join!(kills, write_until(&source, &stop));
+    assert!(regressions.is_empty(), "rows moved back in time: {regressions:?}");
+    assert!(statements > 100, "the writer kept writing: {statements} statements");
+
+    // The writer has stopped: one last run of each catches up, and the sinks equal the source.
+    mysql.run_once();
+    parquet.run_once();
+    let expected = source.canonical("orders").await;
+    assert_same_rows("mysql after 10 kills", &expected, &sink.canonical("orders").await, &[]);
+    let files = read_parquet(&parquet.out().join("orders"), &["id"], "update_time");
+    assert_same_rows("parquet after 10 kills", &expected, &files.rows, &[]);
+    eprintln!("parquet: {} rows in files for {} source rows", files.file_rows, expected.len());
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+/// A tmpfs of `size` mounted for one test, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: std::path::PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&at).expect("mount point");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .output()
+            .expect("mount runs");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs (as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(at)
+    }
+
+    fn grow(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .expect("mount runs");
+        assert!(status.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_clearly_leaves_no_partial_file_and_keeps_the_checkpoint() {
+    let source = TestDb::new("full").await;
+    source
+        .exec(
+            "CREATE TABLE orders (id BIGINT UNSIGNED PRIMARY KEY, update_time DATETIME(6) NOT NULL, \
+             name TEXT NOT NULL, amount DECIMAL(12,2), KEY (update_time)); \
+             INSERT INTO orders SELECT seq, '2026-01-01' + INTERVAL seq SECOND, \
+             CONCAT(SHA2(seq, 512), SHA2(seq + 1, 512)), seq FROM seq_1_to_30000",
+        )
+        .await;
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 1_000, "");
+    p.set_sink(&p.parquet_sink());
+    let disk = SmallDisk::mount(p.out(), "1m");
+
+    let out = p.command().arg("--once").output().expect("highwater runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a full disk fails the run: {stderr}");
+    assert!(stderr.contains("No space left on device") && stderr.contains(&p.out().display().to_string()), "{stderr}");
+
+    // Every visible file is whole (pyarrow reads them all), no temporary file is left, and the
+    // checkpoint counts exactly the rows in them.
+    let hidden: Vec<_> =
+        walk(&p.out()).into_iter().filter(|f| f.rsplit('/').next().is_some_and(|n| n.starts_with('.'))).collect();
+    assert!(hidden.is_empty(), "temporary files left: {hidden:?}");
+    let files = read_parquet(&p.out().join("orders"), &["id"], "update_time");
+    assert!(files.file_rows > 0 && files.file_rows < 30_000, "the disk filled midway: {} rows", files.file_rows);
+    let state = std::fs::read_to_string(p.state_file()).expect("a checkpoint for the files written");
+    assert!(state.contains(&format!("\"rows_loaded\": {}", files.file_rows)), "{state}");
+
+    // With room again, the next run goes on from the checkpoint.
+    disk.grow("64m");
+    p.run_once();
+    let files = read_parquet(&p.out().join("orders"), &["id"], "update_time");
+    assert_eq!(files.file_rows, 30_000, "no row twice");
+    assert_same_rows("after the disk grew", &source.canonical("orders").await, &files.rows, &[]);
+    drop(disk);
+    source.drop_db().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path.display().to_string());
+        }
+    }
+    found
 }

@@ -22,9 +22,9 @@ use prometheus::Histogram;
 /// MySQL error codes that mean "the login was refused".
 const ACCESS_DENIED: [u16; 3] = [1044, 1045, 1698];
 
-/// MySQL error codes a second try may get past: lock wait timeout, deadlock, server gone,
-/// connection lost.
-const RETRYABLE_CODES: [u16; 4] = [1205, 1213, 2006, 2013];
+/// MySQL error codes a second try may get past: too many connections, lock wait timeout,
+/// deadlock, server shutting down, session killed (MariaDB), server gone, connection lost.
+const RETRYABLE_CODES: [u16; 7] = [1040, 1205, 1213, 1053, 1927, 2006, 2013];
 
 /// How long an overflow connection (beyond `size`) may stay idle before it is closed; the
 /// pool checks every 30 s (mysql_async's `ttl_check_interval`).

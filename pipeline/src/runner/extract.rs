@@ -13,6 +13,7 @@ use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::cursor::Position;
 use crate::metrics;
 use crate::progress::Progress;
+use crate::retry::{Backoff, Next};
 use crate::schema::{TableId, TableSchema};
 use crate::source::{PassBound, Source, SourceError};
 use crate::status::TableErrors;
@@ -81,10 +82,21 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
                         break 'passes;
                     }
                     let started = Instant::now();
-                    let batch = source
-                        .next_batch(i, &checkpoints[i].position, &mut bound, options.batch_rows)
-                        .await
-                        .map_err(|e| ExtractError::source(&table.id, errors, e))?;
+                    let mut backoff = Backoff::new(options.retry, &options.metrics, metrics::STAGE_EXTRACT);
+                    let batch = loop {
+                        match source.next_batch(i, &checkpoints[i].position, &mut bound, options.batch_rows).await {
+                            Ok(batch) => break batch,
+                            Err(e) => {
+                                let what = format!("reading {}", table.id);
+                                match backoff.failed(&what, &e, e.is_retryable(), &shutdown).await {
+                                    Next::Retry => continue,
+                                    Next::Shutdown => break 'passes,
+                                    Next::GiveUp => return Err(ExtractError::source(&table.id, errors, e)),
+                                }
+                            }
+                        }
+                    };
+                    backoff.succeeded();
                     let m = &options.metrics;
                     m.stage_seconds.with_label_values(&[metrics::STAGE_EXTRACT]).observe(started.elapsed().as_secs_f64());
                     let Some(batch) = batch else {

@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{RunError, TableReport};
+use super::{RunError, RunOptions, TableReport};
 use crate::batch::ChangeBatch;
 use crate::bus::{Message, Subscribe};
 use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::cursor::{DateTime, Position};
 use crate::http::Health;
 use crate::metrics::{self, Metrics};
+use crate::retry::{Backoff, Next, RetryPolicy};
 use crate::schema::{TableId, TableSchema};
 use crate::sink::{Durability, Sink};
 use crate::status::TableErrors;
@@ -21,6 +22,7 @@ use crate::status::TableErrors;
 /// Writes batches and advances checkpoints on `Durable`.
 pub(super) struct Loader {
     metrics: Metrics,
+    retry: RetryPolicy,
     errors: TableErrors,
     index: HashMap<TableId, usize>,
     reports: Vec<TableReport>,
@@ -34,7 +36,7 @@ pub(super) struct Loader {
 }
 
 impl Loader {
-    pub(super) fn new(tables: &[TableId], checkpoints: Vec<Checkpoint>, metrics: Metrics, errors: TableErrors) -> Self {
+    pub(super) fn new(tables: &[TableId], checkpoints: Vec<Checkpoint>, options: &RunOptions) -> Self {
         let reports = tables
             .iter()
             .zip(&checkpoints)
@@ -48,8 +50,9 @@ impl Loader {
             })
             .collect();
         Loader {
-            metrics,
-            errors,
+            metrics: options.metrics.clone(),
+            retry: options.retry,
+            errors: options.table_errors.clone(),
             index: tables.iter().enumerate().map(|(i, t)| (t.clone(), i)).collect(),
             reports,
             committed: checkpoints,
@@ -107,13 +110,38 @@ impl Loader {
                 continue;
             };
             if !self.prepared.contains(&batch.table.id) {
-                sink.prepare(std::slice::from_ref(&batch.table))
-                    .await
-                    .inspect_err(|e| self.errors.record(&batch.table.id, e))?;
+                let mut backoff = Backoff::new(self.retry, &self.metrics, metrics::STAGE_LOAD);
+                loop {
+                    match sink.prepare(std::slice::from_ref(&batch.table)).await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            let what = format!("preparing the sink for {}", batch.table.id);
+                            if backoff.failed(&what, &e, e.is_retryable(), shutdown).await != Next::Retry {
+                                self.errors.record(&batch.table.id, &e);
+                                return Err(e.into());
+                            }
+                        }
+                    }
+                }
                 self.prepared.insert(batch.table.id.clone());
             }
             let started = Instant::now();
-            let durability = sink.write(&batch).await.inspect_err(|e| self.errors.record(&batch.table.id, e))?;
+            // A failed write left nothing behind (a rolled-back transaction, no visible file),
+            // and writes are idempotent: the same batch is simply written again.
+            let mut backoff = Backoff::new(self.retry, &self.metrics, metrics::STAGE_LOAD);
+            let durability = loop {
+                match sink.write(&batch).await {
+                    Ok(d) => break d,
+                    Err(e) => {
+                        let what = format!("loading a batch of {}", batch.table.id);
+                        if backoff.failed(&what, &e, e.is_retryable(), shutdown).await != Next::Retry {
+                            self.errors.record(&batch.table.id, &e);
+                            return Err(e.into());
+                        }
+                    }
+                }
+            };
+            backoff.succeeded();
             let load = self.metrics.stage_seconds.with_label_values(&[metrics::STAGE_LOAD]);
             load.observe(started.elapsed().as_secs_f64());
             self.record(i, &batch);
