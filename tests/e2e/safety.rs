@@ -302,3 +302,62 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     found
 }
+
+#[tokio::test]
+async fn soft_deletes_remove_rows_from_mysql_and_are_recorded_in_parquet() {
+    let source = TestDb::new("soft").await;
+    let sink = TestDb::new("soft_sink").await;
+    source
+        .exec(
+            "CREATE TABLE orders (id BIGINT UNSIGNED PRIMARY KEY, update_time DATETIME(6) NOT NULL, \
+             name VARCHAR(64) NOT NULL, deleted_at DATETIME NULL, KEY (update_time)); \
+             INSERT INTO orders SELECT seq, '2026-01-01' + INTERVAL seq SECOND, CONCAT('order ', seq), NULL \
+             FROM seq_1_to_100; \
+             CREATE TABLE expected LIKE orders",
+        )
+        .await;
+    let table = "{ name = \"orders\", cursor = \"update_time\", soft_delete = \"deleted_at\" }";
+    let mysql = Pipeline::new(&source.url(), &[], 30, &mysql_sink(&sink, 30));
+    let parquet = Pipeline::new(&source.url(), &[], 30, "");
+    parquet.set_sink(&parquet.parquet_sink());
+    for p in [&mysql, &parquet] {
+        let text =
+            std::fs::read_to_string(&p.config).expect("config").replace("tables = []", &format!("tables = [{table}]"));
+        std::fs::write(&p.config, text).expect("config");
+    }
+    let live = async || {
+        source.exec("DELETE FROM expected; INSERT INTO expected SELECT * FROM orders WHERE deleted_at IS NULL").await;
+        source.canonical("expected").await
+    };
+    let changes = [
+        // Ten rows deleted, one of them in the same batch as live rows.
+        "UPDATE orders SET deleted_at = NOW(), update_time = NOW(6) WHERE id % 10 = 3",
+        // Two come back, one is deleted for good with its content changed.
+        "UPDATE orders SET deleted_at = NULL, name = 'restored', update_time = NOW(6) WHERE id IN (13, 23); \
+         UPDATE orders SET deleted_at = NOW(), name = 'gone', update_time = NOW(6) WHERE id = 50",
+    ];
+    for (pass, change) in std::iter::once("").chain(changes).enumerate() {
+        if !change.is_empty() {
+            source.exec(change).await;
+        }
+        mysql.run_once();
+        parquet.run_once();
+        let expected = live().await;
+        assert_same_rows(&format!("mysql, pass {pass}"), &expected, &sink.canonical("orders").await, &[]);
+        let files = read_parquet(&parquet.out().join("orders"), &["id"], "update_time");
+        assert_same_rows(&format!("parquet, pass {pass}"), &expected, &files.rows, &[]);
+    }
+    assert_eq!(sink.count("orders").await, 91);
+
+    // A soft-delete column that does not exist is named, with its config key.
+    let text = std::fs::read_to_string(&mysql.config).expect("config").replace("\"deleted_at\"", "\"removed_at\"");
+    std::fs::write(&mysql.config, text).expect("config");
+    let out = mysql.command().arg("--once").output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("removed_at") && stderr.contains("source.tables[0].soft_delete"),
+        "{stderr}"
+    );
+    source.drop_db().await;
+    sink.drop_db().await;
+}

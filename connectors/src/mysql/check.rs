@@ -109,6 +109,11 @@ async fn check_table(
         }
     };
     let schema = found.schema;
+    if let Some(name) = &t.soft_delete
+        && !schema.columns.iter().any(|c| c.name.eq_ignore_ascii_case(name))
+    {
+        check.problems.push(format!("no column {name:?} for source.tables[{index}].soft_delete"));
+    }
     let cursor = schema.cursor_column();
     check.cursor = cursor.name.clone();
     check.cursor_type = cursor.source_type.clone();

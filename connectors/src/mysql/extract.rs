@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::RecordBatch;
+use arrow_array::{Array, RecordBatch};
 use highwater_mysql::Pool;
 use highwater_pipeline::batch::{BatchStats, ChangeBatch, Op};
 use highwater_pipeline::config::{MysqlSourceConfig, ZeroDates};
@@ -30,6 +30,8 @@ struct Table {
     cursor_nullable: bool,
     /// Read by key alone: the cursor is the table's integer primary key.
     incrementing: bool,
+    /// The soft-delete column: a row where it is set is a delete.
+    soft_delete: Option<usize>,
     /// The server's estimate of the table's rows when the source connected.
     estimated_rows: Option<u64>,
     /// The clock-only bound of this pass, and of the pass before it: rows read now at or
@@ -70,6 +72,18 @@ impl MysqlSource {
         let mut tables = Vec::with_capacity(config.tables.len());
         for (i, t) in config.tables.iter().enumerate() {
             let found = discover(&mut conn, &database, &t.name, &t.cursor, &format!("source.tables[{i}]")).await?;
+            let soft_delete = match &t.soft_delete {
+                None => None,
+                Some(name) => {
+                    Some(found.schema.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name)).ok_or_else(
+                        || SourceError::MissingColumn {
+                            table: found.schema.id.clone(),
+                            column: name.clone(),
+                            key: format!("source.tables[{i}].soft_delete"),
+                        },
+                    )?)
+                }
+            };
             let schema = Arc::new(found.schema);
             let estimated_rows: Option<Option<u64>> =
                 conn.exec_first(ESTIMATED_ROWS_SQL, (&database, &t.name))
@@ -81,6 +95,7 @@ impl MysqlSource {
                 cursor_nullable: schema.cursor_column().source_nullable,
                 kinds: found.kinds,
                 incrementing: found.incrementing,
+                soft_delete,
                 schema,
                 clock_bound: None,
                 late_floor: None,
@@ -201,13 +216,24 @@ impl Source for MysqlSource {
         tx.commit().await.map_err(|e| query_error(format!("the end of a read of {id}"), e))?;
         Ok(result.map(|(rows, upto, stats)| ChangeBatch {
             table: t.schema.clone(),
-            ops: vec![Op::Upsert; rows.num_rows()],
+            ops: ops(&rows, t.soft_delete),
             rows,
             after: after.clone(),
             upto,
             stats,
             piece: None,
         }))
+    }
+}
+
+/// Each row's operation: a delete where the soft-delete column is set, else an upsert.
+fn ops(rows: &RecordBatch, soft_delete: Option<usize>) -> Vec<Op> {
+    match soft_delete {
+        None => vec![Op::Upsert; rows.num_rows()],
+        Some(c) => {
+            let column = rows.column(c);
+            (0..rows.num_rows()).map(|i| if column.is_valid(i) { Op::Delete } else { Op::Upsert }).collect()
+        }
     }
 }
 
