@@ -47,8 +47,9 @@ impl ParquetSink {
         ParquetSink { root: config.path.clone(), props }
     }
 
+    /// `path/<table>`: the name as it is, but `%` and `/` (legal in MySQL names) percent-encoded.
     fn table_dir(&self, table: &TableSchema) -> PathBuf {
-        self.root.join(&table.id.table)
+        self.root.join(table.id.table.replace('%', "%25").replace('/', "%2F"))
     }
 
     fn write_file(&self, path: &Path, rows: &RecordBatch) -> Result<(), SinkError> {

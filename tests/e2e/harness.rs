@@ -85,7 +85,7 @@ impl TestDb {
     }
 
     pub async fn count(&self, table: &str) -> u64 {
-        let rows = self.rows(&format!("SELECT COUNT(*) FROM `{table}`")).await;
+        let rows = self.rows(&format!("SELECT COUNT(*) FROM {}", quoted(table))).await;
         rows[0][0].as_deref().unwrap_or("0").parse().expect("a count")
     }
 
@@ -94,7 +94,7 @@ impl TestDb {
         let columns = self.columns(table).await;
         let key = self.key(table).await;
         let exprs: Vec<String> = columns.iter().map(|(n, t)| canonical_expr(n, t)).collect();
-        let rows = self.rows(&format!("SELECT {} FROM `{table}`", exprs.join(", "))).await;
+        let rows = self.rows(&format!("SELECT {} FROM {}", exprs.join(", "), quoted(table))).await;
         let key_idx: Vec<usize> =
             key.iter().map(|k| columns.iter().position(|(n, _)| n == k).expect("key column")).collect();
         rows.into_iter()
@@ -109,8 +109,9 @@ impl TestDb {
     pub async fn columns(&self, table: &str) -> Vec<(String, String)> {
         self.rows(&format!(
             "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{}' \
-             AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION",
-            self.name
+             AND TABLE_NAME = '{}' ORDER BY ORDINAL_POSITION",
+            self.name,
+            table.replace('\\', "\\\\").replace('\'', "''")
         ))
         .await
         .into_iter()
@@ -121,8 +122,9 @@ impl TestDb {
     pub async fn key(&self, table: &str) -> Vec<String> {
         self.rows(&format!(
             "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = '{}' \
-             AND TABLE_NAME = '{table}' AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
-            self.name
+             AND TABLE_NAME = '{}' AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+            self.name,
+            table.replace('\\', "\\\\").replace('\'', "''")
         ))
         .await
         .into_iter()
@@ -191,7 +193,7 @@ impl TestUser {
 /// microseconds, text and binary as hex. The Parquet reader (`read_parquet.py`) prints the
 /// same forms from Arrow values.
 pub fn canonical_expr(name: &str, data_type: &str) -> String {
-    let c = format!("`{name}`");
+    let c = quoted(name);
     let zero = format!("(MONTH({c}) = 0 OR DAYOFMONTH({c}) = 0)");
     match data_type {
         "tinyint" | "smallint" | "mediumint" | "int" | "bigint" | "year" | "bit" => {
@@ -482,4 +484,9 @@ impl Drop for OwnServer {
             let _ = child.wait();
         }
     }
+}
+
+/// An identifier in backticks, inner backticks doubled.
+pub fn quoted(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
 }

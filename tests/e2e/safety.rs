@@ -361,3 +361,47 @@ async fn soft_deletes_remove_rows_from_mysql_and_are_recorded_in_parquet() {
     source.drop_db().await;
     sink.drop_db().await;
 }
+
+#[tokio::test]
+async fn odd_table_and_column_names_are_quoted_in_every_statement() {
+    let source = TestDb::new("odd").await;
+    let sink = TestDb::new("odd_sink").await;
+    let table = "o`dd \"tab\" é's";
+    source
+        .exec(
+            "CREATE TABLE `o``dd \"tab\" é's` (`id key` BIGINT UNSIGNED NOT NULL, `k``2` VARCHAR(8) NOT NULL, \
+             `up``date` DATETIME(6) NOT NULL, `naïve \"col\"` VARCHAR(20), `it's` INT, `gone?` DATETIME NULL, \
+             PRIMARY KEY (`id key`, `k``2`)) DEFAULT CHARSET=utf8mb4; \
+             INSERT INTO `o``dd \"tab\" é's` SELECT seq, IF(seq % 2, 'a`', 'b\"'), '2026-01-01' + INTERVAL seq SECOND, \
+             CONCAT('ünï ', seq), seq, NULL FROM seq_1_to_50",
+        )
+        .await;
+    let entry = "{ name = \"o`dd \\\"tab\\\" é's\", cursor = \"up`date\", soft_delete = \"gone?\" }";
+    let p = Pipeline::new(&source.url(), &[], 7, &mysql_sink(&sink, 5));
+    let text =
+        std::fs::read_to_string(&p.config).expect("config").replace("tables = []", &format!("tables = [{entry}]"));
+    std::fs::write(&p.config, text).expect("config");
+
+    // `check` explains the missing cursor index, and `indexes --apply` adds it.
+    let (code, out) = p.subcommand(&["check"]);
+    assert_eq!(code, Some(1), "{out}");
+    let (code, out) = p.subcommand(&["indexes", "--apply"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("`o``dd \"tab\" é's`") && out.contains("`up``date`"), "{out}");
+    let (code, out) = p.subcommand(&["check"]);
+    assert_eq!(code, Some(0), "{out}");
+
+    p.run_once();
+    source.exec("UPDATE `o``dd \"tab\" é's` SET `it's` = -1, `up``date` = NOW(6) WHERE `id key` <= 5").await;
+    source.exec("UPDATE `o``dd \"tab\" é's` SET `gone?` = NOW(), `up``date` = NOW(6) WHERE `id key` = 9").await;
+    p.run_once();
+    source.exec("DELETE FROM `o``dd \"tab\" é's` WHERE `id key` = 9").await;
+    assert_same_rows("mysql", &source.canonical(table).await, &sink.canonical(table).await, &[]);
+
+    p.set_sink(&p.parquet_sink());
+    p.run_once();
+    let files = read_parquet(&p.out().join(table), &["id key", "k`2"], "up`date");
+    assert_same_rows("parquet", &source.canonical(table).await, &files.rows, &[]);
+    source.drop_db().await;
+    sink.drop_db().await;
+}
