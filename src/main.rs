@@ -47,6 +47,14 @@ enum Command {
         /// `all` does both in this process.
         #[arg(long, value_enum, default_value_t)]
         role: run::Role,
+        /// Go on with tables whose columns were dropped, renamed or retyped since the last run
+        /// (after making the sink's copy match).
+        #[arg(long)]
+        accept_schema_change: bool,
+        /// Read tables again from the start when the source is another server, or its newest
+        /// rows are older than the checkpoints (restored from a backup).
+        #[arg(long)]
+        accept_source_reset: bool,
     },
     /// Prove every table can be read incrementally: cursor type, cursor index, EXPLAIN.
     /// Exits 0 only when every table holds.
@@ -103,8 +111,9 @@ fn main() -> ExitCode {
     };
     let SourceConfig::Mysql(source) = &config.source;
     let outcome = match cli.command {
-        Command::Run { once, role, .. } => {
-            runtime.block_on(run::run(config, once, role, cli.log_format)).map(|report| {
+        Command::Run { once, role, accept_schema_change, accept_source_reset, .. } => {
+            let accept = run::Accept { schema_change: accept_schema_change, source_reset: accept_source_reset };
+            runtime.block_on(run::run(config, once, role, accept, cli.log_format)).map(|report| {
                 println!("{report}");
                 true
             })

@@ -17,6 +17,7 @@ use highwater_pipeline::progress::ProgressOutput;
 use highwater_pipeline::retry::RetryPolicy;
 use highwater_pipeline::runner::{self, RunOptions, RunReport};
 use highwater_pipeline::schema::TableId;
+use highwater_pipeline::source_state::SourceState;
 use highwater_pipeline::status::{self, RunRecord, Status, TableErrors};
 use highwater_sinks::mysql::MysqlSink;
 use highwater_sinks::parquet::ParquetSink;
@@ -58,8 +59,21 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// Changes of the source the operator accepts for this run (`--accept-...`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Accept {
+    pub schema_change: bool,
+    pub source_reset: bool,
+}
+
 /// Runs the pipeline and records the outcome in the status file, whatever it was.
-pub async fn run(config: Config, once: bool, role: Role, log_format: LogFormat) -> anyhow::Result<RunReport> {
+pub async fn run(
+    config: Config,
+    once: bool,
+    role: Role,
+    accept: Accept,
+    log_format: LogFormat,
+) -> anyhow::Result<RunReport> {
     // Refused before anything is recorded: the status file belongs to the run holding the lock.
     // Loaders of a Kafka group share their work through the group, not the state directory.
     let lock = match role {
@@ -71,7 +85,7 @@ pub async fn run(config: Config, once: bool, role: Role, log_format: LogFormat) 
     }
     let started_at = status::now_text();
     let table_errors = TableErrors::default();
-    let result = run_pipeline(&config, once, role, log_format, table_errors.clone()).await;
+    let result = run_pipeline(&config, once, role, accept, log_format, table_errors.clone()).await;
     let run = RunRecord {
         started_at,
         finished_at: status::now_text(),
@@ -107,6 +121,7 @@ async fn run_pipeline(
     config: &Config,
     once: bool,
     role: Role,
+    accept: Accept,
     log_format: LogFormat,
     table_errors: TableErrors,
 ) -> anyhow::Result<RunReport> {
@@ -146,6 +161,14 @@ async fn run_pipeline(
         progress,
         table_errors,
         retry: RetryPolicy { give_up_after: Duration::from_secs(config.pipeline.retry_for_secs) },
+        source_state: match role {
+            Role::Load => None,
+            Role::Extract | Role::All => {
+                Some(Arc::new(SourceState::open(&config.pipeline.state_dir, &config.pipeline.name)?))
+            }
+        },
+        accept_schema_change: accept.schema_change,
+        accept_source_reset: accept.source_reset,
     };
 
     let report = match (&config.bus, role) {

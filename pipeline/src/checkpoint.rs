@@ -28,6 +28,10 @@ pub trait CheckpointStore: Send + Sync + 'static {
     /// The stored checkpoint of a table; `None` when the table was never loaded.
     fn load(&self, table: &TableId) -> impl Future<Output = Result<Option<Checkpoint>, CheckpointError>> + Send;
 
+    /// Forgets a table's checkpoint: the next read starts from the beginning. The only way a
+    /// checkpoint moves back, for a source that was accepted as reset.
+    fn reset(&self, table: &TableId) -> impl Future<Output = Result<(), CheckpointError>> + Send;
+
     /// Stores a checkpoint atomically, unless it is behind the stored one.
     fn commit(
         &self,
@@ -121,6 +125,15 @@ impl CheckpointStore for FileCheckpointStore {
             .map(|e| e.checkpoint.clone()))
     }
 
+    async fn reset(&self, table: &TableId) -> Result<(), CheckpointError> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let next: Vec<FileEntry> =
+            entries.iter().filter(|e| !(e.database == table.database && e.table == table.table)).cloned().collect();
+        self.write_file(&next)?;
+        *entries = next;
+        Ok(())
+    }
+
     async fn commit(&self, table: &TableId, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         // A poisoned lock only means another commit panicked; the Vec is still whole.
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -170,6 +183,11 @@ mod tests {
         let names: Vec<_> =
             std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").file_name()).collect();
         assert_eq!(names, ["p.checkpoints.json"], "no temporary file is left behind");
+        reopened.reset(&table()).await.expect("resets");
+        assert_eq!(
+            FileCheckpointStore::open(dir.path(), "p").expect("opens").load(&table()).await.expect("loads"),
+            None
+        );
     }
 
     #[test]

@@ -40,4 +40,5 @@ pub mod runner;
 pub mod schema;
 pub mod sink;
 pub mod source;
+pub mod source_state;
 pub mod status;

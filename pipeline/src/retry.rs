@@ -76,13 +76,16 @@ impl<'a> Backoff<'a> {
         }
     }
 
-    /// The step succeeded: the next failure starts a new series.
-    pub fn succeeded(&mut self) {
-        if self.attempts > 0 {
+    /// The step succeeded: the next failure starts a new series. Returns whether it had
+    /// failed before (a recovery).
+    pub fn succeeded(&mut self) -> bool {
+        let recovered = self.attempts > 0;
+        if recovered {
             tracing::info!(attempts = self.attempts, "recovered after retrying");
         }
         self.first_failure = None;
         self.attempts = 0;
+        recovered
     }
 }
 

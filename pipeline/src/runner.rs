@@ -31,10 +31,12 @@ use crate::retry::RetryPolicy;
 use crate::schema::{TableId, TableSchema};
 use crate::sink::{Sink, SinkError};
 use crate::source::{Source, SourceError};
+use crate::source_state::SourceState;
 use crate::status::TableErrors;
 
 mod extract;
 mod load;
+mod verify;
 
 use extract::{ExtractError, Extracted};
 use load::Loader;
@@ -56,6 +58,12 @@ pub struct RunOptions {
     pub table_errors: TableErrors,
     /// How long a failing read or write is retried.
     pub retry: RetryPolicy,
+    /// What earlier runs saw of the source (`None`: nothing is compared).
+    pub source_state: Option<Arc<SourceState>>,
+    /// Go on with tables whose columns were dropped, renamed or retyped since the last run.
+    pub accept_schema_change: bool,
+    /// Read tables again from the start when the source is another server or went back in time.
+    pub accept_source_reset: bool,
 }
 
 /// What a run did, per table.
@@ -126,7 +134,7 @@ pub enum RunError {
 /// Runs the pipeline in one process over the bounded channel, until caught up (`once`) or
 /// until `shutdown` is cancelled.
 pub async fn run<Src, Snk, St>(
-    source: Src,
+    mut source: Src,
     mut sink: Snk,
     store: St,
     options: RunOptions,
@@ -139,21 +147,25 @@ where
 {
     let started = Instant::now();
     let tables: Vec<Arc<TableSchema>> = source.tables().to_vec();
-    sink.prepare(&tables).await?;
-    let checkpoints = load_checkpoints(tables.iter().map(|t| &t.id), &store).await?;
+    let mut checkpoints = load_checkpoints(tables.iter().map(|t| &t.id), &store).await?;
+    let stopped = verify::at_start(&mut source, &store, &mut checkpoints, &options).await?;
+    let ready: Vec<Arc<TableSchema>> =
+        tables.iter().zip(&stopped).filter(|(_, s)| s.is_none()).map(|(t, _)| t.clone()).collect();
+    sink.prepare(&ready).await?;
 
     let (publisher, mut subscriber) = bus::channel(options.bus_capacity);
     let extractor = tokio::spawn(extract::extract(
         source,
         publisher,
         checkpoints.clone(),
+        stopped,
         None::<St>,
         options.clone(),
         shutdown.clone(),
     ));
     let ids: Vec<TableId> = tables.iter().map(|t| t.id.clone()).collect();
     let mut loader = Loader::new(&ids, checkpoints, &options);
-    loader.prepared(&tables);
+    loader.prepared(&ready);
     let load_result = loader.run(&mut sink, &store, &mut subscriber, &shutdown, &options.health).await;
     // If the loader failed, dropping its subscriber fails the extractor's next publish (it may
     // be waiting on a full channel) and it returns. A panic in the extractor is a bug, and is
@@ -175,7 +187,7 @@ where
 /// The extracting role over a durable bus (Kafka): reads the source from its own
 /// checkpoints (in `store`) and checkpoints each batch once the bus has it.
 pub async fn run_extract<Src, P, St>(
-    source: Src,
+    mut source: Src,
     publisher: P,
     store: St,
     options: RunOptions,
@@ -188,9 +200,10 @@ where
 {
     let started = Instant::now();
     let tables: Vec<Arc<TableSchema>> = source.tables().to_vec();
-    let checkpoints = load_checkpoints(tables.iter().map(|t| &t.id), &store).await?;
+    let mut checkpoints = load_checkpoints(tables.iter().map(|t| &t.id), &store).await?;
+    let stopped = verify::at_start(&mut source, &store, &mut checkpoints, &options).await?;
     let (done, reached, result) =
-        extract::extract(source, publisher, checkpoints, Some(store), options.clone(), shutdown).await;
+        extract::extract(source, publisher, checkpoints, stopped, Some(store), options.clone(), shutdown).await;
     let reports = tables
         .iter()
         .zip(done)
@@ -282,6 +295,12 @@ impl<'a> Errors<'a> {
             Err(ExtractError::Source(e)) => {
                 self.count(metrics::STAGE_EXTRACT, e.is_retryable());
                 self.all.push(e.into());
+            }
+            Err(ExtractError::Tables(errors)) => {
+                for e in errors {
+                    self.count(metrics::STAGE_EXTRACT, false);
+                    self.all.push(e.into());
+                }
             }
             Err(ExtractError::Bus(e)) => {
                 self.count(metrics::STAGE_EXTRACT, e.is_retryable());

@@ -100,6 +100,74 @@ impl TableSchema {
     }
 }
 
+/// How a table's columns changed between two looks at it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Evolution {
+    Same,
+    /// Columns were added (named here); every earlier column is as it was. Sinks add them.
+    Added(Vec<String>),
+    /// A column was dropped, renamed or retyped, or the key or cursor changed: what changed,
+    /// in words. Replicating on would lose or garble data, so the table stops.
+    Breaking(String),
+}
+
+impl TableSchema {
+    /// How `now` differs from `self` (what was last seen). Column order does not matter:
+    /// statements and sinks name columns.
+    pub fn evolution(&self, now: &TableSchema) -> Evolution {
+        let find = |name: &str| now.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name));
+        let added: Vec<&ColumnSchema> =
+            now.columns.iter().filter(|c| !self.columns.iter().any(|o| o.name.eq_ignore_ascii_case(&c.name))).collect();
+        let mut changes = Vec::new();
+        for old in &self.columns {
+            match find(&old.name) {
+                None => {
+                    let renamed: Vec<&str> =
+                        added.iter().filter(|c| c.source_type == old.source_type).map(|c| c.name.as_str()).collect();
+                    if renamed.is_empty() {
+                        changes.push(format!("column {} ({}) was dropped", old.name, old.source_type));
+                    } else {
+                        changes.push(format!(
+                            "column {} was dropped or renamed (to {}?)",
+                            old.name,
+                            renamed.join(" or ")
+                        ));
+                    }
+                }
+                Some(c) if c.source_type != old.source_type || c.source_nullable != old.source_nullable => {
+                    let null = |n: bool| if n { "NULL" } else { "NOT NULL" };
+                    changes.push(format!(
+                        "column {} changed from {} {} to {} {}",
+                        old.name,
+                        old.source_type,
+                        null(old.source_nullable),
+                        c.source_type,
+                        null(c.source_nullable)
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let names = |t: &TableSchema, idx: &[usize]| {
+            idx.iter().map(|&i| t.columns[i].name.to_ascii_lowercase()).collect::<Vec<_>>()
+        };
+        if names(self, &self.key) != names(now, &now.key) {
+            changes.push(format!(
+                "the primary key changed from ({}) to ({})",
+                names(self, &self.key).join(", "),
+                names(now, &now.key).join(", ")
+            ));
+        }
+        if !changes.is_empty() {
+            Evolution::Breaking(changes.join("; "))
+        } else if added.is_empty() {
+            Evolution::Same
+        } else {
+            Evolution::Added(added.iter().map(|c| c.name.clone()).collect())
+        }
+    }
+}
+
 /// [`TableSchema`] without its derived Arrow form.
 #[derive(Serialize, Deserialize)]
 struct WireSchema {
@@ -107,4 +175,68 @@ struct WireSchema {
     columns: Vec<ColumnSchema>,
     key: Vec<usize>,
     cursor: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, ty: &str, nullable: bool) -> ColumnSchema {
+        ColumnSchema {
+            name: name.into(),
+            source_type: ty.into(),
+            charset: None,
+            collation: None,
+            source_nullable: nullable,
+            data_type: DataType::Int64,
+            nullable,
+        }
+    }
+
+    fn table(columns: Vec<ColumnSchema>) -> TableSchema {
+        TableSchema::new(TableId { database: "d".into(), table: "t".into() }, columns, vec![0], 1)
+    }
+
+    fn base() -> Vec<ColumnSchema> {
+        vec![col("id", "bigint(20)", false), col("update_time", "datetime(6)", false), col("name", "varchar(64)", true)]
+    }
+
+    #[test]
+    fn same_columns_in_another_order_or_case_are_the_same() {
+        let mut moved = base();
+        moved.swap(1, 2);
+        moved[2].name = "UPDATE_TIME".into();
+        let mut t = table(moved);
+        t.cursor = 2;
+        assert_eq!(table(base()).evolution(&t), Evolution::Same);
+    }
+
+    #[test]
+    fn added_columns_evolve() {
+        let mut more = base();
+        more.push(col("note", "text", true));
+        assert_eq!(table(base()).evolution(&table(more)), Evolution::Added(vec!["note".into()]));
+    }
+
+    #[test]
+    fn dropped_renamed_and_retyped_columns_break_and_say_what_changed() {
+        let dropped = table(base()[..2].to_vec());
+        let Evolution::Breaking(why) = table(base()).evolution(&dropped) else { panic!("dropped") };
+        assert_eq!(why, "column name (varchar(64)) was dropped");
+
+        let mut renamed = base();
+        renamed[2].name = "title".into();
+        let Evolution::Breaking(why) = table(base()).evolution(&table(renamed)) else { panic!("renamed") };
+        assert_eq!(why, "column name was dropped or renamed (to title?)");
+
+        let mut retyped = base();
+        retyped[2] = col("name", "varchar(16)", false);
+        let Evolution::Breaking(why) = table(base()).evolution(&table(retyped)) else { panic!("retyped") };
+        assert_eq!(why, "column name changed from varchar(64) NULL to varchar(16) NOT NULL");
+
+        let mut rekeyed = table(base());
+        rekeyed.key = vec![0, 2];
+        let Evolution::Breaking(why) = table(base()).evolution(&rekeyed) else { panic!("rekeyed") };
+        assert_eq!(why, "the primary key changed from (id) to (id, name)");
+    }
 }

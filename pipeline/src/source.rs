@@ -26,6 +26,28 @@ pub trait Source: Send + 'static {
         None
     }
 
+    /// The identity of the server behind the source (`@@server_uuid`), when it has one: a
+    /// change means another server answers at the same address.
+    fn server_id(&mut self) -> impl Future<Output = Result<Option<String>, SourceError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// The highest cursor value `tables()[table]` holds now (`None`: no row has one). Lower
+    /// than a checkpoint's cursor means the source went back in time: restored from a backup.
+    fn highest_cursor(&mut self, _table: usize) -> impl Future<Output = Result<Option<DateTime>, SourceError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Called before each pass over `tables()[table]`: looks at the table's columns again.
+    /// `Some`: columns were added and reads carry them from now on (the returned schema);
+    /// a column dropped, renamed or retyped is [`SourceError::SchemaChanged`].
+    fn begin_pass(
+        &mut self,
+        _table: usize,
+    ) -> impl Future<Output = Result<Option<Arc<TableSchema>>, SourceError>> + Send {
+        async { Ok(None) }
+    }
+
     /// Up to `max_rows` rows of `tables()[table]` strictly after `after`, with cursor values up
     /// to the pass's upper bound. The first read of a pass (`bound.0 == None`) takes the bound
     /// from the source's clock in the same snapshot as its rows and stores it in `bound`.
@@ -64,6 +86,18 @@ pub enum SourceError {
     UnsupportedCursor { table: TableId, column: String, column_type: String, key: String },
     #[error("table {table} column {column}: {reason}")]
     Decode { table: TableId, column: String, reason: String },
+    #[error(
+        "table {table} changed: {change}. highwater stopped reading it (other tables go on). Make the sink's \
+         copy match (for a MySQL sink, ALTER its table the same way; Parquet needs nothing), then restart \
+         highwater: it goes on from the checkpoint with the table as it is now"
+    )]
+    SchemaChanged { table: TableId, change: String },
+    #[error(
+        "table {table}: {what}. The checkpoint may point past rows this source never had, or skip rows it has \
+         now: nothing was read. If this is the source you mean, run with --accept-source-reset to read the \
+         table again from the start (the sink keeps what it has; upserts make it current)"
+    )]
+    SourceReset { table: TableId, what: String },
     #[error("reading {what} failed")]
     Query {
         what: String,
@@ -82,7 +116,9 @@ impl SourceError {
             | SourceError::NoPrimaryKey { table }
             | SourceError::UnsupportedType { table, .. }
             | SourceError::UnsupportedCursor { table, .. }
-            | SourceError::Decode { table, .. } => Some(table),
+            | SourceError::Decode { table, .. }
+            | SourceError::SchemaChanged { table, .. }
+            | SourceError::SourceReset { table, .. } => Some(table),
             SourceError::Pool(_) | SourceError::Query { .. } => None,
         }
     }

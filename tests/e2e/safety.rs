@@ -405,3 +405,149 @@ async fn odd_table_and_column_names_are_quoted_in_every_statement() {
     source.drop_db().await;
     sink.drop_db().await;
 }
+
+/// `highwater run --once` with extra flags: (success, stderr).
+fn run_with(p: &Pipeline, flags: &[&str]) -> (bool, String) {
+    let out = p.command().arg("--once").args(flags).output().expect("highwater runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schema_changes_evolve_the_sink_or_stop_only_their_table() {
+    let source = TestDb::new("schema").await;
+    let sink = TestDb::new("schema_sink").await;
+    orders(&source, 100, false).await;
+    source
+        .exec(
+            "CREATE TABLE customers (id INT PRIMARY KEY, update_time DATETIME(6) NOT NULL, KEY (update_time)); \
+             INSERT INTO customers SELECT seq, '2026-01-01' FROM seq_1_to_10",
+        )
+        .await;
+    let tables = [("orders", "update_time"), ("customers", "update_time")];
+    let mysql = Pipeline::new(&source.url(), &tables, 40, &mysql_sink(&sink, 40));
+    let parquet = Pipeline::new(&source.url(), &tables, 40, "");
+    parquet.set_sink(&parquet.parquet_sink());
+    mysql.run_once();
+    parquet.run_once();
+
+    // A new column: the MySQL target gains it, new Parquet files carry it.
+    source
+        .exec(
+            "ALTER TABLE orders ADD COLUMN note VARCHAR(32) NULL; \
+             UPDATE orders SET note = 'noted ✓', update_time = NOW(6) WHERE id <= 5",
+        )
+        .await;
+    mysql.run_once();
+    parquet.run_once();
+    assert_same_rows("mysql, added column", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
+    let files = read_parquet(&parquet.out().join("orders"), &["id"], "update_time");
+    assert!(files.types.contains_key("note"), "{:?}", files.types);
+    assert_same_rows("parquet, added column", &source.canonical("orders").await, &files.rows, &[]);
+
+    // A dropped column stops its table, run after run; the other table goes on.
+    source.exec("ALTER TABLE orders DROP COLUMN amount").await;
+    source.exec("INSERT INTO customers SELECT 100 + seq, NOW(6) FROM seq_1_to_5").await;
+    for attempt in 0..2 {
+        let (ok, stderr) = run_with(&mysql, &[]);
+        assert!(!ok, "attempt {attempt}: a dropped column fails the run");
+        assert!(stderr.contains("orders changed: column amount (decimal(12,2)) was dropped"), "{stderr}");
+        assert_eq!(sink.count("customers").await, 15, "the other table goes on");
+    }
+    let (_, status) = mysql.subcommand(&["status", "--json"]);
+    assert!(status.contains("was dropped"), "status shows the stopped table: {status}");
+
+    // The operator aligns the sink and accepts; later runs go on as usual.
+    sink.exec("ALTER TABLE orders DROP COLUMN amount").await;
+    source.exec("UPDATE orders SET name = 'after the change', update_time = NOW(6) WHERE id = 7").await;
+    let (ok, stderr) = run_with(&mysql, &["--accept-schema-change"]);
+    assert!(ok, "{stderr}");
+    let (ok, stderr) = run_with(&mysql, &[]);
+    assert!(ok, "the accepted schema is the one compared from now on: {stderr}");
+    assert_same_rows("mysql, accepted", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
+
+    // Under a daemon: a new column evolves it, a retyped one stops only its table.
+    let (mut daemon, _) = mysql.spawn_daemon();
+    source
+        .exec(
+            "ALTER TABLE orders ADD COLUMN tag INT NULL; UPDATE orders SET tag = 7, update_time = NOW(6) WHERE id = 9",
+        )
+        .await;
+    until(&mut daemon, 30, "the new column", async || {
+        sink.try_rows("SELECT tag FROM orders WHERE id = 9").await.is_ok_and(|r| r[0][0].as_deref() == Some("7"))
+    })
+    .await;
+    source.exec("ALTER TABLE orders MODIFY name VARCHAR(16) NOT NULL").await;
+    source.exec("UPDATE orders SET tag = 8, update_time = NOW(6) WHERE id = 10").await;
+    source.exec("INSERT INTO customers SELECT 200 + seq, NOW(6) FROM seq_1_to_5").await;
+    until(&mut daemon, 30, "the other table", async || sink.count("customers").await == 20).await;
+    assert!(daemon.0.try_wait().expect("wait").is_none(), "the daemon goes on with the other table");
+    let tag = sink.rows("SELECT tag FROM orders WHERE id = 10").await;
+    assert_eq!(tag[0][0], None, "the retyped table stopped: its later change was not copied");
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restored_or_replaced_source_stops_until_the_reset_is_accepted() {
+    let source = TestDb::new("reset").await;
+    let sink = TestDb::new("reset_sink").await;
+    orders(&source, 100, false).await;
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 40, &mysql_sink(&sink, 40));
+    p.run_once();
+
+    // A restore from an older backup: the newest rows are gone, and rows changed since the
+    // backup are older than the checkpoint.
+    source.exec("DELETE FROM orders WHERE id > 60; UPDATE orders SET name = 'restored' WHERE id = 3").await;
+    let (ok, stderr) = run_with(&p, &[]);
+    assert!(
+        !ok && stderr.contains("older than the checkpoint") && stderr.contains("--accept-source-reset"),
+        "{stderr}"
+    );
+    assert_eq!(sink.count("orders").await, 100, "nothing was read");
+    let (ok, stderr) = run_with(&p, &["--accept-source-reset"]);
+    assert!(ok, "{stderr}");
+    let row = sink.rows("SELECT name FROM orders WHERE id = 3").await;
+    assert_eq!(row[0][0].as_deref(), Some("restored"), "the table was read again from the start");
+    p.run_once();
+
+    // Another server behind the URL, holding the same database and rows: refused until accepted.
+    let other = harness::OwnServer::start();
+    let mut conn = mysql_async::Conn::from_url(other.url()).await.expect("the other server");
+    conn.query_drop(format!("CREATE DATABASE `{}`", source.name)).await.expect("database");
+    drop(conn);
+    let copy = format!("{}/{}", other.url(), source.name);
+    let mut conn = mysql_async::Conn::from_url(copy.as_str()).await.expect("the copy");
+    conn.query_drop(
+        "CREATE TABLE orders (id BIGINT UNSIGNED PRIMARY KEY, update_time DATETIME(6) NOT NULL, \
+         name VARCHAR(64) NOT NULL, amount DECIMAL(12,2), KEY (update_time)) DEFAULT CHARSET=utf8mb4",
+    )
+    .await
+    .expect("table");
+    let rows =
+        source.rows("SELECT id, DATE_FORMAT(update_time, '%Y-%m-%d %H:%i:%s.%f'), name, amount FROM orders").await;
+    for r in rows {
+        conn.exec_drop(
+            "INSERT INTO orders VALUES (?, ?, ?, ?)",
+            (r[0].clone(), r[1].clone(), r[2].clone(), r[3].clone()),
+        )
+        .await
+        .expect("row");
+    }
+    drop(conn);
+    let config = std::fs::read_to_string(&p.config).expect("config").replace(&source.url(), &copy);
+    std::fs::write(&p.config, config).expect("config");
+    let (ok, stderr) = run_with(&p, &[]);
+    assert!(!ok && stderr.contains("another server"), "{stderr}");
+    let (ok, stderr) = run_with(&p, &["--accept-source-reset"]);
+    assert!(ok, "{stderr}");
+    let (ok, stderr) = run_with(&p, &[]);
+    assert!(ok, "the new server is the one compared from now on: {stderr}");
+    // Every source row is current in the sink; the rows the restore lost stay there (hard
+    // deletes are not seen by polling).
+    let (expected, mut held) = (source.canonical("orders").await, sink.canonical("orders").await);
+    held.retain(|k, _| expected.contains_key(k));
+    assert_same_rows("after the failover", &expected, &held, &[]);
+    assert_eq!(sink.count("orders").await, 100);
+    source.drop_db().await;
+    sink.drop_db().await;
+}

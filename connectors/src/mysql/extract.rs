@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 use arrow_array::{Array, RecordBatch};
 use highwater_mysql::Pool;
 use highwater_pipeline::batch::{BatchStats, ChangeBatch, Op};
-use highwater_pipeline::config::{MysqlSourceConfig, ZeroDates};
+use highwater_pipeline::config::{MysqlSourceConfig, TableConfig, ZeroDates};
 use highwater_pipeline::cursor::{DateTime, Key, Position};
+use highwater_pipeline::ident::quote;
 use highwater_pipeline::metrics::Metrics;
-use highwater_pipeline::schema::TableSchema;
+use highwater_pipeline::schema::{Evolution, TableSchema};
 use highwater_pipeline::source::{PassBound, Source, SourceError};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row, TxOpts, Value};
@@ -17,7 +18,7 @@ use mysql_async::{Conn, Params, Row, TxOpts, Value};
 use super::bound::{Holder, OpenTransactions};
 use super::connect::{self, query_error};
 use super::decode::{self, ColumnBuilder, Pushed};
-use super::discover::discover;
+use super::discover::{Discovered, discover};
 use super::query::TableQueries;
 use super::types::Kind;
 
@@ -40,6 +41,36 @@ struct Table {
     late_floor: Option<DateTime>,
 }
 
+impl Table {
+    /// A discovered table, configured by `config` (`source.tables[i]`).
+    fn new(found: Discovered, config: &TableConfig, i: usize, batch_rows: usize) -> Result<Table, SourceError> {
+        let soft_delete = match &config.soft_delete {
+            None => None,
+            Some(name) => {
+                Some(found.schema.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name)).ok_or_else(|| {
+                    SourceError::MissingColumn {
+                        table: found.schema.id.clone(),
+                        column: name.clone(),
+                        key: format!("source.tables[{i}].soft_delete"),
+                    }
+                })?)
+            }
+        };
+        let schema = Arc::new(found.schema);
+        Ok(Table {
+            estimated_rows: None,
+            queries: TableQueries::new(&schema, batch_rows),
+            cursor_nullable: schema.cursor_column().source_nullable,
+            kinds: found.kinds,
+            incrementing: found.incrementing,
+            soft_delete,
+            schema,
+            clock_bound: None,
+            late_floor: None,
+        })
+    }
+}
+
 /// The server's row estimate of a table: instant (statistics), not a count.
 const ESTIMATED_ROWS_SQL: &str =
     "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
@@ -47,6 +78,9 @@ const ESTIMATED_ROWS_SQL: &str =
 /// The incremental MySQL/MariaDB/TiDB source.
 pub struct MysqlSource {
     pool: Pool,
+    database: String,
+    configs: Vec<TableConfig>,
+    batch_rows: usize,
     tables: Vec<Table>,
     schemas: Vec<Arc<TableSchema>>,
     lag_secs: u64,
@@ -72,39 +106,21 @@ impl MysqlSource {
         let mut tables = Vec::with_capacity(config.tables.len());
         for (i, t) in config.tables.iter().enumerate() {
             let found = discover(&mut conn, &database, &t.name, &t.cursor, &format!("source.tables[{i}]")).await?;
-            let soft_delete = match &t.soft_delete {
-                None => None,
-                Some(name) => {
-                    Some(found.schema.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name)).ok_or_else(
-                        || SourceError::MissingColumn {
-                            table: found.schema.id.clone(),
-                            column: name.clone(),
-                            key: format!("source.tables[{i}].soft_delete"),
-                        },
-                    )?)
-                }
-            };
-            let schema = Arc::new(found.schema);
             let estimated_rows: Option<Option<u64>> =
                 conn.exec_first(ESTIMATED_ROWS_SQL, (&database, &t.name))
                     .await
-                    .map_err(|e| query_error(format!("the size of {}", schema.id), e))?;
-            tables.push(Table {
-                estimated_rows: estimated_rows.flatten(),
-                queries: TableQueries::new(&schema, config.batch_rows),
-                cursor_nullable: schema.cursor_column().source_nullable,
-                kinds: found.kinds,
-                incrementing: found.incrementing,
-                soft_delete,
-                schema,
-                clock_bound: None,
-                late_floor: None,
-            });
+                    .map_err(|e| query_error(format!("the size of {database}.{}", t.name), e))?;
+            let mut table = Table::new(found, t, i, config.batch_rows)?;
+            table.estimated_rows = estimated_rows.flatten();
+            tables.push(table);
         }
         drop(conn);
         let schemas = tables.iter().map(|t| t.schema.clone()).collect();
         Ok(MysqlSource {
             pool,
+            database,
+            configs: config.tables.clone(),
+            batch_rows: config.batch_rows,
             tables,
             schemas,
             lag_secs: config.lag_secs,
@@ -151,6 +167,58 @@ impl Source for MysqlSource {
 
     fn estimated_rows(&self, table: usize) -> Option<u64> {
         self.tables[table].estimated_rows
+    }
+
+    async fn server_id(&mut self) -> Result<Option<String>, SourceError> {
+        let mut conn = self.pool.get().await?;
+        let id: Option<Option<String>> = match conn.query_first("SELECT @@server_uuid").await {
+            Ok(id) => id,
+            // MariaDB names it differently.
+            Err(_) => conn.query_first("SELECT @@server_uid").await.unwrap_or(None),
+        };
+        Ok(id.flatten().filter(|id| !id.is_empty()))
+    }
+
+    async fn highest_cursor(&mut self, table: usize) -> Result<Option<DateTime>, SourceError> {
+        let t = &self.tables[table];
+        if t.incrementing {
+            return Ok(None);
+        }
+        let mut conn = self.pool.get().await?;
+        let sql = format!(
+            "SELECT MAX({}) FROM {}.{}",
+            quote(&t.schema.cursor_column().name),
+            quote(&t.schema.id.database),
+            quote(&t.schema.id.table)
+        );
+        let row: Option<Row> =
+            conn.query_first(sql).await.map_err(|e| query_error(format!("the newest row of {}", t.schema.id), e))?;
+        match row.and_then(|mut r| r.take::<Value, _>(0)) {
+            None | Some(Value::NULL) => Ok(None),
+            Some(v) => decode::datetime(&v).map(Some).map_err(|reason| decode_error(t, t.schema.cursor, reason)),
+        }
+    }
+
+    async fn begin_pass(&mut self, table: usize) -> Result<Option<Arc<TableSchema>>, SourceError> {
+        let config = &self.configs[table];
+        let mut conn = self.pool.get().await?;
+        let key = format!("source.tables[{table}]");
+        let found = discover(&mut conn, &self.database, &config.name, &config.cursor, &key).await?;
+        let old = &self.tables[table];
+        match old.schema.evolution(&found.schema) {
+            Evolution::Same => Ok(None),
+            Evolution::Breaking(change) => Err(SourceError::SchemaChanged { table: old.schema.id.clone(), change }),
+            Evolution::Added(columns) => {
+                tracing::info!(table = %old.schema.id, ?columns, "the table has new columns: they are read from now on and the sink adds them");
+                let mut next = Table::new(found, config, table, self.batch_rows)?;
+                next.estimated_rows = old.estimated_rows;
+                next.clock_bound = old.clock_bound;
+                next.late_floor = old.late_floor;
+                self.schemas[table] = next.schema.clone();
+                self.tables[table] = next;
+                Ok(Some(self.schemas[table].clone()))
+            }
+        }
     }
 
     async fn next_batch(

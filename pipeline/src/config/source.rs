@@ -101,7 +101,7 @@ fn default_matomo_prefix() -> String {
 }
 
 /// One table to replicate and the column that tells when a row changed.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableConfig {
     pub name: String,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::RunOptions;
+use super::{RunOptions, verify};
 use crate::bus::{Message, Publish};
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::cursor::Position;
@@ -20,6 +20,8 @@ use crate::status::TableErrors;
 
 pub(super) enum ExtractError {
     Source(SourceError),
+    /// Tables stopped by errors of their own while the others went on.
+    Tables(Vec<SourceError>),
     Checkpoint(CheckpointError),
     /// The loader went away; its own error says why.
     BusClosed,
@@ -43,6 +45,14 @@ impl ExtractError {
     }
 }
 
+/// Stops reading one table: the error is logged and recorded for `status` now, and reported
+/// with the run's result at its end.
+fn stop(table: &TableId, errors: &TableErrors, slot: &mut Option<SourceError>, e: SourceError) {
+    tracing::error!(%table, "{e}");
+    errors.record(table, &e);
+    *slot = Some(e);
+}
+
 /// What one table's reading did, for the run's report.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Extracted {
@@ -59,15 +69,55 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
     mut source: Src,
     mut publisher: P,
     mut checkpoints: Vec<Checkpoint>,
+    mut stopped: Vec<Option<SourceError>>,
     store: Option<St>,
     options: RunOptions,
     shutdown: CancellationToken,
 ) -> (Vec<Extracted>, Vec<Checkpoint>, Result<(), ExtractError>) {
-    let tables: Vec<Arc<TableSchema>> = source.tables().to_vec();
+    let mut tables: Vec<Arc<TableSchema>> = source.tables().to_vec();
     let mut done = vec![Extracted::default(); tables.len()];
+    // Tables stopped by an error of their own (a schema change, a value that cannot be read):
+    // the other tables go on, and the run reports these at its end.
+    for (table, e) in tables.iter().zip(&stopped) {
+        if let Some(e) = e {
+            tracing::error!(table = %table.id, "{e}");
+            options.table_errors.record(&table.id, e);
+        }
+    }
     let result = async {
         'passes: loop {
-            for (i, table) in tables.iter().enumerate() {
+            'tables: for i in 0..tables.len() {
+                if stopped[i].is_some() {
+                    continue;
+                }
+                let errors = &options.table_errors;
+                let mut backoff = Backoff::new(options.retry, &options.metrics, metrics::STAGE_EXTRACT);
+                loop {
+                    match source.begin_pass(i).await {
+                        Ok(evolved) => {
+                            if let Some(schema) = evolved {
+                                if let Some(state) = &options.source_state {
+                                    state.set_schema(&schema).map_err(ExtractError::Checkpoint)?;
+                                }
+                                tables[i] = schema;
+                            }
+                            break;
+                        }
+                        Err(e) => {
+                            let what = format!("looking at {}", tables[i].id);
+                            match backoff.failed(&what, &e, e.is_retryable(), &shutdown).await {
+                                Next::Retry => continue,
+                                Next::Shutdown => break 'passes,
+                                Next::GiveUp if e.table().is_some() => {
+                                    stop(&tables[i].id, errors, &mut stopped[i], e);
+                                    continue 'tables;
+                                }
+                                Next::GiveUp => return Err(ExtractError::source(&tables[i].id, errors, e)),
+                            }
+                        }
+                    }
+                }
+                let table = &tables[i];
                 let pass_started = Instant::now();
                 let label = table.id.to_string();
                 let errors = &options.table_errors;
@@ -91,12 +141,29 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
                                 match backoff.failed(&what, &e, e.is_retryable(), &shutdown).await {
                                     Next::Retry => continue,
                                     Next::Shutdown => break 'passes,
+                                    Next::GiveUp if e.table().is_some() => {
+                                        progress.finish();
+                                        stop(&table.id, errors, &mut stopped[i], e);
+                                        continue 'tables;
+                                    }
                                     Next::GiveUp => return Err(ExtractError::source(&table.id, errors, e)),
                                 }
                             }
                         }
                     };
-                    backoff.succeeded();
+                    if backoff.succeeded() {
+                        // Reads failed and work again: is it still the same source?
+                        let state = options.source_state.as_deref();
+                        let reset = match verify::after_recovery(&mut source, i, &checkpoints[i].position, state).await {
+                            Ok(reset) => reset.map(|what| SourceError::SourceReset { table: table.id.clone(), what }),
+                            Err(e) => Some(e),
+                        };
+                        if let Some(e) = reset {
+                            progress.finish();
+                            stop(&table.id, errors, &mut stopped[i], e);
+                            continue 'tables;
+                        }
+                    }
                     let m = &options.metrics;
                     m.stage_seconds.with_label_values(&[metrics::STAGE_EXTRACT]).observe(started.elapsed().as_secs_f64());
                     let Some(batch) = batch else {
@@ -160,7 +227,7 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
                 total.late_rows += pass.late_rows;
             }
             options.health.set_ready(true);
-            if options.once {
+            if options.once || stopped.iter().all(Option::is_some) {
                 break;
             }
             tokio::select! {
@@ -172,6 +239,11 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
         Ok(())
     }
     .await;
+    let stopped: Vec<SourceError> = stopped.into_iter().flatten().collect();
+    let result = match result {
+        Ok(()) if !stopped.is_empty() => Err(ExtractError::Tables(stopped)),
+        other => other,
+    };
     (done, checkpoints, result)
 }
 

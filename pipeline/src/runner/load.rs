@@ -1,7 +1,7 @@
 //! The loading side: takes messages off the bus, writes batches, and once the sink says they
 //! are durable advances the checkpoints and acks the bus. Lag is set here, from what is durable.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,8 +27,9 @@ pub(super) struct Loader {
     index: HashMap<TableId, usize>,
     reports: Vec<TableReport>,
     committed: Vec<Checkpoint>,
-    /// Tables the sink was prepared for.
-    prepared: HashSet<TableId>,
+    /// Tables the sink was prepared for, with the schema it was prepared for: a batch with
+    /// other columns (the source's table gained some) prepares it again.
+    prepared: HashMap<TableId, Arc<TableSchema>>,
     /// Batches written but not yet durable: (table index, upto, rows).
     pending: Vec<(usize, Position, u64)>,
     /// Pass bounds reached behind batches not yet durable: (table index, bound).
@@ -56,7 +57,7 @@ impl Loader {
             index: tables.iter().enumerate().map(|(i, t)| (t.clone(), i)).collect(),
             reports,
             committed: checkpoints,
-            prepared: HashSet::new(),
+            prepared: HashMap::new(),
             pending: Vec::new(),
             caught_up: Vec::new(),
         }
@@ -64,7 +65,7 @@ impl Loader {
 
     /// The sink was prepared for these tables before the run.
     pub(super) fn prepared(&mut self, tables: &[Arc<TableSchema>]) {
-        self.prepared.extend(tables.iter().map(|t| t.id.clone()));
+        self.prepared.extend(tables.iter().map(|t| (t.id.clone(), t.clone())));
     }
 
     /// Loads until the bus ends or `shutdown`, then flushes, commits and acks what is durable.
@@ -109,7 +110,8 @@ impl Loader {
                 // A table this pipeline does not list (a shared topic): not ours to load.
                 continue;
             };
-            if !self.prepared.contains(&batch.table.id) {
+            let prepared = self.prepared.get(&batch.table.id);
+            if prepared.is_none_or(|p| !Arc::ptr_eq(p, &batch.table) && p.columns != batch.table.columns) {
                 let mut backoff = Backoff::new(self.retry, &self.metrics, metrics::STAGE_LOAD);
                 loop {
                     match sink.prepare(std::slice::from_ref(&batch.table)).await {
@@ -123,7 +125,7 @@ impl Loader {
                         }
                     }
                 }
-                self.prepared.insert(batch.table.id.clone());
+                self.prepared.insert(batch.table.id.clone(), batch.table.clone());
             }
             let started = Instant::now();
             // A failed write left nothing behind (a rolled-back transaction, no visible file),

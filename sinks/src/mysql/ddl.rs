@@ -11,25 +11,7 @@ use highwater_pipeline::schema::TableSchema;
 
 /// `CREATE TABLE IF NOT EXISTS` for the target of `table`.
 pub fn create_table(table: &TableSchema) -> String {
-    let mut lines: Vec<String> = table
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let mut line = format!("  {} {}", quote(&c.name), c.source_type);
-            if let (Some(charset), Some(collation)) = (&c.charset, &c.collation)
-                && is_textual(&c.source_type)
-            {
-                line.push_str(&format!(" CHARACTER SET {charset} COLLATE {collation}"));
-            }
-            if table.key.contains(&i) || !c.nullable {
-                line.push_str(" NOT NULL");
-            } else {
-                line.push_str(" NULL DEFAULT NULL");
-            }
-            line
-        })
-        .collect();
+    let mut lines: Vec<String> = (0..table.columns.len()).map(|i| format!("  {}", column(table, i, false))).collect();
     let key: Vec<String> = table.key_columns().map(|c| quote(&c.name)).collect();
     lines.push(format!("  PRIMARY KEY ({})", key.join(", ")));
     lines.push(format!("  KEY `hw_cursor` ({})", quote(&table.cursor_column().name)));
@@ -38,6 +20,33 @@ pub fn create_table(table: &TableSchema) -> String {
         quote(&table.id.table),
         lines.join(",\n")
     )
+}
+
+/// The definition of column `i`; `added` ones admit NULL, which the rows loaded before hold.
+fn column(table: &TableSchema, i: usize, added: bool) -> String {
+    let c = &table.columns[i];
+    let mut line = format!("{} {}", quote(&c.name), c.source_type);
+    if let (Some(charset), Some(collation)) = (&c.charset, &c.collation)
+        && is_textual(&c.source_type)
+    {
+        line.push_str(&format!(" CHARACTER SET {charset} COLLATE {collation}"));
+    }
+    if !added && (table.key.contains(&i) || !c.nullable) {
+        line.push_str(" NOT NULL");
+    } else {
+        line.push_str(" NULL DEFAULT NULL");
+    }
+    line
+}
+
+/// `ALTER TABLE ... ADD COLUMN ...` for the columns of `table` the target (with columns
+/// `existing`) lacks; `None` when it has them all.
+pub fn add_columns(table: &TableSchema, existing: &[String]) -> Option<String> {
+    let adds: Vec<String> = (0..table.columns.len())
+        .filter(|&i| !existing.iter().any(|e| e.eq_ignore_ascii_case(&table.columns[i].name)))
+        .map(|i| format!("ADD COLUMN {}", column(table, i, true)))
+        .collect();
+    (!adds.is_empty()).then(|| format!("ALTER TABLE {} {}", quote(&table.id.table), adds.join(", ")))
 }
 
 /// Column types that take a character set clause.
@@ -90,5 +99,30 @@ mod tests {
              PRIMARY KEY (`idvisit`, `idgoal`),\n  KEY `hw_cursor` (`server_time`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
         );
         assert!(!create_table(&t).to_ascii_uppercase().contains("FOREIGN"));
+    }
+
+    #[test]
+    fn added_columns_admit_null_for_the_rows_loaded_before() {
+        let t = TableSchema::new(
+            TableId { database: "m".into(), table: "o`rders".into() },
+            vec![
+                col("id", "bigint(20)", false, None),
+                col("update_time", "datetime(6)", false, None),
+                col("note", "varchar(8)", false, Some("utf8mb4")),
+                col("n", "int(11)", true, None),
+            ],
+            vec![0],
+            1,
+        );
+        let existing = ["ID".to_owned(), "update_time".to_owned()];
+        assert_eq!(
+            add_columns(&t, &existing).as_deref(),
+            Some(
+                "ALTER TABLE `o``rders` ADD COLUMN `note` varchar(8) CHARACTER SET utf8mb4 COLLATE \
+                 utf8mb4_general_ci NULL DEFAULT NULL, ADD COLUMN `n` int(11) NULL DEFAULT NULL"
+            )
+        );
+        let all: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
+        assert_eq!(add_columns(&t, &all), None);
     }
 }

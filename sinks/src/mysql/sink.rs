@@ -50,6 +50,9 @@ const SESSION_SETUP: [&str; 4] = [
     "SET FOREIGN_KEY_CHECKS = 0",
 ];
 
+const TARGET_COLUMNS: &str =
+    "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
+
 /// MySQL's "table doesn't exist".
 const NO_SUCH_TABLE: u16 = 1146;
 
@@ -101,6 +104,17 @@ impl Sink for MysqlSink {
             conn.query_drop(ddl::create_table(t))
                 .await
                 .map_err(|e| db_error(&format!("creating the target table of {}", t.id), e))?;
+            // The source's table may have gained columns since the target was created.
+            let existing: Vec<String> = conn
+                .exec(TARGET_COLUMNS, (&t.id.table,))
+                .await
+                .map_err(|e| db_error(&format!("reading the columns of the target of {}", t.id), e))?;
+            if let Some(alter) = ddl::add_columns(t, &existing) {
+                tracing::info!(table = %t.id, "adding the source's new columns to the target: {alter}");
+                conn.query_drop(&alter)
+                    .await
+                    .map_err(|e| db_error(&format!("adding columns to the target of {}", t.id), e))?;
+            }
             self.statements.insert(t.id.clone(), UpsertSql::new(t));
         }
         Ok(())
@@ -175,6 +189,16 @@ impl CheckpointStore for MysqlCheckpointStore {
         match read_checkpoint(&mut conn, &self.pipeline, table, false).await {
             // No checkpoint table yet: nothing was ever loaded into this database.
             Err(mysql_async::Error::Server(e)) if e.code == NO_SUCH_TABLE => Ok(None),
+            other => other.map_err(|e| cp_error(&what, e)),
+        }
+    }
+
+    async fn reset(&self, table: &TableId) -> Result<(), CheckpointError> {
+        let what = format!("resetting the checkpoint of {table}");
+        let mut conn = self.pool.get().await.map_err(|e| pool_cp_error(&what, e))?;
+        let sql = "DELETE FROM `_highwater_checkpoints` WHERE `pipeline` = ? AND `source_database` = ? AND `source_table` = ?";
+        match conn.exec_drop(sql, (&self.pipeline, &table.database, &table.table)).await {
+            Err(mysql_async::Error::Server(e)) if e.code == NO_SUCH_TABLE => Ok(()),
             other => other.map_err(|e| cp_error(&what, e)),
         }
     }
