@@ -26,6 +26,12 @@ pub trait Source: Send + 'static {
         None
     }
 
+    /// How far behind its checkpoint each pass over `tables()[table]` starts again
+    /// (`reread_secs`); the source then sends only rows that are new or changed.
+    fn reread(&self, _table: usize) -> Option<std::time::Duration> {
+        None
+    }
+
     /// The identity of the server behind the source (`@@server_uuid`), when it has one: a
     /// change means another server answers at the same address.
     fn server_id(&mut self) -> impl Future<Output = Result<Option<String>, SourceError>> + Send {

@@ -5,7 +5,7 @@
 //! their key alone have no date level) and
 //! `<after>`/`<upto>` the batch's cursor range. A batch whose rows span several dates becomes
 //! one file per date, under the same part name. Each file carries the table's columns plus
-//! `_hw_op` (`u` upsert, `d` delete), zstd-compressed.
+//! `_hw_op` (`u` upsert, `d` delete) and `_hw_written_at`, zstd-compressed.
 //!
 //! Durability: a file is written to `.part-....tmp` beside its final name, fsynced, renamed
 //! over the final name and the directory fsynced; only then is the write `Durable`. A crash
@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, TimestampMicrosecondType};
-use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use highwater_pipeline::batch::ChangeBatch;
 use highwater_pipeline::civil;
 use highwater_pipeline::config::ParquetSinkConfig;
@@ -30,6 +30,9 @@ use parquet::file::properties::WriterProperties;
 
 /// The operation column added to every file.
 pub const OP_COLUMN: &str = "_hw_op";
+/// When the row was written (UTC): of two versions of a row with the same cursor (a row
+/// re-read after it changed in place, see `reread_secs`), the later written is the newer.
+pub const WRITTEN_AT_COLUMN: &str = "_hw_written_at";
 /// The Hive partition of rows whose cursor is NULL.
 pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 /// zstd level 3: most of the size win of higher levels at a fraction of their CPU.
@@ -126,8 +129,16 @@ impl Sink for ParquetSink {
 fn with_op_column(batch: &ChangeBatch) -> Result<RecordBatch, SinkError> {
     let mut fields: Vec<Arc<Field>> = batch.rows.schema().fields().iter().cloned().collect();
     fields.push(Arc::new(Field::new(OP_COLUMN, DataType::Utf8, false)));
+    fields.push(Arc::new(Field::new(
+        WRITTEN_AT_COLUMN,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        false,
+    )));
     let mut columns: Vec<ArrayRef> = batch.rows.columns().to_vec();
     columns.push(Arc::new(batch.ops.iter().map(|op| Some(op.code())).collect::<StringArray>()));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
+    let written = TimestampMicrosecondArray::from(vec![now; batch.num_rows()]).with_timezone("UTC");
+    columns.push(Arc::new(written));
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| SinkError::Data { table: batch.table.id.clone(), reason: format!("cannot add {OP_COLUMN}: {e}") })
 }

@@ -1,7 +1,7 @@
 """Reads a highwater Parquet table directory with pyarrow, an independent reader.
 
 Prints JSON: the Arrow type of each column, every key's newest version (by cursor, NULL
-first; rows whose _hw_op is 'd' removed) in canonical text (see harness.rs), the number of
+first, then by _hw_written_at; rows whose _hw_op is 'd' removed) in canonical text (see harness.rs), the number of
 rows in all files and the file names. Usage: read_parquet.py DIR KEY1,KEY2 CURSOR
 """
 import json
@@ -39,14 +39,17 @@ def main():
     for path in files:
         table = pq.read_table(path)
         file_rows += table.num_rows
-        names = [n for n in table.column_names if n != "_hw_op"]
+        names = [n for n in table.column_names if n not in ("_hw_op", "_hw_written_at")]
         types = {n: str(table.schema.field(n).type) for n in names}
         cols = {n: canonical(table.column(n).combine_chunks()) for n in names}
         order = table.column(cursor).cast(pa.int64()).to_pylist()
         ops = table.column("_hw_op").to_pylist()
+        written = table.column("_hw_written_at").cast(pa.int64()).to_pylist()
         for i in range(table.num_rows):
             key = "|".join(cols[k][i] or "" for k in keys)
-            rank = -(2**63) if order[i] is None else order[i]
+            # Newest by cursor; of equal cursors, the later written (a row re-read after it
+            # changed in place).
+            rank = (-(2**63) if order[i] is None else order[i], written[i])
             if key not in newest or rank >= newest[key][0]:
                 newest[key] = (rank, ops[i], [cols[n][i] for n in names])
     rows = {k: v[2] for k, v in newest.items() if v[1] != "d"}

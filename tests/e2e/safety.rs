@@ -551,3 +551,69 @@ async fn a_restored_or_replaced_source_stops_until_the_reset_is_accepted() {
     source.drop_db().await;
     sink.drop_db().await;
 }
+
+/// The Matomo preset over the fixture, with `reread_secs`.
+fn matomo_pipeline(source: &TestDb, sink: &str, reread_secs: u64) -> Pipeline {
+    let p = Pipeline::new(&source.url(), &[], 300, sink);
+    let text = std::fs::read_to_string(&p.config).expect("config");
+    let text = text
+        .replacen("type = \"mysql\"\nurl", &format!("type = \"matomo\"\nreread_secs = {reread_secs}\nurl"), 1)
+        .replace("tables = []\n", "");
+    std::fs::write(&p.config, text).expect("config");
+    p
+}
+
+/// What Matomo does without moving any time column: the time spent on the latest action is
+/// written onto it when the next one arrives, and a visit's IP is anonymised in place.
+const MATOMO_IN_PLACE: &str = "UPDATE matomo_log_link_visit_action SET time_spent = 4242 \
+     ORDER BY server_time DESC, idlink_va DESC LIMIT 1; \
+     UPDATE matomo_log_visit SET location_ip = UNHEX('0A000000') \
+     ORDER BY visit_last_action_time DESC, idvisit DESC LIMIT 1";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reread_catches_matomo_rows_that_change_without_their_time_moving() {
+    let source = TestDb::new("reread").await;
+    let sink = TestDb::new("reread_sink").await;
+    source.load_matomo_fixture();
+    let tables = ["matomo_log_link_visit_action", "matomo_log_visit"];
+
+    // MySQL, pass by pass: the window is read again and the guard takes the equal cursor.
+    let mysql = matomo_pipeline(&source, &mysql_sink(&sink, 100), 3600);
+    mysql.run_once();
+    source.exec(MATOMO_IN_PLACE).await;
+    mysql.run_once();
+    for table in tables {
+        assert_same_rows(table, &source.canonical(table).await, &sink.canonical(table).await, &[]);
+    }
+
+    // Parquet, as a daemon: passes go on without writing anything until a row changes, and then
+    // only that row is written again.
+    let parquet = matomo_pipeline(&source, "", 3600);
+    parquet.set_sink(&parquet.parquet_sink());
+    let actions = || read_parquet(&parquet.out().join("matomo_log_link_visit_action"), &["idlink_va"], "server_time");
+    let (mut daemon, _) = parquet.spawn_daemon();
+    let expected = source.canonical("matomo_log_link_visit_action").await;
+    until(&mut daemon, 60, "the first copy", async || {
+        parquet.out().join("matomo_log_visit").exists() && actions().rows.len() == expected.len()
+    })
+    .await;
+    let before = actions().file_rows;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(actions().file_rows, before, "passes over unchanged rows write nothing");
+    source.exec("UPDATE matomo_log_link_visit_action SET time_spent = 777 ORDER BY server_time DESC, idlink_va DESC LIMIT 1").await;
+    let expected = source.canonical("matomo_log_link_visit_action").await;
+    let columns = source.columns("matomo_log_link_visit_action").await;
+    let spent = columns.iter().position(|(n, _)| n == "time_spent").expect("time_spent");
+    let floats: Vec<usize> =
+        columns.iter().enumerate().filter(|(_, (_, t))| t == "float" || t == "double").map(|(i, _)| i).collect();
+    let changed =
+        expected.iter().find(|(_, r)| r[spent].as_deref() == Some("777")).map(|(k, _)| k.clone()).expect("the row");
+    until(&mut daemon, 30, "the changed row", async || {
+        actions().rows.get(&changed).is_some_and(|r| r[spent].as_deref() == Some("777"))
+    })
+    .await;
+    assert_same_rows("parquet after the change", &expected, &actions().rows, &floats);
+    assert_eq!(actions().file_rows, before + 1, "only the changed row was written again");
+    source.drop_db().await;
+    sink.drop_db().await;
+}

@@ -20,6 +20,7 @@ use super::connect::{self, query_error};
 use super::decode::{self, ColumnBuilder, Pushed};
 use super::discover::{Discovered, discover};
 use super::query::TableQueries;
+use super::reread::{self, Seen};
 use super::types::Kind;
 
 /// One configured table, ready to read.
@@ -33,6 +34,9 @@ struct Table {
     incrementing: bool,
     /// The soft-delete column: a row where it is set is a delete.
     soft_delete: Option<usize>,
+    /// With `reread_secs`: the window, and the rows let through lately (see [`reread`]).
+    reread_window: Option<Duration>,
+    seen: Option<Seen>,
     /// The server's estimate of the table's rows when the source connected.
     estimated_rows: Option<u64>,
     /// The clock-only bound of this pass, and of the pass before it: rows read now at or
@@ -57,7 +61,10 @@ impl Table {
             }
         };
         let schema = Arc::new(found.schema);
+        let reread_window = (config.reread_secs > 0).then(|| Duration::from_secs(config.reread_secs));
         Ok(Table {
+            reread_window,
+            seen: reread_window.map(Seen::new),
             estimated_rows: None,
             queries: TableQueries::new(&schema, batch_rows),
             cursor_nullable: schema.cursor_column().source_nullable,
@@ -154,6 +161,10 @@ impl MysqlSource {
             }
             self.last_holder = Some(h);
         }
+        if let Some(seen) = &mut t.seen {
+            seen.prune();
+            tracing::debug!(table = %t.schema.id, rows = seen.len(), "rows remembered for re-reading");
+        }
         t.late_floor = t.clock_bound.max(t.late_floor);
         t.clock_bound = Some(b.clock);
         Ok(b.upper)
@@ -167,6 +178,10 @@ impl Source for MysqlSource {
 
     fn estimated_rows(&self, table: usize) -> Option<u64> {
         self.tables[table].estimated_rows
+    }
+
+    fn reread(&self, table: usize) -> Option<Duration> {
+        self.tables[table].reread_window
     }
 
     async fn server_id(&mut self) -> Result<Option<String>, SourceError> {
@@ -228,11 +243,29 @@ impl Source for MysqlSource {
         bound: &mut PassBound,
         max_rows: usize,
     ) -> Result<Option<ChangeBatch>, SourceError> {
-        let mut conn = self.pool.get().await?;
         if !self.tables[table].incrementing && bound.0.is_none() {
+            let mut conn = self.pool.get().await?;
             // Taken before the snapshot: see `bound`.
             bound.0 = Some(self.take_bound(&mut conn, table).await?);
         }
+        let mut seen = self.tables[table].seen.take();
+        let result = self.read_batch(table, after, bound, max_rows, seen.as_mut()).await;
+        self.tables[table].seen = seen;
+        result
+    }
+}
+
+impl MysqlSource {
+    /// One read of [`Source::next_batch`], with the table's [`Seen`] rows taken out of it.
+    async fn read_batch(
+        &mut self,
+        table: usize,
+        after: &Position,
+        bound: &PassBound,
+        max_rows: usize,
+        mut seen: Option<&mut Seen>,
+    ) -> Result<Option<ChangeBatch>, SourceError> {
+        let mut conn = self.pool.get().await?;
         let t = &self.tables[table];
         let id = &t.schema.id;
         // The bound and the rows come from one consistent snapshot.
@@ -254,7 +287,8 @@ impl Source for MysqlSource {
                 Position::Key { key } => (&t.queries.key_after, key_params(key)),
                 _ => (&t.queries.key_first, Vec::new()),
             };
-            read(&mut tx, t, sql, params, max_rows, self.zero_dates, Phase::Key).await?
+            let query = Query { sql, params, phase: Phase::Key };
+            read(&mut tx, t, query, max_rows, self.zero_dates, seen.as_deref_mut()).await?
         } else {
             let mut result = None;
             if t.cursor_nullable && matches!(after, Position::Start | Position::NullCursor { .. }) {
@@ -262,7 +296,8 @@ impl Source for MysqlSource {
                     Position::NullCursor { key } => (&t.queries.nulls_after, key_params(key)),
                     _ => (&t.queries.nulls_first, Vec::new()),
                 };
-                result = read(&mut tx, t, sql, params, max_rows, self.zero_dates, Phase::NullCursor).await?;
+                let query = Query { sql, params, phase: Phase::NullCursor };
+                result = read(&mut tx, t, query, max_rows, self.zero_dates, seen.as_deref_mut()).await?;
             }
             if result.is_none() {
                 let upper = bound.0.expect("taken above");
@@ -277,7 +312,8 @@ impl Source for MysqlSource {
                     _ => (&t.queries.cursor_first, vec![decode::datetime_param(&upper)]),
                 };
                 let late_floor = t.late_floor;
-                result = read(&mut tx, t, sql, params, max_rows, self.zero_dates, Phase::Cursor(late_floor)).await?;
+                let query = Query { sql, params, phase: Phase::Cursor(late_floor) };
+                result = read(&mut tx, t, query, max_rows, self.zero_dates, seen).await?;
             }
             result
         };
@@ -305,6 +341,13 @@ fn ops(rows: &RecordBatch, soft_delete: Option<usize>) -> Vec<Op> {
     }
 }
 
+/// One statement of a read, with its parameters and the part of the read order it walks.
+struct Query<'a> {
+    sql: &'a str,
+    params: Vec<Value>,
+    phase: Phase,
+}
+
 /// Which part of the read order a read walks.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
@@ -320,12 +363,12 @@ enum Phase {
 async fn read(
     tx: &mut mysql_async::Transaction<'_>,
     t: &Table,
-    sql: &str,
-    params: Vec<Value>,
+    query: Query<'_>,
     max_rows: usize,
     zero_dates: ZeroDates,
-    phase: Phase,
+    mut seen: Option<&mut Seen>,
 ) -> Result<Option<(RecordBatch, Position, BatchStats)>, SourceError> {
+    let Query { sql, params, phase } = query;
     let id = &t.schema.id;
     let mut builders: Vec<ColumnBuilder> = t.kinds.iter().map(|k| ColumnBuilder::new(*k, max_rows)).collect();
     let mut stats = BatchStats::default();
@@ -344,6 +387,16 @@ async fn read(
         .for_each(|row| {
             if failure.is_some() {
                 return;
+            }
+            if let Some(seen) = seen.as_deref_mut() {
+                let key = reread::hash_row(&row, t.schema.key.iter().copied());
+                let content = reread::hash_row(&row, 0..t.kinds.len());
+                let at = row.as_ref(cursor).and_then(|v| decode::datetime(v).ok()).and_then(|d| d.unix_micros());
+                if !seen.changed(key, content, at.unwrap_or(i64::MIN)) {
+                    // Re-read and unchanged: the position moves past it, nothing is sent.
+                    last = Some(row);
+                    return;
+                }
             }
             for (i, builder) in builders.iter_mut().enumerate() {
                 match builder.push(row.as_ref(i)) {

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{RunOptions, verify};
 use crate::bus::{Message, Publish};
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
-use crate::cursor::Position;
+use crate::cursor::{DateTime, Position};
 use crate::metrics;
 use crate::progress::Progress;
 use crate::retry::{Backoff, Next};
@@ -118,6 +118,15 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
                     }
                 }
                 let table = &tables[i];
+                if let (Some(window), Position::At { cursor, key }) = (source.reread(i), &checkpoints[i].position)
+                    && let Some(us) = cursor.unix_micros()
+                {
+                    // Start the pass `window` behind the checkpoint (strictly before its first
+                    // microsecond, so any key will do). Durable checkpoints never move back.
+                    let back = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
+                    let cursor = DateTime::from_unix_micros(us.saturating_sub(back).saturating_sub(1));
+                    checkpoints[i].position = Position::At { cursor, key: key.clone() };
+                }
                 let pass_started = Instant::now();
                 let label = table.id.to_string();
                 let errors = &options.table_errors;
@@ -179,6 +188,11 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
                         }
                         break;
                     };
+                    if batch.num_rows() == 0 {
+                        // Re-read rows, all unchanged: nothing to send, the read moves on.
+                        checkpoints[i].position = batch.upto;
+                        continue;
+                    }
                     let rows = batch.num_rows() as u64;
                     m.rows_extracted.with_label_values(&[&label]).inc_by(rows);
                     m.null_cursor_rows.with_label_values(&[&label]).inc_by(batch.stats.null_cursor_rows);
