@@ -13,6 +13,7 @@ use std::process::ExitCode;
 mod check;
 mod kafka;
 mod logging;
+mod reconcile;
 mod run;
 mod status;
 
@@ -73,6 +74,21 @@ enum Command {
         #[arg(long)]
         apply: bool,
     },
+    /// Delete from a MySQL sink the rows the source deleted (polling cannot see hard deletes):
+    /// compares both sides by key ranges and fetches keys only where they differ.
+    Reconcile {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this table (its name in source.tables).
+        #[arg(long)]
+        table: Option<String>,
+        /// About this many keys per compared range.
+        #[arg(long, default_value_t = 10_000)]
+        chunk_rows: u64,
+        /// Report what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Per table: the checkpoint, rows loaded, lag and the last error.
     Status {
         #[arg(long, short)]
@@ -93,6 +109,7 @@ fn main() -> ExitCode {
         Command::Run { config, .. }
         | Command::Check { config, .. }
         | Command::Indexes { config, .. }
+        | Command::Reconcile { config, .. }
         | Command::Status { config, .. } => config,
     };
     let config = match Config::load(path) {
@@ -121,6 +138,9 @@ fn main() -> ExitCode {
         Command::Check { json, .. } => runtime.block_on(check::run_check(source, json)),
         Command::Indexes { apply, .. } => runtime.block_on(check::run_indexes(source, apply)).map(|()| true),
         Command::Status { json, .. } => runtime.block_on(status::run_status(&config, json)).map(|()| true),
+        Command::Reconcile { table, chunk_rows, dry_run, .. } => runtime
+            .block_on(reconcile::run_reconcile(&config, table.as_deref(), chunk_rows.max(1), dry_run))
+            .map(|()| true),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
