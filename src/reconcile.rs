@@ -42,8 +42,8 @@ pub async fn run_reconcile(config: &Config, only: Option<&str>, chunk_rows: u64,
         bail!("reconcile compares the source with a MySQL sink; this pipeline's sink is not one (sink.type)");
     };
     let setup = ["SET NAMES utf8mb4"];
-    let source_pool = Pool::open(&source.url, &source.pool, "source", &setup, None).await?;
-    let sink_pool = Pool::open(&sink.url, &sink.pool, "sink", &setup, None).await?;
+    let source_pool = Pool::open_tls(&source.url, &source.pool, &source.tls(), "source", &setup, None).await?;
+    let sink_pool = Pool::open_tls(&sink.url, &sink.pool, &sink.tls(), "sink", &setup, None).await?;
     let source_db = source.url.database().unwrap_or_default();
     let sink_db = sink.url.database().unwrap_or_default();
     let tables: Vec<&str> =

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use toml::Spanned;
 
-use crate::pool::PoolConfig;
+use crate::pool::{PoolConfig, SslMode, Tls};
 
 pub mod bus;
 mod source;
@@ -107,6 +107,16 @@ pub struct MysqlSinkConfig {
     pub batch_rows: usize,
     #[serde(default)]
     pub pool: PoolConfig,
+    #[serde(default)]
+    pub ssl_mode: SslMode,
+    #[serde(default)]
+    pub ssl_ca: Option<PathBuf>,
+}
+
+impl MysqlSinkConfig {
+    pub fn tls(&self) -> Tls {
+        Tls { mode: self.ssl_mode, ca: self.ssl_ca.clone() }
+    }
 }
 
 fn default_state_dir() -> PathBuf {
@@ -275,6 +285,9 @@ impl Config {
                     problem("source.batch_rows", "must be between 1 and 1000000");
                 }
                 check_pool(&s.pool, "source.pool", &mut problem);
+                for (key, message) in s.tls().problems() {
+                    problem(&format!("source.{key}"), &message);
+                }
                 if s.tables.is_empty() {
                     problem("source.tables", "lists no table");
                 }
@@ -303,6 +316,9 @@ impl Config {
                     problem("sink.batch_rows", "must be between 1 and 100000");
                 }
                 check_pool(&m.pool, "sink.pool", &mut problem);
+                for (key, message) in m.tls().problems() {
+                    problem(&format!("sink.{key}"), &message);
+                }
             }
         }
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid { origin: origin.to_owned(), problems }) }
@@ -527,6 +543,23 @@ path = "./out"
                 "source.tables[1].name: table \"order_tab\" is listed twice",
             ]
         );
+    }
+
+    #[test]
+    fn tls_settings_are_checked_and_named() {
+        let text = QUICKSTART.replace("lag_secs = 2", "lag_secs = 2\nssl_ca = \"/nonexistent/ca.pem\"");
+        let ConfigError::Invalid { problems, .. } = parse(&text).expect_err("invalid") else {
+            panic!("expected validation problems")
+        };
+        assert_eq!(problems, ["source.ssl_ca: is only used with ssl_mode = \"verify_ca\" or \"verify_identity\""]);
+        let text = text.replace("ssl_ca =", "ssl_mode = \"verify_identity\"\nssl_ca =");
+        let ConfigError::Invalid { problems, .. } = parse(&text).expect_err("invalid") else {
+            panic!("expected validation problems")
+        };
+        assert_eq!(problems, ["source.ssl_ca: /nonexistent/ca.pem is not a readable file"]);
+        let text = QUICKSTART.replace("lag_secs = 2", "lag_secs = 2\nssl_mode = \"sometimes\"");
+        let err = parse(&text).expect_err("unknown mode").to_string();
+        assert!(err.contains("source.ssl_mode") && err.contains("verify_identity"), "{err}");
     }
 
     #[test]

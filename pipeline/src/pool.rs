@@ -26,6 +26,48 @@ pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
 /// applications that share the server keep room.
 pub const MAX_SHARE_OF_SERVER_CONNECTIONS: f64 = 0.8;
 
+/// `ssl_mode` of a source or sink: whether sessions use TLS, and what they check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SslMode {
+    /// Plain TCP (or the URL's socket).
+    #[default]
+    Disabled,
+    /// Encrypted; the server's certificate is not checked (protects against listening, not
+    /// against a server in the middle).
+    Required,
+    /// Encrypted, the certificate signed by `ssl_ca` (or a public root); any host name.
+    VerifyCa,
+    /// Encrypted, the certificate signed by `ssl_ca` (or a public root) and issued for the
+    /// URL's host.
+    VerifyIdentity,
+}
+
+/// TLS to a database: `ssl_mode` and `ssl_ca` of a source or sink.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tls {
+    pub mode: SslMode,
+    /// PEM file of the certificate authority that signed the server's certificate.
+    pub ca: Option<std::path::PathBuf>,
+}
+
+impl Tls {
+    /// What is wrong with the settings, as `(key, message)` under the source or sink table.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        match &self.ca {
+            Some(_) if self.mode == SslMode::Disabled => {
+                problems.push(("ssl_ca", "is only used with ssl_mode = \"verify_ca\" or \"verify_identity\"".into()))
+            }
+            Some(path) if !path.is_file() => {
+                problems.push(("ssl_ca", format!("{} is not a readable file", path.display())))
+            }
+            _ => {}
+        }
+        problems
+    }
+}
+
 /// `pool = { ... }` of a source or sink.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,6 +186,13 @@ pub struct PoolUsage {
 pub enum PoolError {
     #[error("cannot connect to {url} ({section}.url)")]
     Connect {
+        url: String,
+        section: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("TLS with {url} failed: check {section}.ssl_mode and {section}.ssl_ca")]
+    Tls {
         url: String,
         section: &'static str,
         #[source]

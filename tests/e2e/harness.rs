@@ -417,11 +417,18 @@ pub struct OwnServer {
     pub port: u16,
     dir: tempfile::TempDir,
     process: Option<std::process::Child>,
+    /// More `mariadbd` options (TLS files, say).
+    options: Vec<String>,
 }
 
 impl OwnServer {
     /// Creates a data directory with `mariadb-install-db` and starts `mariadbd` on a free port.
     pub fn start() -> OwnServer {
+        OwnServer::start_with(&[])
+    }
+
+    /// [`OwnServer::start`] with more `mariadbd` options.
+    pub fn start_with(options: &[String]) -> OwnServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = Command::new("mariadb-install-db")
             .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
@@ -429,7 +436,7 @@ impl OwnServer {
             .output()
             .expect("mariadb-install-db runs");
         assert!(out.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&out.stderr));
-        let mut server = OwnServer { port: free_port(), dir, process: None };
+        let mut server = OwnServer { port: free_port(), dir, process: None, options: options.to_vec() };
         server.resume();
         server
     }
@@ -451,6 +458,7 @@ impl OwnServer {
             .arg(format!("--pid-file={}", d.join("pid").display()))
             .arg(format!("--port={}", self.port))
             .args(["--bind-address=127.0.0.1", "--user=root", "--innodb-buffer-pool-size=64M", "--skip-log-bin"])
+            .args(&self.options)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()

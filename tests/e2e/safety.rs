@@ -657,3 +657,80 @@ async fn reconcile_deletes_what_the_source_deleted_and_reads_only_the_ranges_tha
     source.drop_db().await;
     sink.drop_db().await;
 }
+
+/// A certificate authority and a server certificate for 127.0.0.1 it signed, made with
+/// `openssl` in `dir`; and a second authority that signed nothing. Returns their paths.
+fn make_certs(dir: &std::path::Path) -> (String, String, String, String) {
+    let openssl = |args: &str| {
+        let out = std::process::Command::new("openssl")
+            .args(args.split(' '))
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    openssl("req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=highwater-test-ca");
+    openssl("req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 -subj /CN=another-ca");
+    openssl("req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1");
+    openssl(
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext",
+    );
+    let path = |name: &str| dir.join(name).display().to_string();
+    (path("ca.pem"), path("server.pem"), path("server.key"), path("other.pem"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_to_source_and_sink_is_required_verified_and_refused_with_the_wrong_authority() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key, other_ca) = make_certs(certs.path());
+    let server = harness::OwnServer::start_with(&[
+        format!("--ssl-ca={ca}"),
+        format!("--ssl-cert={cert}"),
+        format!("--ssl-key={key}"),
+    ]);
+    let source = TestDb::on(&server.url(), "tls").await;
+    let sink = TestDb::on(&server.url(), "tls_sink").await;
+    orders(&source, 500, false).await;
+    let password = "Tls-pw-5c81e2";
+    source.exec(&format!("CREATE USER 'secure'@'%' IDENTIFIED BY '{password}' REQUIRE SSL")).await;
+    source.exec("GRANT ALL ON *.* TO 'secure'@'%'").await;
+    let url = |db: &TestDb| format!("mysql://secure:{password}@127.0.0.1:{}/{}", server.port, db.name);
+    let sink_table = |tls: &str| format!("type = \"mysql\"\nurl = \"{}\"\n{tls}", url(&sink));
+    let p = Pipeline::new(&url(&source), &[("orders", "update_time")], 100, &sink_table(""));
+
+    // The login requires TLS: without it the server refuses, and the error says where.
+    let (ok, stderr) = run_with(&p, &[]);
+    assert!(!ok && stderr.contains("source.url") && stderr.contains("secure:***@"), "{stderr}");
+    assert!(!stderr.contains(password), "the password is not printed: {stderr}");
+
+    // Encrypted without checking the certificate, then verified against the test's authority.
+    p.add_source_setting("ssl_mode = \"required\"");
+    p.set_sink(&sink_table("ssl_mode = \"required\""));
+    let (ok, stderr) = run_with(&p, &[]);
+    assert!(ok, "{stderr}");
+    let verified = format!("ssl_mode = \"verify_identity\"\nssl_ca = \"{ca}\"");
+    let text = std::fs::read_to_string(&p.config)
+        .expect("config")
+        .replace("ssl_mode = \"required\"\n", &format!("{verified}\n"));
+    std::fs::write(&p.config, text).expect("config");
+    p.set_sink(&sink_table(&verified));
+    source.exec("UPDATE orders SET name = 'over tls', update_time = NOW(6) WHERE id <= 10").await;
+    let (ok, stderr) = run_with(&p, &[]);
+    assert!(ok, "{stderr}");
+    assert_same_rows("over TLS", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
+
+    // A certificate the configured authority did not sign is refused.
+    let text = std::fs::read_to_string(&p.config).expect("config").replace(&ca, &other_ca);
+    std::fs::write(&p.config, text).expect("config");
+    let (ok, stderr) = run_with(&p, &[]);
+    assert!(
+        !ok && stderr.contains("UnknownIssuer") && stderr.contains("check source.ssl_mode and source.ssl_ca"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(password), "{stderr}");
+}

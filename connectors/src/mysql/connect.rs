@@ -17,7 +17,7 @@ const SECTION: &str = "source";
 
 /// Opens the source's pool, proving the server and the login.
 pub async fn open(config: &MysqlSourceConfig, metrics: Option<&Metrics>) -> Result<Pool, SourceError> {
-    Ok(Pool::open(&config.url, &config.pool, SECTION, &SESSION_SETUP, metrics).await?)
+    Ok(Pool::open_tls(&config.url, &config.pool, &config.tls(), SECTION, &SESSION_SETUP, metrics).await?)
 }
 
 /// Wraps a statement's failure, naming what was being read.

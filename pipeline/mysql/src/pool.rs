@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use highwater_pipeline::config::DbUrl;
 use highwater_pipeline::metrics::Metrics;
-use highwater_pipeline::pool::{PoolConfig, PoolError, PoolUsage};
+use highwater_pipeline::pool::{PoolConfig, PoolError, PoolUsage, SslMode, Tls};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts};
+use mysql_async::{Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts, SslOpts};
 use prometheus::Histogram;
 
 /// MySQL error codes that mean "the login was refused".
@@ -54,6 +54,18 @@ impl Pool {
         setup: &[&str],
         metrics: Option<&Metrics>,
     ) -> Result<Pool, PoolError> {
+        Pool::open_tls(url, config, &Tls::default(), section, setup, metrics).await
+    }
+
+    /// [`Pool::open`] with TLS as `tls` says.
+    pub async fn open_tls(
+        url: &DbUrl,
+        config: &PoolConfig,
+        tls: &Tls,
+        section: &'static str,
+        setup: &[&str],
+        metrics: Option<&Metrics>,
+    ) -> Result<Pool, PoolError> {
         let shown = url.to_string();
         let opts = Opts::from_url(url.expose()).map_err(|e| PoolError::Connect {
             url: shown.clone(),
@@ -64,7 +76,8 @@ impl Pool {
         // onto the server's Unix socket, opening a second session for every connection (the
         // server briefly counts both); `?socket=/path` in the URL still selects a socket.
         let explicit_socket = url.expose().contains("prefer_socket=true");
-        let session = OptsBuilder::from_opts(opts).setup(setup.to_vec()).prefer_socket(explicit_socket);
+        let session =
+            OptsBuilder::from_opts(opts).setup(setup.to_vec()).prefer_socket(explicit_socket).ssl_opts(ssl_opts(tls));
         let (wait_timeout, max_connections) = probe(session.clone(), config, section, &shown).await?;
         let recycle = config
             .fit_to_server(wait_timeout, max_connections)
@@ -161,6 +174,22 @@ impl Pool {
     }
 }
 
+/// The driver's TLS options for `tls` (`None`: no TLS).
+fn ssl_opts(tls: &Tls) -> Option<SslOpts> {
+    let opts = match tls.mode {
+        SslMode::Disabled => return None,
+        SslMode::Required => {
+            SslOpts::default().with_danger_accept_invalid_certs(true).with_danger_skip_domain_validation(true)
+        }
+        SslMode::VerifyCa => SslOpts::default().with_danger_skip_domain_validation(true),
+        SslMode::VerifyIdentity => SslOpts::default(),
+    };
+    Some(match &tls.ca {
+        Some(ca) => opts.with_root_certs(vec![ca.clone().into()]),
+        None => opts,
+    })
+}
+
 fn usage_of(pool: &mysql_async::Pool) -> PoolUsage {
     use std::sync::atomic::Ordering::Relaxed;
     let m = pool.metrics();
@@ -203,6 +232,10 @@ fn connect_error(e: mysql_async::Error, url: String, section: &'static str) -> P
     match &e {
         mysql_async::Error::Server(s) if ACCESS_DENIED.contains(&s.code) => {
             PoolError::Auth { url, section, source: Box::new(e) }
+        }
+        // rustls says why it refused the server's certificate (or the handshake) in words.
+        _ if e.to_string().contains("certificate") || e.to_string().contains("TLS") => {
+            PoolError::Tls { url, section, source: Box::new(e) }
         }
         _ => PoolError::Connect { url, section, source: Box::new(e) },
     }

@@ -4,7 +4,9 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::{DEFAULT_BATCH_ROWS, DEFAULT_LAG_SECS, DEFAULT_POLL_INTERVAL_SECS, DbUrl};
-use crate::pool::PoolConfig;
+use std::path::PathBuf;
+
+use crate::pool::{PoolConfig, SslMode, Tls};
 
 /// A MySQL, MariaDB or TiDB database read incrementally by cursor columns.
 #[derive(Debug, Deserialize)]
@@ -30,6 +32,16 @@ pub struct MysqlSourceConfig {
     /// after it) to a later pass.
     #[serde(default = "default_open_transaction_wait_secs")]
     pub open_transaction_wait_secs: u64,
+    #[serde(default)]
+    pub ssl_mode: SslMode,
+    #[serde(default)]
+    pub ssl_ca: Option<PathBuf>,
+}
+
+impl MysqlSourceConfig {
+    pub fn tls(&self) -> Tls {
+        Tls { mode: self.ssl_mode, ca: self.ssl_ca.clone() }
+    }
 }
 
 /// The Matomo preset: Matomo's raw log tables, each by the column that tells when a row
@@ -67,6 +79,10 @@ pub struct MatomoSourceConfig {
     /// `time_spent` onto earlier actions and anonymises visits without moving their time.
     #[serde(default)]
     pub reread_secs: u64,
+    #[serde(default)]
+    pub ssl_mode: SslMode,
+    #[serde(default)]
+    pub ssl_ca: Option<PathBuf>,
 }
 
 impl MatomoSourceConfig {
@@ -92,6 +108,8 @@ impl MatomoSourceConfig {
             pool: self.pool,
             zero_dates: self.zero_dates,
             open_transaction_wait_secs: self.open_transaction_wait_secs,
+            ssl_mode: self.ssl_mode,
+            ssl_ca: self.ssl_ca,
         }
     }
 }

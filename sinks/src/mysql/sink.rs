@@ -74,7 +74,7 @@ impl MysqlSink {
         pipeline: &str,
         metrics: Option<&Metrics>,
     ) -> Result<Self, SinkError> {
-        let pool = Pool::open(&config.url, &config.pool, SECTION, &SESSION_SETUP, metrics).await?;
+        let pool = Pool::open_tls(&config.url, &config.pool, &config.tls(), SECTION, &SESSION_SETUP, metrics).await?;
         Ok(MysqlSink { pool, pipeline: pipeline.to_owned(), batch_rows: config.batch_rows, statements: HashMap::new() })
     }
 
