@@ -9,7 +9,9 @@ use anyhow::Context;
 use highwater_connectors::mysql::MysqlSource;
 use highwater_pipeline::checkpoint::FileCheckpointStore;
 use highwater_pipeline::config::bus::BusConfig;
-use highwater_pipeline::config::{Config, DEFAULT_METRICS_LISTEN, MysqlSourceConfig, SinkConfig, SourceConfig};
+use highwater_pipeline::config::{
+    Config, DEFAULT_METRICS_LISTEN, MysqlSourceConfig, PipelineConfig, SinkConfig, SourceConfig,
+};
 use highwater_pipeline::http::{self, Health};
 use highwater_pipeline::lock::RunLock;
 use highwater_pipeline::metrics::Metrics;
@@ -85,7 +87,13 @@ pub async fn run(
     }
     let started_at = status::now_text();
     let table_errors = TableErrors::default();
+    // A daemon goes on with its other tables when one fails: `status` shows that one at once.
+    let watcher =
+        (!once).then(|| tokio::spawn(record_errors_while_running(config.pipeline.clone(), table_errors.clone())));
     let result = run_pipeline(&config, once, role, accept, log_format, table_errors.clone()).await;
+    if let Some(w) = watcher {
+        w.abort();
+    }
     let run = RunRecord {
         started_at,
         finished_at: status::now_text(),
@@ -108,6 +116,27 @@ fn record(config: &Config, run: RunRecord, errors: &TableErrors) -> anyhow::Resu
     status.record_run(run, &configured_tables(config), errors);
     status.write(&path)?;
     Ok(())
+}
+
+/// Every 2 s, writes the errors tables met since the last look into the status file.
+async fn record_errors_while_running(pipeline: PipelineConfig, errors: TableErrors) {
+    let path = status::path(&pipeline.state_dir, &pipeline.name);
+    let mut written = std::collections::BTreeMap::new();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = errors.snapshot();
+        if now == written {
+            continue;
+        }
+        let result = Status::read(&path).and_then(|mut s| {
+            s.record_errors(&now, &status::now_text());
+            s.write(&path)
+        });
+        match result {
+            Ok(()) => written = now,
+            Err(e) => tracing::warn!(error = %e, "cannot record a table's error for highwater status"),
+        }
+    }
 }
 
 /// The tables the config names, as the source will know them.

@@ -58,7 +58,7 @@ pub struct MetricsConfig {
     pub listen: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
     /// Names the pipeline in checkpoints; letters, digits, `_`, `-` and `.`.

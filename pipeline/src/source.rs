@@ -94,8 +94,8 @@ pub enum SourceError {
     Decode { table: TableId, column: String, reason: String },
     #[error(
         "table {table} changed: {change}. highwater stopped reading it (other tables go on). Make the sink's \
-         copy match (for a MySQL sink, ALTER its table the same way; Parquet needs nothing), then restart \
-         highwater: it goes on from the checkpoint with the table as it is now"
+         copy match (for a MySQL sink, ALTER its table the same way; Parquet needs nothing), then run \
+         highwater with --accept-schema-change: it goes on from the checkpoint with the table as it is now"
     )]
     SchemaChanged { table: TableId, change: String },
     #[error(

@@ -3,7 +3,8 @@
 //! explains them).
 //!
 //! The runner records errors per table in [`TableErrors`] while it runs; the binary writes
-//! the file when a run ends, successful or not. The file is replaced atomically and a damaged
+//! the file when a run ends, successful or not, and while a daemon runs, whenever a table met
+//! a new error. The file is replaced atomically and a damaged
 //! one is reported, never trusted.
 
 use std::collections::BTreeMap;
@@ -102,6 +103,18 @@ impl Status {
             }
         }
         self.last_run = Some(run);
+    }
+
+    /// Records the errors tables met in a run still going (a daemon whose other tables go
+    /// on), leaving the last finished run's record as it is.
+    pub fn record_errors(&mut self, errors: &BTreeMap<TableId, String>, at: &str) {
+        for (table, error) in errors {
+            let entry = self.tables.entry(table.to_string()).or_default();
+            if entry.last_error.as_ref() != Some(error) {
+                entry.last_error = Some(error.clone());
+                entry.last_error_at = Some(at.to_owned());
+            }
+        }
     }
 
     /// Replaces the file atomically (see [`crate::durable`]).

@@ -483,6 +483,13 @@ async fn schema_changes_evolve_the_sink_or_stop_only_their_table() {
     assert!(daemon.0.try_wait().expect("wait").is_none(), "the daemon goes on with the other table");
     let tag = sink.rows("SELECT tag FROM orders WHERE id = 10").await;
     assert_eq!(tag[0][0], None, "the retyped table stopped: its later change was not copied");
+    until(&mut daemon, 10, "the error in status", async || {
+        mysql
+            .subcommand(&["status", "--json"])
+            .1
+            .contains("column name changed from varchar(64) NOT NULL to varchar(16) NOT NULL")
+    })
+    .await;
     source.drop_db().await;
     sink.drop_db().await;
 }
