@@ -83,7 +83,7 @@ enum Command {
         #[arg(long)]
         table: Option<String>,
         /// About this many keys per compared range.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 1_000)]
         chunk_rows: u64,
         /// Report what would be deleted, delete nothing.
         #[arg(long)]

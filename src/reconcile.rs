@@ -3,7 +3,8 @@
 //!
 //! Per table, by ranges of the first primary-key column (an integer):
 //! 1. one aggregate per side, sink first: `COUNT(*)` and `BIT_XOR(CRC32(key))` per range
-//!    of about `--chunk-rows` keys; only two numbers per range cross the network;
+//!    of about `--chunk-rows` keys (1,000 by default); only two numbers per range cross the
+//!    network;
 //! 2. the keys of the ranges that differ, from both sides;
 //! 3. keys in the sink and not in the source are read again from the source, and deleted from
 //!    the sink in batches (each its own transaction) only if still absent.

@@ -3,7 +3,7 @@
 # sink, 10 rows then hard-deleted in the source, and reconcile timed against a full key
 # comparison (every key of both sides fetched and compared), side by side.
 #
-#   deploy/bench/reconcile.sh [--rows N]    # default 1,000,000
+#   deploy/bench/reconcile.sh [--rows N] [--chunk-rows C]    # defaults 1,000,000 and 1,000
 #
 # A benchmark, not a test: it prints figures; nothing fails on a slow machine.
 set -euo pipefail
@@ -11,10 +11,12 @@ cd "$(dirname "$0")/../.."
 . deploy/lib.sh
 
 rows=1000000
+chunk=1000
 while [ $# -gt 0 ]; do
   case "$1" in
     --rows) rows="$2"; shift 2 ;;
-    *) echo "usage: $0 [--rows N]" >&2; exit 2 ;;
+    --chunk-rows) chunk="$2"; shift 2 ;;
+    *) echo "usage: $0 [--rows N] [--chunk-rows C]" >&2; exit 2 ;;
   esac
 done
 
@@ -61,7 +63,7 @@ echo "   $full s, $((2 * rows)) keys fetched"
 
 echo "== highwater reconcile"
 start=$(date +%s.%N)
-"$bin" reconcile --config "$work/p.toml"
+"$bin" reconcile --config "$work/p.toml" --chunk-rows "$chunk"
 rec=$(awk "BEGIN { print $(date +%s.%N) - $start }")
 echo "   $rec s"
 left=$(mysql_cli -N -e "SELECT (SELECT COUNT(*) FROM $dst.orders) - (SELECT COUNT(*) FROM $src.orders)")
