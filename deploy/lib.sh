@@ -55,10 +55,12 @@ ensure_gnu_time() {
 }
 
 # promtool and prometheus (Debian's package), for the checks of deploy/prometheus and the test
-# that scrapes a daemon with a real Prometheus; systemd-analyze, for the units.
+# that scrapes a daemon with a real Prometheus; systemd-analyze, for the units; openssl, for
+# the certificates of the TLS test.
 ensure_deploy_tools() {
   command -v promtool >/dev/null && command -v prometheus >/dev/null || apt_install prometheus
   command -v systemd-analyze >/dev/null || apt_install systemd
+  command -v openssl >/dev/null || apt_install openssl
   python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml
 }
 

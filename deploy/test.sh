@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need (MariaDB, pyarrow, promtool and Prometheus,
-# systemd-analyze, PyYAML, the tansu Kafka broker and the confluent-kafka Python client), then
-# runs every check and test:
+# systemd-analyze, openssl, PyYAML, the tansu Kafka broker and the confluent-kafka Python
+# client), then runs every check and test (as root: the full-disk test mounts a 1 MB tmpfs):
 # formatting, clippy with warnings as errors, unit tests and the end-to-end tests against the
 # real MariaDB on 127.0.0.1:3306 (override with HIGHWATER_TEST_MYSQL_URL).
 set -euo pipefail
@@ -20,6 +20,12 @@ mysql_cli -N -e "SELECT schema_name FROM information_schema.schemata WHERE schem
   while read -r db; do mysql_cli -e "DROP DATABASE \`$db\`"; done
 mysql_cli -N -e "SELECT CONCAT(QUOTE(user), '@', QUOTE(host)) FROM mysql.user WHERE user LIKE 'hwtest\\_%'" |
   while read -r login; do mysql_cli -e "DROP USER $login"; done
+# MariaDB instances of the tests' own (tests/e2e/harness.rs, OwnServer) and the small tmpfs of
+# the full-disk test, left by a run that was killed.
+pkill -f '^/usr/sbin/mariadbd --no-defaults --datadir=/tmp/' || true
+if command -v findmnt >/dev/null; then
+  findmnt -rn -t tmpfs -o TARGET | { grep -E '^/tmp/\.tmp[^/]*/out$' || true; } | while read -r m; do umount "$m" || true; done
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
