@@ -13,6 +13,8 @@
 //! - [`metrics`]: the Prometheus metrics, names and labels as constants.
 //! - [`pool`]: connection pool settings, their fit to the server's limits, and pool errors.
 //! - [`progress`]: rows done, rows/s and ETA of long passes, on a terminal or in the log.
+//! - [`retry`]: backing off and trying again after failures that can pass.
+//! - [`source_state`]: what earlier runs saw of the source (server identity, columns).
 //! - [`status`]: what runs leave for `highwater status`: the last run and each table's last error.
 //! - [`http`]: `/metrics`, `/health` and `/ready` for Prometheus and orchestrators.
 //! - [`lock`]: one run per pipeline: an exclusive lock on `state_dir/<pipeline>.lock`.

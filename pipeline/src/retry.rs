@@ -67,7 +67,7 @@ impl<'a> Backoff<'a> {
             retry_in_seconds = wait.as_secs_f64(),
             giving_up_in_seconds = self.policy.give_up_after.saturating_sub(first.elapsed()).as_secs(),
             "{what} failed, retrying: {}",
-            chain(error)
+            crate::status::with_causes(error)
         );
         tokio::select! {
             biased;
@@ -92,18 +92,6 @@ impl<'a> Backoff<'a> {
 /// The wait before retry number `attempt` (from 0): doubling, capped.
 pub fn wait_before(attempt: u32) -> Duration {
     FIRST_WAIT.saturating_mul(1 << attempt.min(16)).min(MAX_WAIT)
-}
-
-/// An error and its causes, `: `-separated.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -127,6 +127,18 @@ impl Status {
     }
 }
 
+/// An error and its causes, `: `-separated, as status and logs show it.
+pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// The errors a run met, by table. Cloned handles share one map.
 #[derive(Clone, Debug, Default)]
 pub struct TableErrors(Arc<Mutex<BTreeMap<TableId, String>>>);
@@ -134,13 +146,7 @@ pub struct TableErrors(Arc<Mutex<BTreeMap<TableId, String>>>);
 impl TableErrors {
     /// Keeps `error` (with its causes) as the table's error of this run.
     pub fn record(&self, table: &TableId, error: &(dyn std::error::Error + 'static)) {
-        let mut text = error.to_string();
-        let mut cause = error.source();
-        while let Some(c) = cause {
-            text.push_str(": ");
-            text.push_str(&c.to_string());
-            cause = c.source();
-        }
+        let text = with_causes(error);
         // A poisoned lock only means a recording panicked; the map is still whole.
         self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(table.clone(), text);
     }
