@@ -152,6 +152,11 @@ where
     let ready: Vec<Arc<TableSchema>> =
         tables.iter().zip(&stopped).filter(|(_, s)| s.is_none()).map(|(t, _)| t.clone()).collect();
     sink.prepare(&ready).await?;
+    if !sink.commits_checkpoints() {
+        for (table, checkpoint) in tables.iter().zip(&checkpoints) {
+            sink.discard_after(table, &checkpoint.position).await?;
+        }
+    }
 
     let (publisher, mut subscriber) = bus::channel(options.bus_capacity);
     let extractor = tokio::spawn(extract::extract(

@@ -35,6 +35,18 @@ pub trait Sink: Send + 'static {
     /// Makes the targets ready (creates missing tables, removes half-written files).
     fn prepare(&mut self, tables: &[Arc<TableSchema>]) -> impl Future<Output = Result<(), SinkError>> + Send;
 
+    /// Before loading from `checkpoint` on: removes what a crash may have left of the batch
+    /// after it (written, its checkpoint not committed), so that the replay, which may cover
+    /// other rows, does not leave a second copy. Sinks that commit checkpoints with their
+    /// rows have nothing to do.
+    fn discard_after(
+        &mut self,
+        _table: &TableSchema,
+        _checkpoint: &crate::cursor::Position,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send {
+        async { Ok(()) }
+    }
+
     fn write(&mut self, batch: &ChangeBatch) -> impl Future<Output = Result<Durability, SinkError>> + Send;
 
     fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send;

@@ -22,6 +22,7 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use highwater_pipeline::batch::ChangeBatch;
 use highwater_pipeline::civil;
 use highwater_pipeline::config::ParquetSinkConfig;
+use highwater_pipeline::cursor::Position;
 use highwater_pipeline::schema::TableSchema;
 use highwater_pipeline::sink::{Durability, Sink, SinkError};
 use parquet::arrow::ArrowWriter;
@@ -96,6 +97,16 @@ impl Sink for ParquetSink {
             remove_temporaries(&dir)?;
         }
         Ok(())
+    }
+
+    async fn discard_after(&mut self, table: &TableSchema, checkpoint: &Position) -> Result<(), SinkError> {
+        // The batch after the checkpoint is named `part-<checkpoint>-<upto>...`, in every date.
+        let prefix = format!("part-{}-", checkpoint.file_token());
+        remove_files(
+            &self.table_dir(table),
+            &|name| name.starts_with(&prefix) && name.ends_with(".parquet"),
+            "a batch written after the checkpoint by a run that stopped before committing it",
+        )
     }
 
     async fn write(&mut self, batch: &ChangeBatch) -> Result<Durability, SinkError> {
@@ -183,15 +194,26 @@ fn date_runs(cursor: &ArrayRef) -> Vec<(String, usize, usize)> {
 
 /// Removes `.part-*.tmp` files a crash left under `dir`.
 fn remove_temporaries(dir: &Path) -> Result<(), SinkError> {
+    let half_written = |name: &str| name.starts_with(".part-") && name.ends_with(".tmp");
+    remove_files(dir, &half_written, "a file left half-written by an earlier run")
+}
+
+/// Removes the files below `dir` whose name `matches`, logging each with `why`.
+fn remove_files(dir: &Path, matches: &dyn Fn(&str) -> bool, why: &str) -> Result<(), SinkError> {
     let io = |path: &Path, source| SinkError::Io { path: path.to_owned(), source };
-    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(dir, e)),
+    };
+    for entry in entries {
         let path = entry.map_err(|e| io(dir, e))?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if path.is_dir() {
-            remove_temporaries(&path)?;
-        } else if name.starts_with(".part-") && name.ends_with(".tmp") {
+            remove_files(&path, matches, why)?;
+        } else if matches(name) {
             std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
-            tracing::info!(path = %path.display(), "removed a file left half-written by an earlier run");
+            tracing::info!(path = %path.display(), "removed {why}");
         }
     }
     Ok(())
@@ -212,6 +234,37 @@ mod tests {
         remove_temporaries(&root.path().join("t")).expect("cleans");
         let left: Vec<_> = std::fs::read_dir(&day).expect("dir").map(|e| e.expect("entry").file_name()).collect();
         assert_eq!(left, ["part-a-b.parquet"]);
+    }
+
+    #[tokio::test]
+    async fn the_batch_after_the_checkpoint_is_discarded_in_every_date_and_nothing_else() {
+        use highwater_pipeline::cursor::{DateTime, KeyValue};
+        use highwater_pipeline::schema::TableId;
+        let root = tempfile::tempdir().expect("tempdir");
+        let at = |c: &str, k: i64| Position::At {
+            cursor: c.parse::<DateTime>().expect("datetime"),
+            key: vec![KeyValue::Int(k)],
+        };
+        let (checkpoint, before) = (at("2026-01-01 10:00:00", 7), at("2026-01-01 09:00:00", 3));
+        let orphan = format!("part-{}-{}.parquet", checkpoint.file_token(), at("2026-01-02 01:00:00", 9).file_token());
+        let durable = format!("part-{}-{}.parquet", before.file_token(), checkpoint.file_token());
+        for day in ["date=2026-01-01", "date=2026-01-02"] {
+            let dir = root.path().join("orders").join(day);
+            std::fs::create_dir_all(&dir).expect("dirs");
+            std::fs::write(dir.join(&orphan), b"written, not checkpointed").expect("writes");
+            std::fs::write(dir.join(&durable), b"checkpointed").expect("writes");
+        }
+        let config: ParquetSinkConfig =
+            toml::from_str(&format!("type = \"parquet\"\npath = {:?}", root.path())).expect("config");
+        let mut sink = ParquetSink::new(&config);
+        let table =
+            TableSchema::new(TableId { database: "d".into(), table: "orders".into() }, Vec::new(), Vec::new(), 0);
+        sink.discard_after(&table, &checkpoint).await.expect("discards");
+        for day in ["date=2026-01-01", "date=2026-01-02"] {
+            let dir = root.path().join("orders").join(day);
+            let left: Vec<_> = std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry").file_name()).collect();
+            assert_eq!(left, [durable.as_str()], "{day}");
+        }
     }
 
     #[test]

@@ -221,6 +221,8 @@ pub struct ParquetTable {
     pub rows: BTreeMap<String, Vec<Option<String>>>,
     /// Rows in all files, before keeping the newest version of each key.
     pub file_rows: u64,
+    /// Distinct `(key, cursor)` versions in all files: `file_rows` when no version is there twice.
+    pub versions: u64,
     pub files: Vec<String>,
 }
 
@@ -245,6 +247,7 @@ pub fn read_parquet(dir: &Path, key: &[&str], cursor: &str) -> ParquetTable {
             .map(|(k, r)| (k.clone(), r.as_array().expect("row").iter().map(text).collect()))
             .collect(),
         file_rows: v["file_rows"].as_u64().expect("file_rows"),
+        versions: v["versions"].as_u64().expect("versions"),
         files: v["files"].as_array().expect("files").iter().filter_map(text).collect(),
     }
 }

@@ -2,7 +2,8 @@
 
 Prints JSON: the Arrow type of each column, every key's newest version (by cursor, NULL
 first, then by _hw_written_at; rows whose _hw_op is 'd' removed) in canonical text (see harness.rs), the number of
-rows in all files and the file names. Usage: read_parquet.py DIR KEY1,KEY2 CURSOR
+rows in all files, the number of distinct (key, cursor) versions among them, and the file
+names. Usage: read_parquet.py DIR KEY1,KEY2 CURSOR
 """
 import json
 import pathlib
@@ -35,7 +36,7 @@ def canonical(arr):
 def main():
     root, keys, cursor = pathlib.Path(sys.argv[1]), sys.argv[2].split(","), sys.argv[3]
     files = sorted(p for p in root.rglob("*.parquet") if not p.name.startswith("."))
-    types, newest, file_rows = {}, {}, 0
+    types, newest, file_rows, versions = {}, {}, 0, set()
     for path in files:
         table = pq.read_table(path)
         file_rows += table.num_rows
@@ -50,10 +51,11 @@ def main():
             # Newest by cursor; of equal cursors, the later written (a row re-read after it
             # changed in place).
             rank = (-(2**63) if order[i] is None else order[i], written[i])
+            versions.add((key, rank[0]))
             if key not in newest or rank >= newest[key][0]:
                 newest[key] = (rank, ops[i], [cols[n][i] for n in names])
     rows = {k: v[2] for k, v in newest.items() if v[1] != "d"}
-    json.dump({"types": types, "rows": rows, "file_rows": file_rows,
+    json.dump({"types": types, "rows": rows, "file_rows": file_rows, "versions": len(versions),
                "files": [str(p.relative_to(root)) for p in files]}, sys.stdout)
 
 
