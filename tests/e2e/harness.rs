@@ -287,6 +287,11 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Tests share one server: a pass must not end early because another test's long write (a
+/// 200,000-row INSERT on a busy machine) holds its bound. Passes wait for such writers up to
+/// this long; a test of the hold itself replaces the line (see `set_open_transaction_wait`).
+pub const OPEN_TRANSACTION_WAIT: &str = "open_transaction_wait_secs = 30";
+
 /// A config file for one test.
 pub struct Pipeline {
     pub dir: tempfile::TempDir,
@@ -301,7 +306,8 @@ impl Pipeline {
             tables.iter().map(|(n, c)| format!("{{ name = \"{n}\", cursor = \"{c}\" }}")).collect();
         let text = format!(
             "[pipeline]\nname = \"test\"\nstate_dir = \"{}\"\n\n[source]\ntype = \"mysql\"\nurl = \"{source_url}\"\n\
-             batch_rows = {batch_rows}\nlag_secs = 0\npoll_interval_secs = 1\ntables = [{}]\n\n[sink]\n{sink}\n",
+             batch_rows = {batch_rows}\nlag_secs = 0\npoll_interval_secs = 1\n{OPEN_TRANSACTION_WAIT}\n\
+             tables = [{}]\n\n[sink]\n{sink}\n",
             dir.path().join("state").display(),
             tables.join(", ")
         );
@@ -333,6 +339,14 @@ impl Pipeline {
     pub fn add_pipeline_setting(&self, line: &str) {
         let text = std::fs::read_to_string(&self.config).expect("config");
         let text = text.replacen("[pipeline]\n", &format!("[pipeline]\n{line}\n"), 1);
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
+    /// Replaces the source's `open_transaction_wait_secs` (see [`OPEN_TRANSACTION_WAIT`]).
+    pub fn set_open_transaction_wait(&self, secs: u64) {
+        let text = std::fs::read_to_string(&self.config).expect("config");
+        let line = text.lines().find(|l| l.starts_with("open_transaction_wait_secs")).expect("the line").to_owned();
+        let text = text.replace(&line, &format!("open_transaction_wait_secs = {secs}"));
         std::fs::write(&self.config, text).expect("write config");
     }
 

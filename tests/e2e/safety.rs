@@ -24,7 +24,7 @@ async fn rows_of_a_transaction_that_commits_late_all_arrive() {
     orders(&source, 100, false).await;
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 50, &mysql_sink(&sink, 50));
     // No waiting for the writer: every pass runs while it is open.
-    p.add_source_setting("open_transaction_wait_secs = 0");
+    p.set_open_transaction_wait(0);
     let (mut daemon, port) = p.spawn_daemon();
     until(&mut daemon, 30, "the first copy", async || sink.try_rows("SELECT 1 FROM orders").await.is_ok()).await;
     until(&mut daemon, 30, "the first copy", async || sink.count("orders").await == 100).await;
@@ -170,7 +170,7 @@ async fn kill_9_twenty_times_under_a_writer_loses_nothing_and_doubles_nothing() 
     let parquet = Pipeline::new(&source.url(), &[("orders", "update_time")], 500, "");
     parquet.set_sink(&parquet.parquet_sink());
     for p in [&mysql, &parquet] {
-        p.add_source_setting("open_transaction_wait_secs = 1");
+        p.set_open_transaction_wait(1);
     }
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
     let mut random = Lcg(seed);
@@ -204,6 +204,10 @@ async fn kill_9_twenty_times_under_a_writer_loses_nothing_and_doubles_nothing() 
     assert!(statements > 100, "the writer kept writing: {statements} statements");
 
     // The writer has stopped: one last run of each catches up, and the sinks equal the source.
+    // (Waiting out whatever other tests are writing to the shared server meanwhile.)
+    for p in [&mysql, &parquet] {
+        p.set_open_transaction_wait(30);
+    }
     mysql.run_once();
     parquet.run_once();
     let expected = source.canonical("orders").await;
