@@ -39,9 +39,12 @@ pub(super) async fn at_start<Src: Source, St: CheckpointStore>(
         _ => None,
     };
     for (i, table) in tables.iter().enumerate() {
-        if let Some(seen) = state.schema(&table.id) {
-            match seen.evolution(table) {
+        // What changed since the last run; `None`: never seen.
+        let evolution = state.schema(&table.id).map(|seen| seen.evolution(table));
+        if let Some(evolution) = &evolution {
+            match evolution {
                 Evolution::Breaking(change) if !options.accept_schema_change => {
+                    let change = change.clone();
                     stopped[i] = Some(SourceError::SchemaChanged { table: table.id.clone(), change });
                     continue;
                 }
@@ -65,7 +68,7 @@ pub(super) async fn at_start<Src: Source, St: CheckpointStore>(
             store.reset(&table.id).await?;
             checkpoints[i] = Checkpoint::default();
         }
-        if state.schema(&table.id).is_none_or(|seen| seen.evolution(table) != Evolution::Same) {
+        if evolution != Some(Evolution::Same) {
             state.set_schema(table)?;
         }
     }
