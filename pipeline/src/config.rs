@@ -551,7 +551,7 @@ path = "./out"
         let ConfigError::Invalid { problems, .. } = parse(&text).expect_err("invalid") else {
             panic!("expected validation problems")
         };
-        assert_eq!(problems, ["source.ssl_ca: is only used with ssl_mode = \"verify_ca\" or \"verify_identity\""]);
+        assert_eq!(problems, ["source.ssl_ca: is only used with ssl_mode = \"verify_identity\""]);
         let text = text.replace("ssl_ca =", "ssl_mode = \"verify_identity\"\nssl_ca =");
         let ConfigError::Invalid { problems, .. } = parse(&text).expect_err("invalid") else {
             panic!("expected validation problems")

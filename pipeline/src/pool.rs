@@ -36,8 +36,6 @@ pub enum SslMode {
     /// Encrypted; the server's certificate is not checked (protects against listening, not
     /// against a server in the middle).
     Required,
-    /// Encrypted, the certificate signed by `ssl_ca` (or a public root); any host name.
-    VerifyCa,
     /// Encrypted, the certificate signed by `ssl_ca` (or a public root) and issued for the
     /// URL's host.
     VerifyIdentity,
@@ -57,7 +55,7 @@ impl Tls {
         let mut problems = Vec::new();
         match &self.ca {
             Some(_) if self.mode == SslMode::Disabled => {
-                problems.push(("ssl_ca", "is only used with ssl_mode = \"verify_ca\" or \"verify_identity\"".into()))
+                problems.push(("ssl_ca", "is only used with ssl_mode = \"verify_identity\"".into()))
             }
             Some(path) if !path.is_file() => {
                 problems.push(("ssl_ca", format!("{} is not a readable file", path.display())))

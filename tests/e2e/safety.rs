@@ -744,4 +744,14 @@ async fn tls_to_source_and_sink_is_required_verified_and_refused_with_the_wrong_
         "{stderr}"
     );
     assert!(!stderr.contains(password), "{stderr}");
+
+    // Reached as `localhost`, a name the certificate does not carry (it names 127.0.0.1),
+    // with the right authority: verify_identity refuses it.
+    let by_name = |text: &str| text.replace(&other_ca, &ca).replace("@127.0.0.1:", "@localhost:");
+    std::fs::write(&p.config, by_name(&std::fs::read_to_string(&p.config).expect("config"))).expect("config");
+    let (ok, stderr) = run_with(&p, &[]);
+    assert!(
+        !ok && stderr.contains("not valid for name \"localhost\"") && stderr.contains("source.ssl_mode"),
+        "{stderr}"
+    );
 }

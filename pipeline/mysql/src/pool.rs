@@ -181,7 +181,6 @@ fn ssl_opts(tls: &Tls) -> Option<SslOpts> {
         SslMode::Required => {
             SslOpts::default().with_danger_accept_invalid_certs(true).with_danger_skip_domain_validation(true)
         }
-        SslMode::VerifyCa => SslOpts::default().with_danger_skip_domain_validation(true),
         SslMode::VerifyIdentity => SslOpts::default(),
     };
     Some(match &tls.ca {
