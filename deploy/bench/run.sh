@@ -5,27 +5,36 @@
 #      highwater, connectorx with 2 partitions (read_sql to Arrow, then pyarrow's write_table),
 #      and the server's own SELECT ... INTO OUTFILE as the limit;
 #   2. the same rows -> another MySQL database: highwater, LOAD DATA INFILE into an empty copy
-#      (the limit), and mysqldump | mariadb.
+#      (the limit), and mysqldump | mariadb;
+#   3. incremental passes (`run --once` into Parquet after a first copy) on a 100k-row and a
+#      5M-row version of the table: with 1,000 changed rows, and with none;
+#   4. streaming: a daemon into MySQL while the source takes 1,000 changes/s; the latency from
+#      each change's commit to its row in the sink, p50 and p99.
 #
-#   deploy/bench/run.sh [--rows N] [--runs R]     # defaults 1,000,000 rows, 3 runs per case
+#   deploy/bench/run.sh [--rows N] [--runs R] [--cases 1,2,3,4] [--big-rows N]
+#   # defaults: 1,000,000 rows, 3 runs per case, every case, 5,000,000 rows for case 3's big table
 #
-# Each case: median wall time of R runs (min-max), rows/s, MB/s (of the rows as text, the size
+# Cases 1-2: median wall time of R runs (min-max), rows/s, MB/s (of the rows as text, the size
 # of the INTO OUTFILE file), peak RSS of the client, and its ratio to the case's baseline.
 # A benchmark, not a test: it prints figures; nothing fails on a slow machine.
-# Not yet here (issue 6): incremental passes at 100k and 5M rows, streaming latency.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . deploy/lib.sh
 
 rows=1000000
 runs=3
+cases_wanted=1,2,3,4
+big_rows=5000000
 while [ $# -gt 0 ]; do
   case "$1" in
     --rows) rows="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
-    *) echo "usage: $0 [--rows N] [--runs R]" >&2; exit 2 ;;
+    --cases) cases_wanted="$2"; shift 2 ;;
+    --big-rows) big_rows="$2"; shift 2 ;;
+    *) echo "usage: $0 [--rows N] [--runs R] [--cases 1,2,3,4] [--big-rows N]" >&2; exit 2 ;;
   esac
 done
+wants() { [[ ",$cases_wanted," == *",$1,"* ]]; }
 
 ensure_rust
 ensure_mariadb
@@ -37,13 +46,16 @@ cargo build --release --locked --quiet
 bin="$CARGO_TARGET_DIR/release/highwater"
 src=hwbench_orders
 dst=hwbench_orders_copy
+inc=hwbench_incremental
 work=$(mktemp -d)
 outfile="/tmp/hwbench_orders_$$.tsv"
-trap 'rm -rf "$work"; rm -f "$outfile"; mysql_cli -e "DROP DATABASE IF EXISTS $src; DROP DATABASE IF EXISTS $dst"' EXIT
+trap 'rm -rf "$work"; rm -f "$outfile"; mysql_cli -e "DROP DATABASE IF EXISTS $src; DROP DATABASE IF EXISTS $dst; DROP DATABASE IF EXISTS $inc"' EXIT
 
-echo "== $rows rows in $src.orders"
-mysql_cli -e "DROP DATABASE IF EXISTS $src; DROP DATABASE IF EXISTS $dst; CREATE DATABASE $src CHARACTER SET utf8mb4"
-mysql_cli "$src" -e "
+# make_orders DB N: a fresh database DB whose `orders` holds N generated rows.
+make_orders() {
+  echo "== $2 rows in $1.orders"
+  mysql_cli -e "DROP DATABASE IF EXISTS $1; CREATE DATABASE $1 CHARACTER SET utf8mb4"
+  mysql_cli "$1" -e "
 CREATE TABLE orders (
   id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
   customer_id INT NOT NULL,
@@ -65,11 +77,15 @@ INSERT INTO orders SELECT seq, seq % 100000, ELT(1 + seq % 4, 'new', 'paid', 'sh
   JSON_OBJECT('sku', seq % 1000, 'qty', 1 + seq % 7, 'tags', JSON_ARRAY('web', 'promo')),
   seq % 2, '2025-01-01' + INTERVAL seq SECOND, '2025-06-01' + INTERVAL seq SECOND,
   IF(seq % 3 = 0, NULL, '2025-07-01' + INTERVAL seq SECOND), UNHEX(MD5(seq))
-FROM seq_1_to_$rows;
+FROM seq_1_to_$2;
 ANALYZE TABLE orders;" >/dev/null
+}
+
+if wants 1 || wants 2; then make_orders "$src" "$rows"; fi
 
 url="mysql://root@$MYSQL_HOST:$MYSQL_PORT"
-config() { # sink table body
+# config SOURCE_DB SINK_BODY [SOURCE_SETTINGS]: a pipeline from SOURCE_DB's orders.
+config() {
   cat <<TOML
 [pipeline]
 name = "bench"
@@ -77,17 +93,18 @@ state_dir = "$work/state"
 
 [source]
 type = "mysql"
-url = "$url/$src"
+url = "$url/$1"
 lag_secs = 0
+$3
 tables = [{ name = "orders", cursor = "update_time" }]
 
 [sink]
-$1
+$2
 TOML
 }
-config "type = \"parquet\"
+config "$src" "type = \"parquet\"
 path = \"$work/out\"" >"$work/parquet.toml"
-config "type = \"mysql\"
+config "$src" "type = \"mysql\"
 url = \"$url/$dst\"" >"$work/mysql.toml"
 
 cat >"$work/cx.py" <<PY
@@ -110,14 +127,21 @@ fresh_copy() {
 }
 fresh_outfile() { rm -f "$outfile"; }
 
-cases=(
-  "highwater -> Parquet@fresh_parquet@$bin run --once --config $work/parquet.toml"
-  "connectorx (2 partitions) -> Parquet@fresh_parquet@python3 $work/cx.py $work/cx.parquet"
-  "SELECT ... INTO OUTFILE (limit)@fresh_outfile@mariadb -uroot -h$MYSQL_HOST -P$MYSQL_PORT $src -e \"SELECT * FROM orders INTO OUTFILE '$outfile'\""
-  "highwater -> MySQL@fresh_copy@$bin run --once --config $work/mysql.toml"
-  "LOAD DATA INFILE (limit)@fresh_load@mariadb -uroot -h$MYSQL_HOST -P$MYSQL_PORT $dst -e \"LOAD DATA INFILE '$outfile' INTO TABLE orders\""
-  "mysqldump | mariadb@fresh_copy@bash -c \"mysqldump -uroot -h$MYSQL_HOST -P$MYSQL_PORT --single-transaction $src orders | mariadb -uroot -h$MYSQL_HOST -P$MYSQL_PORT $dst\""
-)
+cases=()
+if wants 1; then
+  cases+=(
+    "highwater -> Parquet@fresh_parquet@$bin run --once --config $work/parquet.toml"
+    "connectorx (2 partitions) -> Parquet@fresh_parquet@python3 $work/cx.py $work/cx.parquet"
+    "SELECT ... INTO OUTFILE (limit)@fresh_outfile@mariadb -uroot -h$MYSQL_HOST -P$MYSQL_PORT $src -e \"SELECT * FROM orders INTO OUTFILE '$outfile'\""
+  )
+fi
+if wants 2; then
+  cases+=(
+    "highwater -> MySQL@fresh_copy@$bin run --once --config $work/mysql.toml"
+    "LOAD DATA INFILE (limit)@fresh_load@mariadb -uroot -h$MYSQL_HOST -P$MYSQL_PORT $dst -e \"LOAD DATA INFILE '$outfile' INTO TABLE orders\""
+    "mysqldump | mariadb@fresh_copy@bash -c \"mysqldump -uroot -h$MYSQL_HOST -P$MYSQL_PORT --single-transaction $src orders | mariadb -uroot -h$MYSQL_HOST -P$MYSQL_PORT $dst\""
+  )
+fi
 fresh_load() {
   fresh_copy
   mysql_cli "$dst" -e "CREATE TABLE orders LIKE $src.orders"
@@ -139,23 +163,129 @@ for c in "${cases[@]}"; do
   summary=$(printf '%s\n' "${times[@]}" | sort -n | awk '{ s[NR] = $1; if ($2 > m) m = $2 } END { print s[int((NR + 1) / 2)], s[1], s[NR], m }')
   results+=("$name@$summary")
 done
-# The OUTFILE case ran last with a fresh file; LOAD DATA reused it. Its size is the rows as text.
-[ -s "$outfile" ] || mysql_cli "$src" -e "SELECT * FROM orders INTO OUTFILE '$outfile'"
-text_mb=$(awk -v b="$(stat -c %s "$outfile")" 'BEGIN { printf "%.1f", b / 1048576 }')
+if [ ${#cases[@]} -gt 0 ]; then
+  # The OUTFILE case ran last with a fresh file; LOAD DATA reused it. Its size is the rows as text.
+  [ -s "$outfile" ] || mysql_cli "$src" -e "SELECT * FROM orders INTO OUTFILE '$outfile'"
+  text_mb=$(awk -v b="$(stat -c %s "$outfile")" 'BEGIN { printf "%.1f", b / 1048576 }')
 
-echo
-echo "$rows rows, $text_mb MB as text; median of $runs runs (min-max); ratio: highwater's rows/s over this case's (above 1: highwater is faster)"
-printf '%-36s %18s %12s %9s %10s %8s\n' case "seconds" "rows/s" "MB/s" "peak RSS" "ratio"
-baseline=1
-for r in "${results[@]}"; do
-  IFS=@ read -r name summary <<<"$r"
-  read -r med min max rss <<<"$summary"
-  printf '%-36s %7.2f (%.2f-%.2f) %12.0f %9.1f %7d MB' "$name" "$med" "$min" "$max" \
-    "$(awk -v n="$rows" -v s="$med" 'BEGIN { print n / s }')" "$(awk -v m="$text_mb" -v s="$med" 'BEGIN { print m / s }')" $((rss / 1024))
-  if [ "$name" = "highwater -> Parquet" ] || [ "$name" = "highwater -> MySQL" ]; then
-    baseline="$med"
-    printf '\n'
-  else
-    awk -v h="$baseline" -v s="$med" 'BEGIN { printf " %7.2f\n", s / h }'
-  fi
-done
+  echo
+  echo "$rows rows, $text_mb MB as text; median of $runs runs (min-max); ratio: highwater's rows/s over this case's (above 1: highwater is faster)"
+  printf '%-36s %18s %12s %9s %10s %8s\n' case "seconds" "rows/s" "MB/s" "peak RSS" "ratio"
+  baseline=1
+  for r in "${results[@]}"; do
+    IFS=@ read -r name summary <<<"$r"
+    read -r med min max rss <<<"$summary"
+    printf '%-36s %7.2f (%.2f-%.2f) %12.0f %9.1f %7d MB' "$name" "$med" "$min" "$max" \
+      "$(awk -v n="$rows" -v s="$med" 'BEGIN { print n / s }')" "$(awk -v m="$text_mb" -v s="$med" 'BEGIN { print m / s }')" $((rss / 1024))
+    if [ "$name" = "highwater -> Parquet" ] || [ "$name" = "highwater -> MySQL" ]; then
+      baseline="$med"
+      printf '\n'
+    else
+      awk -v h="$baseline" -v s="$med" 'BEGIN { printf " %7.2f\n", s / h }'
+    fi
+  done
+fi
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Seconds of each pass the run logged (`--log-format json`), one per line.
+pass_seconds() {
+  python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        f = json.loads(line).get("fields", {})
+    except ValueError:
+        continue
+    if f.get("message", "").startswith("pass ") and "seconds" in f:
+        print(f["seconds"])' "$1"
+}
+# median, min and max of the numbers on stdin
+spread() { sort -n | awk '{ v[NR] = $1 } END { printf "%.4f %.4f %.4f", v[int((NR + 1) / 2)], v[1], v[NR] }'; }
+
+if wants 3; then
+  echo
+  echo "== case 3: incremental passes into Parquet, after a first copy"
+  inc_results=()
+  for n in 100000 "$big_rows"; do
+    make_orders "$inc" "$n"
+    config "$inc" "type = \"parquet\"
+path = \"$work/inc-out\"" >"$work/inc.toml"
+    rm -rf "$work/inc-out" "$work/state"
+    echo "   first copy of $n rows"
+    "$bin" run --once --config "$work/inc.toml" >/dev/null 2>&1
+    for changes in 1000 0; do
+      walls=()
+      passes=()
+      for _ in $(seq 1 "$runs"); do
+        if [ "$changes" -gt 0 ]; then
+          ids=$(shuf -i 1-"$n" -n "$changes" | paste -sd,)
+          mysql_cli "$inc" -e "UPDATE orders SET update_time = NOW(6), amount = amount + 1 WHERE id IN ($ids)"
+        fi
+        start=$(date +%s%N)
+        HIGHWATER_LOG=info,highwater_pipeline=debug "$bin" --log-format json run --once --config "$work/inc.toml" >"$work/inc.log" 2>&1
+        walls+=("$(( ($(date +%s%N) - start) / 1000 ))")
+        passes+=("$(pass_seconds "$work/inc.log" | head -1)")
+      done
+      read -r wall wall_min wall_max <<<"$(printf '%s\n' "${walls[@]}" | awk '{ print $1 / 1e6 }' | spread)"
+      read -r pass pass_min pass_max <<<"$(printf '%s\n' "${passes[@]}" | spread)"
+      echo "   $n rows, $changes changed: run --once $wall s, the pass $pass s"
+      inc_results+=("$n $changes $wall $wall_min $wall_max $pass $pass_min $pass_max")
+    done
+  done
+  echo
+  echo "incremental passes: median of $runs (min-max); 'the pass' is the table's read-and-write time the run logs, 'run --once' the whole process"
+  printf '%-12s %8s %26s %26s %12s\n' "table rows" changed "run --once, s" "the pass, s" "pass ratio"
+  for r in "${inc_results[@]}"; do
+    read -r n changes wall wall_min wall_max pass pass_min pass_max <<<"$r"
+    # the ratio of each pass to the 100k-row table's pass with as many changes
+    base=$(printf '%s\n' "${inc_results[@]}" | awk -v c="$changes" '$1 == 100000 && $2 == c { print $6; exit }')
+    printf '%-12s %8s %10.3f (%.3f-%.3f) %10.4f (%.4f-%.4f) %12.2f\n' "$n" "$changes" "$wall" "$wall_min" "$wall_max" \
+      "$pass" "$pass_min" "$pass_max" "$(awk -v p="$pass" -v b="$base" 'BEGIN { print p / b }')"
+  done
+fi
+
+if wants 4; then
+  echo
+  echo "== case 4: streaming into MySQL under 1,000 changes/s"
+  stream_secs=30
+  make_orders "$inc" 100000
+  mysql_cli -e "DROP DATABASE IF EXISTS ${inc}_sink; CREATE DATABASE ${inc}_sink CHARACTER SET utf8mb4"
+  config "$inc" "type = \"mysql\"
+url = \"$url/${inc}_sink\"" "poll_interval_secs = 1" >"$work/stream.toml"
+  printf '\n[metrics]\nlisten = "127.0.0.1:%s"\n' "$(free_port)" >>"$work/stream.toml"
+  rm -rf "$work/state"
+  "$bin" run --once --config "$work/stream.toml" >/dev/null 2>&1
+  # Every change that reaches the sink, with the source's time of the change and the sink's
+  # time of the write (SYSDATE: when the row was written, inside the sink's transaction).
+  mysql_cli "${inc}_sink" -e "
+CREATE TABLE hw_seen (id BIGINT UNSIGNED NOT NULL, changed DATETIME(6) NOT NULL, seen DATETIME(6) NOT NULL);
+CREATE TRIGGER hw_seen_update AFTER UPDATE ON orders FOR EACH ROW
+  IF NEW.update_time <> OLD.update_time THEN INSERT INTO hw_seen VALUES (NEW.id, NEW.update_time, SYSDATE(6)); END IF;"
+  mysql_cli "$inc" -e "
+CREATE PROCEDURE hw_writer(secs INT, per_second INT)
+BEGIN
+  DECLARE started DATETIME(6) DEFAULT SYSDATE(6);
+  DECLARE n INT DEFAULT 0;
+  WHILE SYSDATE(6) < started + INTERVAL secs SECOND DO
+    UPDATE orders SET update_time = SYSDATE(6), amount = amount + 1 WHERE id = 1 + FLOOR(RAND() * 100000);
+    SET n = n + 1;
+    IF n % 10 = 0 THEN
+      DO SLEEP(GREATEST(0, TIMESTAMPDIFF(MICROSECOND, SYSDATE(6), started + INTERVAL n * 1000000 DIV per_second MICROSECOND) / 1e6));
+    END IF;
+  END WHILE;
+  SELECT n;
+END"
+  "$bin" run --config "$work/stream.toml" >"$work/stream.log" 2>&1 &
+  daemon=$!
+  sleep 3
+  changes=$(mysql_cli -N "$inc" -e "CALL hw_writer($stream_secs, 1000)")
+  sleep 5
+  kill "$daemon"
+  wait "$daemon" || true
+  mysql_cli -N "${inc}_sink" -e "SELECT TIMESTAMPDIFF(MICROSECOND, changed, seen) / 1e6 FROM hw_seen" >"$work/latency"
+  echo
+  echo "streaming: $changes changes in $stream_secs s (lag_secs = 0, poll_interval_secs = 1); commit-to-visible latency over $(wc -l <"$work/latency") rows:"
+  sort -n "$work/latency" | awk '{ v[NR] = $1 } END { printf "p50 %.3f s, p99 %.3f s, max %.3f s (target: p99 <= lag + poll + 0.5 = 1.5 s)\n", v[int(NR * 0.5) + 1], v[int(NR * 0.99) + 1], v[NR] }'
+  mysql_cli -e "DROP DATABASE IF EXISTS ${inc}_sink"
+fi

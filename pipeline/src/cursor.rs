@@ -205,6 +205,11 @@ pub enum Position {
     /// In key order, for a table read by its increasing key alone (an insert-only table whose
     /// cursor is its integer primary key): the key of the last row read.
     Key { key: Key },
+    /// In a first copy, which reads in primary-key order (the clustered index) every row whose
+    /// cursor is NULL or at most `bound`, the bound taken when the copy began: the key of the
+    /// last row read. After the copy, reading goes on in cursor order from the rows whose
+    /// cursor is above `bound`: every row at or below it existed when the copy began.
+    Copy { bound: DateTime, key: Key },
 }
 
 impl Position {
@@ -216,11 +221,13 @@ impl Position {
             (Start, Start) => Some(Ordering::Equal),
             (Start, _) => Some(Ordering::Less),
             (_, Start) => Some(Ordering::Greater),
-            (NullCursor { .. }, At { .. }) => Some(Ordering::Less),
-            (At { .. }, NullCursor { .. }) => Some(Ordering::Greater),
+            (NullCursor { .. }, At { .. }) | (Copy { .. }, At { .. }) => Some(Ordering::Less),
+            (At { .. }, NullCursor { .. }) | (At { .. }, Copy { .. }) => Some(Ordering::Greater),
             (NullCursor { key: a }, NullCursor { key: b }) | (Key { key: a }, Key { key: b }) => cmp_keys(a, b),
-            // A table is read either by cursor or by key, never both.
-            (Key { .. }, _) | (_, Key { .. }) => None,
+            (Copy { bound: ba, key: a }, Copy { bound: bb, key: b }) if ba == bb => cmp_keys(a, b),
+            // A table is read either by cursor or by key, never both; a first copy either reads
+            // the NULL cursors first (before the key-order copy existed) or copies them.
+            (Key { .. }, _) | (_, Key { .. }) | (Copy { .. }, _) | (_, Copy { .. }) => None,
             (At { cursor: ca, key: a }, At { cursor: cb, key: b }) => match ca.cmp(cb) {
                 Ordering::Equal => cmp_keys(a, b),
                 other => Some(other),
@@ -243,6 +250,7 @@ impl Position {
             Position::NullCursor { key } => ("null".to_owned(), key),
             Position::At { cursor, key } => (cursor.compact(), key),
             Position::Key { key } => ("key".to_owned(), key),
+            Position::Copy { key, .. } => ("copy".to_owned(), key),
         };
         let key_token = key.iter().map(KeyValue::token).collect::<Vec<_>>().join("_");
         let key_token =
@@ -258,6 +266,7 @@ impl fmt::Display for Position {
             Position::NullCursor { key } => write!(f, "(NULL, {})", DisplayKey(key)),
             Position::At { cursor, key } => write!(f, "({cursor}, {})", DisplayKey(key)),
             Position::Key { key } => write!(f, "(key {})", DisplayKey(key)),
+            Position::Copy { bound, key } => write!(f, "(first copy up to {bound}, key {})", DisplayKey(key)),
         }
     }
 }
@@ -375,6 +384,24 @@ mod tests {
         let key = |k: u64| Position::Key { key: vec![KeyValue::UInt(k)] };
         assert!(key(9).is_behind(&key(10)) && Position::Start.is_behind(&key(1)));
         assert_eq!(key(1).known_cmp(&at("2020-01-01 00:00:00", 2)), None);
+    }
+
+    #[test]
+    fn a_first_copy_orders_by_key_and_comes_before_cursor_order() {
+        let bound = dt("2026-01-01 00:00:00");
+        let copy = |k: u64| Position::Copy { bound, key: vec![KeyValue::UInt(k)] };
+        assert!(Position::Start.is_behind(&copy(1)));
+        assert!(copy(1).is_behind(&copy(2)) && !copy(2).is_behind(&copy(1)));
+        // Cursor order follows the copy, whatever the keys.
+        let at = Position::At { cursor: dt("2000-01-01 00:00:00"), key: vec![KeyValue::UInt(1)] };
+        assert!(copy(1_000).is_behind(&at) && !at.is_behind(&copy(1_000)));
+        // Copies up to other bounds, and the NULL-cursor phase, cannot be ordered here.
+        let other = Position::Copy { bound: dt("2026-01-02 00:00:00"), key: vec![KeyValue::UInt(1)] };
+        assert_eq!(copy(2).known_cmp(&other), None);
+        assert_eq!(copy(2).known_cmp(&Position::NullCursor { key: vec![KeyValue::UInt(1)] }), None);
+        assert_eq!(copy(7).file_token(), "copy_7");
+        let json = serde_json::to_string(&copy(7)).expect("serializes");
+        assert_eq!(serde_json::from_str::<Position>(&json).expect("parses"), copy(7));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The MySQL-family sink.
 
 mod ddl;
+mod infile;
 mod literal;
 mod sink;
 mod upsert;

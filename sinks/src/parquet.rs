@@ -3,7 +3,7 @@
 //! Layout: `path/<table>/date=YYYY-MM-DD/part-<after>-<upto>.parquet`, the date being that of
 //! the rows' cursor values (`date=__HIVE_DEFAULT_PARTITION__` for NULL cursors; tables read by
 //! their key alone have no date level) and
-//! `<after>`/`<upto>` the batch's cursor range. A batch whose rows span several dates becomes
+//! `<after>`/`<upto>` the batch's positions. A batch whose rows span several dates becomes
 //! one file per date, under the same part name. Each file carries the table's columns plus
 //! `_hw_op` (`u` upsert, `d` delete) and `_hw_written_at`, zstd-compressed.
 //!
@@ -17,8 +17,9 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, TimestampMicrosecondType};
-use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_select::take::take_record_batch;
 use highwater_pipeline::batch::ChangeBatch;
 use highwater_pipeline::civil;
 use highwater_pipeline::config::ParquetSinkConfig;
@@ -120,9 +121,15 @@ impl Sink for ParquetSink {
             self.write_file(&dir.join(&name), &rows)?;
             return Ok(Durability::Durable);
         }
-        for (date, offset, len) in date_runs(cursor) {
+        for (date, part) in date_groups(cursor) {
             let path = dir.join(format!("date={date}")).join(&name);
-            self.write_file(&path, &rows.slice(offset, len))?;
+            let part = match part {
+                Rows::Run(offset, len) => rows.slice(offset, len),
+                Rows::Picked(indices) => take_record_batch(&rows, &UInt32Array::from(indices)).map_err(|e| {
+                    SinkError::Data { table: batch.table.id.clone(), reason: format!("cannot group rows by date: {e}") }
+                })?,
+            };
+            self.write_file(&path, &part)?;
         }
         Ok(Durability::Durable)
     }
@@ -154,9 +161,18 @@ fn with_op_column(batch: &ChangeBatch) -> Result<RecordBatch, SinkError> {
         .map_err(|e| SinkError::Data { table: batch.table.id.clone(), reason: format!("cannot add {OP_COLUMN}: {e}") })
 }
 
-/// Runs of consecutive rows with the same cursor date: `(date, offset, len)`. Rows come in
-/// cursor order, so each date is one run.
-fn date_runs(cursor: &ArrayRef) -> Vec<(String, usize, usize)> {
+/// The rows of one date in a batch.
+#[derive(Debug, PartialEq)]
+enum Rows {
+    /// Consecutive: `(offset, len)`.
+    Run(usize, usize),
+    /// Scattered (a first copy reads by key, not by cursor): their indices, in batch order.
+    Picked(Vec<u32>),
+}
+
+/// The batch's rows by cursor date, each date once, in the order dates first appear. Rows read
+/// in cursor order make one run per date; a key-order copy may scatter a date's rows.
+fn date_groups(cursor: &ArrayRef) -> Vec<(String, Rows)> {
     let date_of = |i: usize| -> Option<i32> {
         if cursor.is_null(i) {
             return None;
@@ -178,8 +194,25 @@ fn date_runs(cursor: &ArrayRef) -> Vec<(String, usize, usize)> {
             _ => runs.push((d, i, 1)),
         }
     }
-    runs.into_iter()
-        .map(|(d, offset, len)| {
+    let mut dates: Vec<Option<i32>> = runs.iter().map(|r| r.0).collect();
+    dates.sort_unstable();
+    dates.dedup();
+    let groups: Vec<(Option<i32>, Rows)> = if dates.len() == runs.len() {
+        runs.into_iter().map(|(d, offset, len)| (d, Rows::Run(offset, len))).collect()
+    } else {
+        let mut groups: Vec<(Option<i32>, Vec<u32>)> = Vec::with_capacity(dates.len());
+        for (d, offset, len) in runs {
+            let rows = offset as u32..(offset + len) as u32;
+            match groups.iter_mut().find(|(g, _)| *g == d) {
+                Some((_, indices)) => indices.extend(rows),
+                None => groups.push((d, rows.collect())),
+            }
+        }
+        groups.into_iter().map(|(d, indices)| (d, Rows::Picked(indices))).collect()
+    };
+    groups
+        .into_iter()
+        .map(|(d, rows)| {
             let name = match d {
                 Some(days) => {
                     let (y, m, d) = civil::civil_from_days(days);
@@ -187,7 +220,7 @@ fn date_runs(cursor: &ArrayRef) -> Vec<(String, usize, usize)> {
                 }
                 None => NULL_PARTITION.to_owned(),
             };
-            (name, offset, len)
+            (name, rows)
         })
         .collect()
 }
@@ -273,12 +306,27 @@ mod tests {
         let cursor: ArrayRef =
             Arc::new(TimestampMicrosecondArray::from(vec![None, None, Some(0), Some(day - 1), Some(day), Some(-1)]));
         assert_eq!(
-            date_runs(&cursor),
+            date_groups(&cursor),
             [
-                (NULL_PARTITION.to_owned(), 0, 2),
-                ("1970-01-01".to_owned(), 2, 2),
-                ("1970-01-02".to_owned(), 4, 1),
-                ("1969-12-31".to_owned(), 5, 1),
+                (NULL_PARTITION.to_owned(), Rows::Run(0, 2)),
+                ("1970-01-01".to_owned(), Rows::Run(2, 2)),
+                ("1970-01-02".to_owned(), Rows::Run(4, 1)),
+                ("1969-12-31".to_owned(), Rows::Run(5, 1)),
+            ]
+        );
+    }
+
+    #[test]
+    fn scattered_dates_of_a_key_order_copy_are_gathered_once_each() {
+        let day = civil::MICROS_PER_DAY;
+        let cursor: ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(vec![Some(day), Some(0), Some(1), None, Some(day + 5), Some(2)]));
+        assert_eq!(
+            date_groups(&cursor),
+            [
+                ("1970-01-02".to_owned(), Rows::Picked(vec![0, 4])),
+                ("1970-01-01".to_owned(), Rows::Picked(vec![1, 2, 5])),
+                (NULL_PARTITION.to_owned(), Rows::Picked(vec![3])),
             ]
         );
     }

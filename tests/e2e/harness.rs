@@ -401,6 +401,13 @@ pub fn mysql_sink(db: &TestDb, batch_rows: usize) -> String {
 }
 
 /// A free port on loopback, for a server the test starts.
+/// Waits until the current second is over: a row stamped `NOW()` into a `DATETIME` column
+/// (whole seconds) is read only once no later write can take the same value.
+pub fn after_this_second() {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+    std::thread::sleep(std::time::Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos()) + 20_000_000));
+}
+
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()

@@ -9,7 +9,7 @@ mod safety;
 
 use std::time::{Duration, Instant};
 
-use harness::{KillOnDrop, Pipeline, TestDb, assert_same_rows, mysql_sink, read_parquet};
+use harness::{KillOnDrop, Pipeline, TestDb, after_this_second, assert_same_rows, mysql_sink, read_parquet};
 
 /// A table of `n` rows `(id, update_time, name, amount)`, all sharing one `update_time`.
 pub(crate) async fn orders(db: &TestDb, n: u32, same_time: bool) {
@@ -122,6 +122,7 @@ async fn composite_keys_and_null_cursors() {
 
     // A row whose cursor is set is seen again; rows still NULL are not read twice.
     source.exec("UPDATE visits SET seen = NOW(), hits = -1 WHERE visitor IN ('v4', 'v5')").await;
+    after_this_second();
     let out = p.run_once();
     assert!(String::from_utf8_lossy(&out.stdout).contains(" 2 rows"), "{}", String::from_utf8_lossy(&out.stdout));
     assert_same_rows("pass 2", &source.canonical("visits").await, &sink.canonical("visits").await, &[]);
@@ -478,6 +479,7 @@ async fn the_matomo_preset_replicates_every_log_table_including_log_action() {
                      ORDER BY idlink_va DESC LIMIT 3",
                 )
                 .await;
+            after_this_second();
         }
         p.run_once();
         for table in tables {

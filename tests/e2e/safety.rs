@@ -755,3 +755,33 @@ async fn tls_to_source_and_sink_is_required_verified_and_refused_with_the_wrong_
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_stamped_in_the_second_a_pass_reads_are_not_passed() {
+    let source = TestDb::new("coarse").await;
+    let sink = TestDb::new("coarse_sink").await;
+    source.exec("CREATE TABLE events (id INT PRIMARY KEY, at DATETIME NOT NULL, KEY (at))").await;
+    let p = Pipeline::new(&source.url(), &[("events", "at")], 1000, &mysql_sink(&sink, 1000));
+    // `at` holds whole seconds and each key is below the last: within a second, a row written
+    // later sorts before the rows written earlier, so a pass that read part of a second and
+    // went on from its last row would never see the rest of it.
+    let mut conn = source.conn().await;
+    let writer = tokio::spawn(async move {
+        for i in 0..400 {
+            conn.query_drop(format!("INSERT INTO events VALUES ({}, NOW())", 1_000_000 - i)).await.expect("insert");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let mut runs = 0;
+    while !writer.is_finished() {
+        assert!(p.run_once().status.success());
+        runs += 1;
+    }
+    writer.await.expect("writer");
+    harness::after_this_second();
+    assert!(p.run_once().status.success());
+    assert!(runs >= 3, "only {runs} runs overlapped the writer");
+    assert_same_rows("after the writer", &source.canonical("events").await, &sink.canonical("events").await, &[]);
+    source.drop_db().await;
+    sink.drop_db().await;
+}

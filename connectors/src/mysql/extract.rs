@@ -28,10 +28,11 @@ struct Table {
     schema: Arc<TableSchema>,
     kinds: Vec<Kind>,
     queries: TableQueries,
-    /// Whether the cursor column admits NULL (else the NULL phase is skipped).
-    cursor_nullable: bool,
     /// Read by key alone: the cursor is the table's integer primary key.
     incrementing: bool,
+    /// The step of the cursor column's values in microseconds (a second for `DATETIME`), when
+    /// coarser than a microsecond; see [`complete_below`].
+    cursor_step: Option<i64>,
     /// The soft-delete column: a row where it is set is a delete.
     soft_delete: Option<usize>,
     /// With `reread_secs`: the window, and the rows let through lately (see [`reread`]).
@@ -67,7 +68,7 @@ impl Table {
             seen: reread_window.map(Seen::new),
             estimated_rows: None,
             queries: TableQueries::new(&schema, batch_rows),
-            cursor_nullable: schema.cursor_column().source_nullable,
+            cursor_step: cursor_step(&schema.cursor_column().source_type),
             kinds: found.kinds,
             incrementing: found.incrementing,
             soft_delete,
@@ -167,7 +168,7 @@ impl MysqlSource {
         }
         t.late_floor = t.clock_bound.max(t.late_floor);
         t.clock_bound = Some(b.clock);
-        Ok(b.upper)
+        Ok(complete_below(b.upper, t.cursor_step))
     }
 }
 
@@ -290,35 +291,67 @@ impl MysqlSource {
             let query = Query { sql, params, phase: Phase::Key };
             read(&mut tx, t, query, max_rows, self.zero_dates, seen.as_deref_mut()).await?
         } else {
+            let upper = bound.0.expect("taken above");
+            // A first copy reads by key; one begun earlier goes on up to its own bound.
+            let copy = match after {
+                Position::Start => Some((upper, None)),
+                Position::Copy { bound, key } => Some((*bound, Some(key))),
+                _ => None,
+            };
             let mut result = None;
-            if t.cursor_nullable && matches!(after, Position::Start | Position::NullCursor { .. }) {
-                let (sql, params) = match after {
-                    Position::NullCursor { key } => (&t.queries.nulls_after, key_params(key)),
-                    _ => (&t.queries.nulls_first, Vec::new()),
+            if let Some((copy_bound, key)) = copy {
+                let (sql, mut params) = match key {
+                    Some(key) => (&t.queries.copy_after, key_params(key)),
+                    None => (&t.queries.copy_first, Vec::new()),
                 };
-                let query = Query { sql, params, phase: Phase::NullCursor };
+                params.push(decode::datetime_param(&copy_bound));
+                let query = Query { sql, params, phase: Phase::Copy(copy_bound) };
                 result = read(&mut tx, t, query, max_rows, self.zero_dates, seen.as_deref_mut()).await?;
-            }
-            if result.is_none() {
-                let upper = bound.0.expect("taken above");
-                let (sql, params) = match after {
-                    Position::At { cursor, key } => {
-                        let c = decode::datetime_param(cursor);
-                        let mut p = vec![c.clone(), c];
-                        p.extend(key_params(key));
-                        p.push(decode::datetime_param(&upper));
-                        (&t.queries.cursor_after, p)
+                if result.as_ref().is_none_or(|page| page.fetched < t.queries.limit) {
+                    // The copy is complete: cursor order takes over from its highest row.
+                    match (&mut result, handover(&mut tx, t, &copy_bound).await?) {
+                        (Some(page), Some(at)) => page.upto = at,
+                        (None, Some(at)) => {
+                            let query = cursor_query(t, &at, &upper, &key_params);
+                            result = read(&mut tx, t, query, max_rows, self.zero_dates, seen).await?;
+                            // Nothing changed since: the batch is empty but moves the checkpoint over.
+                            let rows = RecordBatch::new_empty(t.schema.arrow.clone());
+                            let stats = BatchStats::default();
+                            result = result.or(Some(Page { rows, upto: at, stats, fetched: 0 }));
+                        }
+                        // Nothing at or below the bound (any more): rows above it, by cursor.
+                        (None, None) if key.is_some() => {
+                            let params = vec![decode::datetime_param(&copy_bound), decode::datetime_param(&upper)];
+                            let query =
+                                Query { sql: &t.queries.cursor_above, params, phase: Phase::Cursor(t.late_floor) };
+                            result = read(&mut tx, t, query, max_rows, self.zero_dates, seen).await?;
+                        }
+                        _ => {}
                     }
-                    _ => (&t.queries.cursor_first, vec![decode::datetime_param(&upper)]),
-                };
-                let late_floor = t.late_floor;
-                let query = Query { sql, params, phase: Phase::Cursor(late_floor) };
-                result = read(&mut tx, t, query, max_rows, self.zero_dates, seen).await?;
+                }
+            } else {
+                if let Position::NullCursor { key } = after {
+                    // A first copy begun in cursor order, before copies read by key.
+                    let query =
+                        Query { sql: &t.queries.nulls_after, params: key_params(key), phase: Phase::NullCursor };
+                    result = read(&mut tx, t, query, max_rows, self.zero_dates, seen.as_deref_mut()).await?;
+                }
+                if result.is_none() {
+                    let query = match after {
+                        Position::At { .. } => cursor_query(t, after, &upper, &key_params),
+                        _ => Query {
+                            sql: &t.queries.cursor_first,
+                            params: vec![decode::datetime_param(&upper)],
+                            phase: Phase::Cursor(t.late_floor),
+                        },
+                    };
+                    result = read(&mut tx, t, query, max_rows, self.zero_dates, seen).await?;
+                }
             }
             result
         };
         tx.commit().await.map_err(|e| query_error(format!("the end of a read of {id}"), e))?;
-        Ok(result.map(|(rows, upto, stats)| ChangeBatch {
+        Ok(result.map(|Page { rows, upto, stats, .. }| ChangeBatch {
             table: t.schema.clone(),
             ops: ops(&rows, t.soft_delete),
             rows,
@@ -328,6 +361,21 @@ impl MysqlSource {
             piece: None,
         }))
     }
+}
+
+/// The read in cursor order strictly after `at` (an `At` position), up to the pass's bound.
+fn cursor_query<'a>(
+    t: &'a Table,
+    at: &Position,
+    upper: &DateTime,
+    key_params: &dyn Fn(&Key) -> Vec<Value>,
+) -> Query<'a> {
+    let Position::At { cursor, key } = at else { unreachable!("cursor_query takes At positions") };
+    let c = decode::datetime_param(cursor);
+    let mut params = vec![c.clone(), c];
+    params.extend(key_params(key));
+    params.push(decode::datetime_param(upper));
+    Query { sql: &t.queries.cursor_after, params, phase: Phase::Cursor(t.late_floor) }
 }
 
 /// Each row's operation: a delete where the soft-delete column is set, else an upsert.
@@ -357,6 +405,8 @@ enum Phase {
     Cursor(Option<DateTime>),
     /// Rows by key alone (incrementing tables).
     Key,
+    /// A first copy by key, of the rows whose cursor is NULL or at most this bound.
+    Copy(DateTime),
 }
 
 /// Runs one read and decodes its rows; `None` when it found none.
@@ -367,7 +417,7 @@ async fn read(
     max_rows: usize,
     zero_dates: ZeroDates,
     mut seen: Option<&mut Seen>,
-) -> Result<Option<(RecordBatch, Position, BatchStats)>, SourceError> {
+) -> Result<Option<Page>, SourceError> {
     let Query { sql, params, phase } = query;
     let id = &t.schema.id;
     let mut builders: Vec<ColumnBuilder> = t.kinds.iter().map(|k| ColumnBuilder::new(*k, max_rows)).collect();
@@ -375,6 +425,7 @@ async fn read(
     let mut failure: Option<SourceError> = None;
     let mut last: Option<Row> = None;
     let mut count = 0usize;
+    let mut fetched = 0usize;
     // Rows come in cursor order: the late ones, if any, come first.
     let mut late_floor = match phase {
         Phase::Cursor(floor) => floor,
@@ -388,6 +439,7 @@ async fn read(
             if failure.is_some() {
                 return;
             }
+            fetched += 1;
             if let Some(seen) = seen.as_deref_mut() {
                 let key = reread::hash_row(&row, t.schema.key.iter().copied());
                 let content = reread::hash_row(&row, 0..t.kinds.len());
@@ -419,6 +471,9 @@ async fn read(
                     _ => late_floor = None,
                 }
             }
+            if matches!(phase, Phase::Copy(_)) && matches!(row.as_ref(cursor), Some(Value::NULL)) {
+                stats.null_cursor_rows += 1;
+            }
             count += 1;
             last = Some(row);
         })
@@ -441,6 +496,7 @@ async fn read(
     let upto = match phase {
         Phase::NullCursor => Position::NullCursor { key },
         Phase::Key => Position::Key { key },
+        Phase::Copy(bound) => Position::Copy { bound, key },
         Phase::Cursor(_) => {
             let c = t.schema.cursor;
             let value = last.as_ref(c).unwrap_or(&Value::NULL);
@@ -451,9 +507,86 @@ async fn read(
     let columns = builders.iter_mut().map(ColumnBuilder::finish).collect();
     let batch = RecordBatch::try_new(t.schema.arrow.clone(), columns)
         .map_err(|e| decode_error(t, t.schema.cursor, format!("cannot assemble the batch: {e}")))?;
-    Ok(Some((batch, upto, stats)))
+    Ok(Some(Page { rows: batch, upto, stats, fetched }))
+}
+
+/// What one read found.
+struct Page {
+    rows: RecordBatch,
+    upto: Position,
+    stats: BatchStats,
+    /// Rows the server sent, including re-read ones left out of `rows` as unchanged: fewer
+    /// than the read's limit means the read reached the end of its range.
+    fetched: usize,
+}
+
+/// The highest `(cursor, key)` at or below a finished copy's bound, in the server's order:
+/// where cursor order takes over from the copy (see [`Position::Copy`]). `None`: no such row.
+async fn handover(
+    tx: &mut mysql_async::Transaction<'_>,
+    t: &Table,
+    copy_bound: &DateTime,
+) -> Result<Option<Position>, SourceError> {
+    let id = &t.schema.id;
+    let row: Option<Row> = tx
+        .exec_first(&t.queries.highest_at_or_below, (decode::datetime_param(copy_bound),))
+        .await
+        .map_err(|e| query_error(format!("the end of the first copy of {id}"), e))?;
+    let Some(row) = row else { return Ok(None) };
+    let c = t.schema.cursor;
+    let cursor =
+        decode::datetime(row.as_ref(0).unwrap_or(&Value::NULL)).map_err(|reason| decode_error(t, c, reason))?;
+    let mut key = Vec::with_capacity(t.schema.key.len());
+    for (n, &i) in t.schema.key.iter().enumerate() {
+        let v = row.as_ref(n + 1).unwrap_or(&Value::NULL);
+        key.push(decode::key_value(t.kinds[i], v).map_err(|reason| decode_error(t, i, reason))?);
+    }
+    Ok(Some(Position::At { cursor, key }))
+}
+
+/// The step of a `DATETIME(n)` or `TIMESTAMP(n)` column's values in microseconds, when `n` is
+/// below 6; `None` for microsecond columns and for `DATE` (a day is its own unit: rows of the
+/// current day are read as they come, as before).
+fn cursor_step(source_type: &str) -> Option<i64> {
+    let t = source_type.trim().to_ascii_lowercase();
+    let rest = t.strip_prefix("datetime").or_else(|| t.strip_prefix("timestamp"))?;
+    let digits: u32 = rest.strip_prefix('(').and_then(|r| r.split(')').next()).map_or(Some(0), |d| d.parse().ok())?;
+    (digits < 6).then(|| 10i64.pow(6 - digits))
+}
+
+/// The highest cursor value at or below `upper` that no later write can take: a
+/// `DATETIME` column stores a write at 10:00:04.9 as 10:00:04, so at 10:00:04.8 the second
+/// 10:00:04 is not over, and the bound is 10:00:03.999999.
+fn complete_below(upper: DateTime, step: Option<i64>) -> DateTime {
+    match (step, upper.unix_micros()) {
+        (Some(step), Some(us)) => DateTime::from_unix_micros(us.div_euclid(step) * step - 1),
+        _ => upper,
+    }
 }
 
 fn decode_error(t: &Table, column: usize, reason: String) -> SourceError {
     SourceError::Decode { table: t.schema.id.clone(), column: t.schema.columns[column].name.clone(), reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dt(s: &str) -> DateTime {
+        s.parse().expect("datetime")
+    }
+
+    #[test]
+    fn bounds_stop_below_the_unit_a_coarse_cursor_is_still_filling() {
+        assert_eq!(cursor_step("datetime"), Some(1_000_000));
+        assert_eq!(cursor_step("timestamp(3)"), Some(1_000));
+        assert_eq!(cursor_step("DATETIME(6)"), None);
+        assert_eq!(cursor_step("date"), None);
+        let now = dt("2026-11-22 10:00:04.800000");
+        assert_eq!(complete_below(now, Some(1_000_000)), dt("2026-11-22 10:00:03.999999"));
+        assert_eq!(complete_below(now, Some(1_000)), dt("2026-11-22 10:00:04.799999"));
+        assert_eq!(complete_below(now, None), now);
+        // On a unit's first microsecond, that unit has only begun.
+        assert_eq!(complete_below(dt("2026-11-22 10:00:05"), Some(1_000_000)), dt("2026-11-22 10:00:04.999999"));
+    }
 }

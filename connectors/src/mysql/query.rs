@@ -7,22 +7,41 @@
 //!
 //! The expanded form is planned as a range scan of an `(c, k...)` index; the row-constructor
 //! form `(c, k) > (?, ?)` is planned by MariaDB as a full index scan on every page.
+//!
+//! A first copy reads in primary-key order instead, forcing the clustered index: rows come
+//! in the order InnoDB stores them, with no lookup from a secondary index per row.
+//!
+//! ```sql
+//! SELECT ... FROM t FORCE INDEX (PRIMARY) WHERE (k1 > ? OR (k1 = ? AND k2 > ?))
+//!   AND (c IS NULL OR c <= ?) ORDER BY k1, k2 LIMIT n
+//! ```
 
 use highwater_pipeline::ident::quote;
 use highwater_pipeline::schema::TableSchema;
 
-/// The four reads of a table. Parameters, in order:
-/// - `nulls_first`: none; `nulls_after`: the key, expanded (see [`key_after`]);
-/// - `cursor_first`: the bound; `cursor_after`: cursor, cursor, the key expanded, the bound.
+/// The reads of a table. Parameters, in order:
+/// - `nulls_after`: the key, expanded (see [`key_after`]);
+/// - `cursor_first`: the bound; `cursor_after`: cursor, cursor, the key expanded, the bound;
+/// - `copy_first`: the copy's bound; `copy_after`: the key expanded, the copy's bound;
+/// - `cursor_above`: the copy's bound, the pass's bound.
 #[derive(Debug, Clone)]
 pub struct TableQueries {
+    /// The `LIMIT` of every read.
+    pub limit: usize,
     /// Key order alone (incrementing tables): none / the key, expanded.
     pub key_first: String,
     pub key_after: String,
-    pub nulls_first: String,
     pub nulls_after: String,
     pub cursor_first: String,
     pub cursor_after: String,
+    /// A first copy, in primary-key order.
+    pub copy_first: String,
+    pub copy_after: String,
+    /// Cursor order from strictly above a finished copy's bound.
+    pub cursor_above: String,
+    /// The cursor and key of the highest row at or below a bound: where a finished copy hands
+    /// over to cursor order. Parameter: the bound.
+    pub highest_at_or_below: String,
 }
 
 impl TableQueries {
@@ -36,10 +55,26 @@ impl TableQueries {
         let keys: Vec<String> = table.key_columns().map(|c| quote(&c.name)).collect();
         let cursor = quote(&table.cursor_column().name);
         let by_key = keys.join(", ");
+        let copy_select = format!("{select} FORCE INDEX (PRIMARY)");
+        let copied = format!("({cursor} IS NULL OR {cursor} <= ?)");
         TableQueries {
+            limit,
+            copy_first: format!("{copy_select} WHERE {copied} ORDER BY {by_key} LIMIT {limit}"),
+            copy_after: format!(
+                "{copy_select} WHERE {} AND {copied} ORDER BY {by_key} LIMIT {limit}",
+                key_after(&keys)
+            ),
+            highest_at_or_below: format!(
+                "SELECT {cursor}, {by_key} FROM {}.{} WHERE {cursor} <= ? ORDER BY {cursor} DESC, {} LIMIT 1",
+                quote(&table.id.database),
+                quote(&table.id.table),
+                keys.iter().map(|k| format!("{k} DESC")).collect::<Vec<_>>().join(", ")
+            ),
+            cursor_above: format!(
+                "{select} WHERE {cursor} > ? AND {cursor} <= ? ORDER BY {cursor}, {by_key} LIMIT {limit}"
+            ),
             key_first: format!("{select} ORDER BY {by_key} LIMIT {limit}"),
             key_after: format!("{select} WHERE {} ORDER BY {by_key} LIMIT {limit}", key_after(&keys)),
-            nulls_first: format!("{select} WHERE {cursor} IS NULL ORDER BY {by_key} LIMIT {limit}"),
             nulls_after: format!(
                 "{select} WHERE {cursor} IS NULL AND {} ORDER BY {by_key} LIMIT {limit}",
                 key_after(&keys)
@@ -99,7 +134,16 @@ mod tests {
              ORDER BY `server_time`, `idvisit`, `idgoal`, `buster` LIMIT 7"
         );
         assert!(q.nulls_after.ends_with("WHERE `server_time` IS NULL AND (`idvisit` > ? OR (`idvisit` = ? AND (`idgoal` > ? OR (`idgoal` = ? AND `buster` > ?)))) ORDER BY `idvisit`, `idgoal`, `buster` LIMIT 7"));
-        for sql in [&q.nulls_first, &q.nulls_after, &q.cursor_first, &q.cursor_after] {
+        assert_eq!(
+            q.copy_after,
+            "SELECT `idvisit`, `idgoal`, `buster`, `server_time` FROM `m`.`log``conv` FORCE INDEX (PRIMARY) \
+             WHERE (`idvisit` > ? OR (`idvisit` = ? AND (`idgoal` > ? OR (`idgoal` = ? AND `buster` > ?)))) \
+             AND (`server_time` IS NULL OR `server_time` <= ?) ORDER BY `idvisit`, `idgoal`, `buster` LIMIT 7"
+        );
+        assert!(q.cursor_above.ends_with(
+            "WHERE `server_time` > ? AND `server_time` <= ? ORDER BY `server_time`, `idvisit`, `idgoal`, `buster` LIMIT 7"
+        ));
+        for sql in [&q.nulls_after, &q.cursor_first, &q.cursor_after, &q.copy_first, &q.copy_after] {
             assert!(!sql.to_ascii_uppercase().contains("OFFSET"));
         }
     }

@@ -132,7 +132,7 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
                 let errors = &options.table_errors;
                 let mut bound = PassBound::default();
                 // A first copy knows roughly how much is ahead of it.
-                let first_copy = checkpoints[i].position == Position::Start;
+                let first_copy = matches!(checkpoints[i].position, Position::Start | Position::Copy { .. });
                 let total = first_copy.then(|| source.estimated_rows(i)).flatten();
                 let mut progress = Progress::start(table.id.clone(), total, options.progress, pass_started);
                 let mut pass = Extracted::default();
@@ -188,7 +188,8 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
                         }
                         break;
                     };
-                    if batch.num_rows() == 0 {
+                    let ends_copy = matches!((&batch.after, &batch.upto), (Position::Copy { .. }, Position::At { .. }));
+                    if batch.num_rows() == 0 && !ends_copy {
                         // Re-read rows, all unchanged: nothing to send, the read moves on.
                         checkpoints[i].position = batch.upto;
                         continue;
@@ -267,7 +268,7 @@ fn report_pass(table: &TableId, cursor: &str, pass: &Extracted, took: Duration) 
         let rate = pass.rows as f64 / took.as_secs_f64().max(1e-9);
         tracing::info!(%table, rows = pass.rows, seconds = took.as_secs_f64(), rows_per_second = rate.round(), "pass read rows");
     } else {
-        tracing::debug!(%table, "pass found no change");
+        tracing::debug!(%table, seconds = took.as_secs_f64(), "pass found no change");
     }
     if pass.null_cursor_rows > 0 {
         tracing::warn!(

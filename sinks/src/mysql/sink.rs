@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use highwater_mysql::Pool;
 use highwater_pipeline::batch::{ChangeBatch, Op};
 use highwater_pipeline::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
@@ -15,8 +16,8 @@ use highwater_pipeline::sink::{Durability, Sink, SinkError};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, TxOpts};
 
-use super::ddl;
 use super::upsert::UpsertSql;
+use super::{ddl, infile};
 
 /// The table, in the target database, that holds this sink's checkpoints.
 pub const CHECKPOINT_TABLE: &str = "_highwater_checkpoints";
@@ -55,6 +56,9 @@ const TARGET_COLUMNS: &str =
 
 /// MySQL's "table doesn't exist".
 const NO_SUCH_TABLE: u16 = 1146;
+/// "The used command is not allowed with this MySQL version" and "Loading local data is
+/// disabled": the server (`local_infile = OFF`) refuses `LOAD DATA LOCAL`.
+const LOCAL_INFILE_REFUSED: [u16; 2] = [1148, 3948];
 
 /// The config table of the sink, for messages and the pool's metric label.
 const SECTION: &str = "sink";
@@ -63,7 +67,25 @@ pub struct MysqlSink {
     pool: Pool,
     pipeline: String,
     batch_rows: usize,
-    statements: HashMap<TableId, UpsertSql>,
+    statements: HashMap<TableId, Statements>,
+    /// Whether the server takes `LOAD DATA LOCAL` (until it refuses once).
+    local_infile: bool,
+}
+
+/// A table's statements, and whether its new rows still go by `LOAD DATA LOCAL`.
+struct Statements {
+    upsert: UpsertSql,
+    load: String,
+    /// Cleared, for the rest of the run, when a load found rows the target already had.
+    bulk: bool,
+}
+
+/// What a bulk load of a batch did.
+enum Bulk {
+    /// Every row inserted, the checkpoint with them: the batch is durable.
+    Loaded,
+    /// Rolled back; the batch goes by upserts. Why, for the log.
+    Declined(String),
 }
 
 impl MysqlSink {
@@ -75,7 +97,13 @@ impl MysqlSink {
         metrics: Option<&Metrics>,
     ) -> Result<Self, SinkError> {
         let pool = Pool::open_tls(&config.url, &config.pool, &config.tls(), SECTION, &SESSION_SETUP, metrics).await?;
-        Ok(MysqlSink { pool, pipeline: pipeline.to_owned(), batch_rows: config.batch_rows, statements: HashMap::new() })
+        Ok(MysqlSink {
+            pool,
+            pipeline: pipeline.to_owned(),
+            batch_rows: config.batch_rows,
+            statements: HashMap::new(),
+            local_infile: true,
+        })
     }
 
     /// The store that reads (and, outside a batch, writes) this sink's checkpoints.
@@ -115,18 +143,37 @@ impl Sink for MysqlSink {
                     .await
                     .map_err(|e| db_error(&format!("adding columns to the target of {}", t.id), e))?;
             }
-            self.statements.insert(t.id.clone(), UpsertSql::new(t));
+            let bulk = self.statements.get(&t.id).is_none_or(|s| s.bulk);
+            self.statements
+                .insert(t.id.clone(), Statements { upsert: UpsertSql::new(t), load: infile::statement(t), bulk });
         }
         Ok(())
     }
 
     async fn write(&mut self, batch: &ChangeBatch) -> Result<Durability, SinkError> {
         let id = &batch.table.id;
-        let sql = self.statements.get(id).ok_or_else(|| SinkError::Data {
-            table: id.clone(),
-            reason: "the sink was not prepared for this table".into(),
-        })?;
+        let Some(statements) = self.statements.get(id) else {
+            let reason = "the sink was not prepared for this table".into();
+            return Err(SinkError::Data { table: id.clone(), reason });
+        };
         let data_error = |reason: String| SinkError::Data { table: id.clone(), reason };
+        // A first copy (or an insert-only table) brings rows the target does not have yet:
+        // they go by the server's bulk path while that holds.
+        let new_rows = matches!(batch.after, Position::Start | Position::Copy { .. } | Position::Key { .. });
+        let bulk = statements.bulk && self.local_infile && batch.num_rows() > 0;
+        if new_rows && bulk && batch.ops.iter().all(|op| *op == Op::Upsert) {
+            let data = infile::encode(&batch.rows, 0..batch.num_rows()).map_err(data_error)?;
+            match self.load(batch, data).await? {
+                Bulk::Loaded => return Ok(Durability::Durable),
+                Bulk::Declined(why) => {
+                    tracing::info!(table = %id, "{why}: this table's new rows go by upserts for the rest of the run");
+                    if let Some(s) = self.statements.get_mut(id) {
+                        s.bulk = false;
+                    }
+                }
+            }
+        }
+        let sql = &self.statements[id].upsert;
         let mut statements = Vec::new();
         for (op, range) in op_runs(&batch.ops) {
             statements.extend(match op {
@@ -141,16 +188,7 @@ impl Sink for MysqlSink {
         for statement in &statements {
             tx.query_drop(statement).await.map_err(|e| db_error(&what, e))?;
         }
-        let stored = read_checkpoint(&mut tx, &self.pipeline, id, true).await.map_err(|e| db_error(&what, e))?;
-        let rows_loaded = stored.as_ref().map_or(0, |c| c.rows_loaded) + batch.num_rows() as u64;
-        // Monotonic: a replayed older batch still lands (idempotently) but leaves the
-        // checkpoint where it is.
-        if !stored.is_some_and(|c| batch.upto.is_behind(&c.position)) {
-            write_checkpoint(&mut tx, &self.pipeline, id, &Checkpoint { position: batch.upto.clone(), rows_loaded })
-                .await
-                .map_err(|e| db_error(&what, e))?;
-        }
-        tx.commit().await.map_err(|e| db_error(&what, e))?;
+        commit_with_checkpoint(tx, &self.pipeline, batch).await.map_err(|e| db_error(&what, e))?;
         Ok(Durability::Durable)
     }
 
@@ -161,6 +199,62 @@ impl Sink for MysqlSink {
     async fn shutdown(self) -> Result<(), SinkError> {
         self.pool.disconnect().await.map_err(|e| db_error("closing the sink's connections", e))
     }
+}
+
+impl MysqlSink {
+    /// Inserts every row of `batch` (encoded in `data`) with `LOAD DATA LOCAL`, and its
+    /// checkpoint, in one transaction; rolls back when a row was already there or a value
+    /// drew a warning, which the guarded upserts then handle or report.
+    async fn load(&mut self, batch: &ChangeBatch, data: String) -> Result<Bulk, SinkError> {
+        let id = &batch.table.id;
+        let what = format!("bulk-loading a batch of {id}");
+        let mut conn = self.conn().await?;
+        // A one-time handler: the next LOAD DATA LOCAL on this connection reads `data`.
+        let bytes = bytes::Bytes::from(data);
+        conn.set_infile_handler(async move { Ok(futures_util::stream::once(async move { Ok(bytes) }).boxed()) });
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| db_error(&what, e))?;
+        match tx.query_drop(&self.statements[id].load).await {
+            Err(mysql_async::Error::Server(e)) if LOCAL_INFILE_REFUSED.contains(&e.code) => {
+                self.local_infile = false;
+                tracing::info!(
+                    "the sink's server refuses LOAD DATA LOCAL ({}): rows go by INSERT statements; \
+                     SET GLOBAL local_infile = ON there makes first copies about twice as fast",
+                    e.message
+                );
+                return Ok(Bulk::Declined("LOAD DATA LOCAL refused".into()));
+            }
+            other => other.map_err(|e| db_error(&what, e))?,
+        }
+        let (inserted, warnings) = (tx.affected_rows(), tx.get_warnings());
+        if inserted != batch.num_rows() as u64 || warnings > 0 {
+            let first: Option<(String, u16, String)> =
+                tx.query_first("SHOW WARNINGS LIMIT 1").await.map_err(|e| db_error(&what, e))?;
+            tx.rollback().await.map_err(|e| db_error(&what, e))?;
+            let first = first.map_or(String::new(), |(_, code, message)| format!(", first: {code} {message}"));
+            return Ok(Bulk::Declined(format!(
+                "a bulk load inserted {inserted} of {} rows with {warnings} warnings{first} (rolled back)",
+                batch.num_rows()
+            )));
+        }
+        commit_with_checkpoint(tx, &self.pipeline, batch).await.map_err(|e| db_error(&what, e))?;
+        Ok(Bulk::Loaded)
+    }
+}
+
+/// Moves the checkpoint to the end of `batch` (never back: a replayed older batch still lands,
+/// idempotently, but leaves the checkpoint where it is) and commits.
+async fn commit_with_checkpoint(
+    mut tx: mysql_async::Transaction<'_>,
+    pipeline: &str,
+    batch: &ChangeBatch,
+) -> Result<(), mysql_async::Error> {
+    let id = &batch.table.id;
+    let stored = read_checkpoint(&mut tx, pipeline, id, true).await?;
+    let rows_loaded = stored.as_ref().map_or(0, |c| c.rows_loaded) + batch.num_rows() as u64;
+    if !stored.is_some_and(|c| batch.upto.is_behind(&c.position)) {
+        write_checkpoint(&mut tx, pipeline, id, &Checkpoint { position: batch.upto.clone(), rows_loaded }).await?;
+    }
+    tx.commit().await
 }
 
 /// Consecutive rows with the same operation.
