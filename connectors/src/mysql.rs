@@ -7,6 +7,7 @@ mod decode;
 mod discover;
 mod extract;
 mod query;
+mod ranges;
 mod reread;
 pub mod types;
 

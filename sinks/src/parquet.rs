@@ -11,6 +11,7 @@
 //! over the final name and the directory fsynced; only then is the write `Durable`. A crash
 //! leaves at most a hidden temporary file, removed by the next `prepare`.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,11 +25,12 @@ use highwater_pipeline::batch::ChangeBatch;
 use highwater_pipeline::civil;
 use highwater_pipeline::config::ParquetSinkConfig;
 use highwater_pipeline::cursor::Position;
-use highwater_pipeline::schema::TableSchema;
+use highwater_pipeline::schema::{TableId, TableSchema};
 use highwater_pipeline::sink::{Durability, Sink, SinkError};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 /// The operation column added to every file.
 pub const OP_COLUMN: &str = "_hw_op";
@@ -38,18 +40,17 @@ pub const WRITTEN_AT_COLUMN: &str = "_hw_written_at";
 /// The Hive partition of rows whose cursor is NULL.
 pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 /// zstd level 3: most of the size win of higher levels at a fraction of their CPU.
-const ZSTD_LEVEL: i32 = 3;
+const ZSTD_LEVEL: i32 = 1;
 
 pub struct ParquetSink {
     root: PathBuf,
-    props: WriterProperties,
+    /// Each table's writer settings (see [`writer_properties`]).
+    props: HashMap<TableId, WriterProperties>,
 }
 
 impl ParquetSink {
     pub fn new(config: &ParquetSinkConfig) -> Self {
-        let level = ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default();
-        let props = WriterProperties::builder().set_compression(Compression::ZSTD(level)).build();
-        ParquetSink { root: config.path.clone(), props }
+        ParquetSink { root: config.path.clone(), props: HashMap::new() }
     }
 
     /// `path/<table>`: the name as it is, but `%` and `/` (legal in MySQL names) percent-encoded.
@@ -57,7 +58,7 @@ impl ParquetSink {
         self.root.join(table.id.table.replace('%', "%25").replace('/', "%2F"))
     }
 
-    fn write_file(&self, path: &Path, rows: &RecordBatch) -> Result<(), SinkError> {
+    fn write_file(&self, path: &Path, rows: &RecordBatch, props: &WriterProperties) -> Result<(), SinkError> {
         let io = |source| SinkError::Io { path: path.to_owned(), source };
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
@@ -65,7 +66,7 @@ impl ParquetSink {
         let tmp = dir.join(format!(".{name}.tmp"));
         let result = (|| {
             let file = File::create(&tmp).map_err(io)?;
-            let mut writer = ArrowWriter::try_new(file, rows.schema(), Some(self.props.clone()))
+            let mut writer = ArrowWriter::try_new(file, rows.schema(), Some(props.clone()))
                 .map_err(|e| io(std::io::Error::other(e)))?;
             writer.write(rows).map_err(|e| io(std::io::Error::other(e)))?;
             let file = writer.into_inner().map_err(|e| io(std::io::Error::other(e)))?;
@@ -93,6 +94,8 @@ impl Sink for ParquetSink {
 
     async fn prepare(&mut self, tables: &[Arc<TableSchema>]) -> Result<(), SinkError> {
         for t in tables {
+            // The table's columns may have changed.
+            self.props.remove(&t.id);
             let dir = self.table_dir(t);
             std::fs::create_dir_all(&dir).map_err(|source| SinkError::Io { path: dir.clone(), source })?;
             remove_temporaries(&dir)?;
@@ -112,13 +115,14 @@ impl Sink for ParquetSink {
 
     async fn write(&mut self, batch: &ChangeBatch) -> Result<Durability, SinkError> {
         let rows = with_op_column(batch)?;
+        let props = self.props.entry(batch.table.id.clone()).or_insert_with(|| writer_properties(&batch.table)).clone();
         let piece = batch.piece.map_or(String::new(), |(partition, index)| format!("-p{partition}.{index}"));
         let name = format!("part-{}-{}{piece}.parquet", batch.after.file_token(), batch.upto.file_token());
         let dir = self.table_dir(&batch.table);
         let cursor = rows.column(batch.table.cursor);
         if !matches!(cursor.data_type(), DataType::Timestamp(_, _) | DataType::Date32) {
             // A table read by its key alone has no date to partition by.
-            self.write_file(&dir.join(&name), &rows)?;
+            self.write_file(&dir.join(&name), &rows, &props)?;
             return Ok(Durability::Durable);
         }
         for (date, part) in date_groups(cursor) {
@@ -129,7 +133,7 @@ impl Sink for ParquetSink {
                     SinkError::Data { table: batch.table.id.clone(), reason: format!("cannot group rows by date: {e}") }
                 })?,
             };
-            self.write_file(&path, &part)?;
+            self.write_file(&path, &part, &props)?;
         }
         Ok(Durability::Durable)
     }
@@ -141,6 +145,29 @@ impl Sink for ParquetSink {
     async fn shutdown(self) -> Result<(), SinkError> {
         Ok(())
     }
+}
+
+/// zstd, and dictionary encoding only for the columns whose few distinct values it pays for
+/// ([`few_distinct_values`]): building a dictionary of unique values costs time for nothing.
+fn writer_properties(table: &TableSchema) -> WriterProperties {
+    let level = ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default();
+    let mut props = WriterProperties::builder().set_compression(Compression::ZSTD(level)).set_dictionary_enabled(false);
+    let few = table.columns.iter().filter(|c| few_distinct_values(&c.source_type)).map(|c| c.name.as_str());
+    for name in few.chain([OP_COLUMN, WRITTEN_AT_COLUMN]) {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(name), true);
+    }
+    props.build()
+}
+
+/// Whether a source column type usually holds few distinct values: enums and sets, short
+/// character columns (codes, states), the small integers (flags) and dates.
+fn few_distinct_values(source_type: &str) -> bool {
+    let t = source_type.trim().to_ascii_lowercase();
+    let width =
+        |prefix: &str| -> Option<u32> { t.strip_prefix(prefix)?.strip_prefix('(')?.split(')').next()?.parse().ok() };
+    ["enum", "set", "tinyint", "smallint", "bit", "bool", "year"].iter().any(|p| t.starts_with(p))
+        || t == "date"
+        || width("char").or_else(|| width("varchar")).is_some_and(|n| n <= 32)
 }
 
 /// The batch's rows with the `_hw_op` column appended.
@@ -314,6 +341,17 @@ mod tests {
                 ("1969-12-31".to_owned(), Rows::Run(5, 1)),
             ]
         );
+    }
+
+    #[test]
+    fn dictionaries_only_where_values_repeat() {
+        for few in ["enum('a','b')", "char(3)", "varchar(16)", "tinyint(1)", "smallint unsigned", "date", "set('x')"] {
+            assert!(few_distinct_values(few), "{few}");
+        }
+        for many in ["varchar(255)", "bigint unsigned", "json", "text", "varbinary(16)", "datetime(6)", "decimal(12,2)"]
+        {
+            assert!(!few_distinct_values(many), "{many}");
+        }
     }
 
     #[test]

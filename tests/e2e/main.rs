@@ -2,6 +2,7 @@
 //! independent Parquet reader). Each test works in a database of its own.
 
 mod deploy;
+mod fast;
 mod harness;
 mod kafka;
 mod ops;
@@ -40,8 +41,15 @@ async fn equal_cursors_across_batch_boundaries_arrive_exactly_once() {
     p.run_once();
     let files = read_parquet(&p.out().join("orders"), &["id"], "update_time");
     assert_eq!(files.file_rows, 1000, "every row once, none twice");
-    assert_eq!(files.files.len(), 143, "1000 rows in batches of 7");
+    assert!(files.files.len() >= 143, "1000 rows in batches of at most 7: {} files", files.files.len());
     assert_same_rows("parquet", &source.canonical("orders").await, &files.rows, &[]);
+
+    // A first copy reads by key; cursor order pages through equal cursors once they change.
+    source.exec("UPDATE orders SET update_time = '2026-06-01', name = CONCAT(name, '!')").await;
+    p.set_sink(&mysql_sink(&sink, 100));
+    let out = p.run_once();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" 1000 rows"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_same_rows("mysql, equal cursors", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
     source.drop_db().await;
     sink.drop_db().await;
 }

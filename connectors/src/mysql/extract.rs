@@ -7,7 +7,7 @@ use arrow_array::{Array, RecordBatch};
 use highwater_mysql::Pool;
 use highwater_pipeline::batch::{BatchStats, ChangeBatch, Op};
 use highwater_pipeline::config::{MysqlSourceConfig, TableConfig, ZeroDates};
-use highwater_pipeline::cursor::{DateTime, Key, Position};
+use highwater_pipeline::cursor::{DateTime, Key, KeyValue, Position};
 use highwater_pipeline::ident::quote;
 use highwater_pipeline::metrics::Metrics;
 use highwater_pipeline::schema::{Evolution, TableSchema};
@@ -20,6 +20,7 @@ use super::connect::{self, query_error};
 use super::decode::{self, ColumnBuilder, Pushed};
 use super::discover::{Discovered, discover};
 use super::query::TableQueries;
+use super::ranges::{InFlight, PARALLEL, Ranges};
 use super::reread::{self, Seen};
 use super::types::Kind;
 
@@ -30,6 +31,9 @@ struct Table {
     queries: TableQueries,
     /// Read by key alone: the cursor is the table's integer primary key.
     incrementing: bool,
+    /// A first copy reads in parallel key ranges: the key is one integer column (`Some`,
+    /// whether unsigned), and no re-read filter needs the rows in turn.
+    ranged: Option<bool>,
     /// The step of the cursor column's values in microseconds (a second for `DATETIME`), when
     /// coarser than a microsecond; see [`complete_below`].
     cursor_step: Option<i64>,
@@ -61,6 +65,14 @@ impl Table {
                 })?)
             }
         };
+        let ranged = match found.schema.key.as_slice() {
+            [k] if config.reread_secs == 0 => match found.kinds[*k] {
+                Kind::Int8 | Kind::Int16 | Kind::Int32 | Kind::Int64 => Some(false),
+                Kind::UInt8 | Kind::UInt16 | Kind::UInt32 | Kind::UInt64 => Some(true),
+                _ => None,
+            },
+            _ => None,
+        };
         let schema = Arc::new(found.schema);
         let reread_window = (config.reread_secs > 0).then(|| Duration::from_secs(config.reread_secs));
         Ok(Table {
@@ -71,6 +83,7 @@ impl Table {
             cursor_step: cursor_step(&schema.cursor_column().source_type),
             kinds: found.kinds,
             incrementing: found.incrementing,
+            ranged,
             soft_delete,
             schema,
             clock_bound: None,
@@ -98,6 +111,8 @@ pub struct MysqlSource {
     open_transaction_wait: Duration,
     /// The last writer that held a bound, so that a long one is waited for (and logged) once.
     last_holder: Option<Holder>,
+    /// The key ranges of a first copy being read on several connections (see [`super::ranges`]).
+    copy_plan: Option<CopyPlan>,
 }
 
 impl MysqlSource {
@@ -136,6 +151,7 @@ impl MysqlSource {
             open_transactions,
             open_transaction_wait: Duration::from_secs(config.open_transaction_wait_secs),
             last_holder: None,
+            copy_plan: None,
         })
     }
 
@@ -211,7 +227,9 @@ impl Source for MysqlSource {
             conn.query_first(sql).await.map_err(|e| query_error(format!("the newest row of {}", t.schema.id), e))?;
         match row.and_then(|mut r| r.take::<Value, _>(0)) {
             None | Some(Value::NULL) => Ok(None),
-            Some(v) => decode::datetime(&v).map(Some).map_err(|reason| decode_error(t, t.schema.cursor, reason)),
+            Some(v) => {
+                decode::datetime(&v).map(Some).map_err(|reason| decode_error(&t.shape(), t.schema.cursor, reason))
+            }
         }
     }
 
@@ -249,6 +267,13 @@ impl Source for MysqlSource {
             // Taken before the snapshot: see `bound`.
             bound.0 = Some(self.take_bound(&mut conn, table).await?);
         }
+        if let Some(upper) = bound.0
+            && matches!(after, Position::Start | Position::Copy { .. })
+            && self.tables[table].ranged.is_some()
+            && let Some(batch) = self.next_range(table, after, upper, max_rows).await?
+        {
+            return Ok(Some(batch));
+        }
         let mut seen = self.tables[table].seen.take();
         let result = self.read_batch(table, after, bound, max_rows, seen.as_mut()).await;
         self.tables[table].seen = seen;
@@ -273,23 +298,13 @@ impl MysqlSource {
         let mut opts = TxOpts::default();
         opts.with_consistent_snapshot(true).with_readonly(Some(true));
         let mut tx = conn.start_transaction(opts).await.map_err(|e| query_error(format!("a snapshot of {id}"), e))?;
-        let key_params = |key: &Key| -> Vec<Value> {
-            let n = key.len();
-            key.iter()
-                .enumerate()
-                .flat_map(|(i, v)| {
-                    let p = decode::key_param(v);
-                    if i + 1 < n { vec![p.clone(), p] } else { vec![p] }
-                })
-                .collect()
-        };
         let result = if t.incrementing {
             let (sql, params) = match after {
                 Position::Key { key } => (&t.queries.key_after, key_params(key)),
                 _ => (&t.queries.key_first, Vec::new()),
             };
             let query = Query { sql, params, phase: Phase::Key };
-            read(&mut tx, t, query, max_rows, self.zero_dates, seen.as_deref_mut()).await?
+            read(&mut tx, &t.shape(), query, max_rows, self.zero_dates, seen.as_deref_mut()).await?
         } else {
             let upper = bound.0.expect("taken above");
             // A first copy reads by key; one begun earlier goes on up to its own bound.
@@ -306,14 +321,14 @@ impl MysqlSource {
                 };
                 params.push(decode::datetime_param(&copy_bound));
                 let query = Query { sql, params, phase: Phase::Copy(copy_bound) };
-                result = read(&mut tx, t, query, max_rows, self.zero_dates, seen.as_deref_mut()).await?;
+                result = read(&mut tx, &t.shape(), query, max_rows, self.zero_dates, seen.as_deref_mut()).await?;
                 if result.as_ref().is_none_or(|page| page.fetched < t.queries.limit) {
                     // The copy is complete: cursor order takes over from its highest row.
                     match (&mut result, handover(&mut tx, t, &copy_bound).await?) {
                         (Some(page), Some(at)) => page.upto = at,
                         (None, Some(at)) => {
-                            let query = cursor_query(t, &at, &upper, &key_params);
-                            result = read(&mut tx, t, query, max_rows, self.zero_dates, seen).await?;
+                            let query = cursor_query(t, &at, &upper);
+                            result = read(&mut tx, &t.shape(), query, max_rows, self.zero_dates, seen).await?;
                             // Nothing changed since: the batch is empty but moves the checkpoint over.
                             let rows = RecordBatch::new_empty(t.schema.arrow.clone());
                             let stats = BatchStats::default();
@@ -324,7 +339,7 @@ impl MysqlSource {
                             let params = vec![decode::datetime_param(&copy_bound), decode::datetime_param(&upper)];
                             let query =
                                 Query { sql: &t.queries.cursor_above, params, phase: Phase::Cursor(t.late_floor) };
-                            result = read(&mut tx, t, query, max_rows, self.zero_dates, seen).await?;
+                            result = read(&mut tx, &t.shape(), query, max_rows, self.zero_dates, seen).await?;
                         }
                         _ => {}
                     }
@@ -334,42 +349,215 @@ impl MysqlSource {
                     // A first copy begun in cursor order, before copies read by key.
                     let query =
                         Query { sql: &t.queries.nulls_after, params: key_params(key), phase: Phase::NullCursor };
-                    result = read(&mut tx, t, query, max_rows, self.zero_dates, seen.as_deref_mut()).await?;
+                    result = read(&mut tx, &t.shape(), query, max_rows, self.zero_dates, seen.as_deref_mut()).await?;
                 }
                 if result.is_none() {
                     let query = match after {
-                        Position::At { .. } => cursor_query(t, after, &upper, &key_params),
+                        Position::At { .. } => cursor_query(t, after, &upper),
                         _ => Query {
                             sql: &t.queries.cursor_first,
                             params: vec![decode::datetime_param(&upper)],
                             phase: Phase::Cursor(t.late_floor),
                         },
                     };
-                    result = read(&mut tx, t, query, max_rows, self.zero_dates, seen).await?;
+                    result = read(&mut tx, &t.shape(), query, max_rows, self.zero_dates, seen).await?;
                 }
             }
             result
         };
         tx.commit().await.map_err(|e| query_error(format!("the end of a read of {id}"), e))?;
-        Ok(result.map(|Page { rows, upto, stats, .. }| ChangeBatch {
-            table: t.schema.clone(),
-            ops: ops(&rows, t.soft_delete),
-            rows,
-            after: after.clone(),
-            upto,
-            stats,
-            piece: None,
-        }))
+        Ok(result.map(|page| t.batch(after, page)))
+    }
+
+    /// The next page of a first copy read in key ranges (see [`super::ranges`]); `None` when the
+    /// copy is better read in turn: an empty table, or nothing left to plan.
+    async fn next_range(
+        &mut self,
+        table: usize,
+        after: &Position,
+        upper: DateTime,
+        max_rows: usize,
+    ) -> Result<Option<ChangeBatch>, SourceError> {
+        let t = &self.tables[table];
+        let unsigned = t.ranged.expect("checked by the caller");
+        let mut plan = match self.copy_plan.take() {
+            Some(plan) if plan.table == table && &plan.expects == after => plan,
+            _ => {
+                // A new copy, or one resumed (after a restart or a retry): plan from `after`.
+                let (bound, lo) = match after {
+                    Position::Copy { bound, key } => (*bound, key.first().and_then(key_int)),
+                    _ => (upper, None),
+                };
+                let mut conn = self.pool.get().await?;
+                let span: Option<(Value, Value)> = conn
+                    .query_first(&t.queries.key_span)
+                    .await
+                    .map_err(|e| query_error(format!("the keys of {}", t.schema.id), e))?;
+                let Some((Some(min), Some(max))) = span.map(|(a, b)| (value_int(&a), value_int(&b))) else {
+                    return Ok(None);
+                };
+                let lo = match lo {
+                    Some(lo) => lo,
+                    // Below the lowest key, unless that is the lowest an i64 holds.
+                    None if min > i128::from(i64::MIN) => min - 1,
+                    None => return Ok(None),
+                };
+                let ranges = Ranges::new(lo, min, max, t.estimated_rows.unwrap_or(0), t.queries.limit);
+                CopyPlan { table, bound, expects: after.clone(), ranges, reads: InFlight::default() }
+            }
+        };
+        plan.fill(&self.pool, t, self.zero_dates, max_rows, unsigned);
+        let Some((_, hi, task)) = plan.reads.pop_front() else { return Ok(None) };
+        let read = task.await.map_err(|e| SourceError::Query {
+            what: format!("a key range of {}", t.schema.id),
+            retryable: true,
+            source: Box::new(e),
+        })??;
+        let copied_up_to = |k: i128| Position::Copy { bound: plan.bound, key: vec![int_key(k, unsigned)] };
+        let mut page = match read {
+            Some(page) if page.fetched >= t.queries.limit => {
+                // The range filled its page: the rest of it comes next, before any other.
+                let last = match &page.upto {
+                    Position::Copy { key, .. } => key.first().and_then(key_int),
+                    _ => None,
+                };
+                if let Some(last) = last {
+                    let task = plan.spawn(&self.pool, t, self.zero_dates, max_rows, last, hi, unsigned);
+                    plan.reads.push_front(last, hi, task);
+                }
+                page
+            }
+            Some(mut page) => {
+                page.upto = copied_up_to(hi);
+                page
+            }
+            None => Page {
+                rows: RecordBatch::new_empty(t.schema.arrow.clone()),
+                upto: copied_up_to(hi),
+                stats: BatchStats::default(),
+                fetched: 0,
+            },
+        };
+        plan.fill(&self.pool, t, self.zero_dates, max_rows, unsigned);
+        if plan.reads.is_empty() {
+            // Every range is read: cursor order takes over from the highest row copied.
+            let mut conn = self.pool.get().await?;
+            let mut opts = TxOpts::default();
+            opts.with_consistent_snapshot(true).with_readonly(Some(true));
+            let id = &t.schema.id;
+            let mut tx =
+                conn.start_transaction(opts).await.map_err(|e| query_error(format!("a snapshot of {id}"), e))?;
+            if let Some(at) = handover(&mut tx, t, &plan.bound).await? {
+                page.upto = at;
+            }
+            tx.commit().await.map_err(|e| query_error(format!("the end of a read of {id}"), e))?;
+        } else {
+            plan.expects = page.upto.clone();
+            self.copy_plan = Some(plan);
+        }
+        Ok(Some(t.batch(after, page)))
     }
 }
 
+/// A first copy being read in key ranges: where it stands and what is being read.
+struct CopyPlan {
+    table: usize,
+    /// The copy's bound.
+    bound: DateTime,
+    /// The position the runner goes on from when it takes the next page: any other means the
+    /// plan no longer holds (a retry, a restart), and a new one starts from there.
+    expects: Position,
+    ranges: Ranges,
+    reads: InFlight<Result<Option<Page>, SourceError>>,
+}
+
+impl CopyPlan {
+    /// Starts reading ranges until [`PARALLEL`] are in flight.
+    fn fill(&mut self, pool: &Pool, t: &Table, zero_dates: ZeroDates, max_rows: usize, unsigned: bool) {
+        while self.reads.len() < PARALLEL {
+            let Some((lo, hi)) = self.ranges.next_range() else { break };
+            let task = self.spawn(pool, t, zero_dates, max_rows, lo, hi, unsigned);
+            self.reads.push_back(lo, hi, task);
+        }
+    }
+
+    /// Reads the rows of `(lo, hi]` at or below the bound, on a connection and in a snapshot
+    /// of its own.
+    #[allow(clippy::too_many_arguments)]
+    fn spawn(
+        &self,
+        pool: &Pool,
+        t: &Table,
+        zero_dates: ZeroDates,
+        max_rows: usize,
+        lo: i128,
+        hi: i128,
+        unsigned: bool,
+    ) -> tokio::task::JoinHandle<Result<Option<Page>, SourceError>> {
+        let params = vec![int_param(lo, unsigned), int_param(hi, unsigned), decode::datetime_param(&self.bound)];
+        let (pool, schema, kinds, sql, bound) =
+            (pool.clone(), t.schema.clone(), t.kinds.clone(), t.queries.copy_range.clone(), self.bound);
+        tokio::spawn(async move {
+            let mut conn = pool.get().await?;
+            let id = &schema.id;
+            let mut opts = TxOpts::default();
+            opts.with_consistent_snapshot(true).with_readonly(Some(true));
+            let mut tx =
+                conn.start_transaction(opts).await.map_err(|e| query_error(format!("a snapshot of {id}"), e))?;
+            let query = Query { sql: &sql, params, phase: Phase::Copy(bound) };
+            let shape = Shape { schema: &schema, kinds: &kinds };
+            let page = read(&mut tx, &shape, query, max_rows, zero_dates, None).await?;
+            tx.commit().await.map_err(|e| query_error(format!("the end of a read of {id}"), e))?;
+            Ok(page)
+        })
+    }
+}
+
+/// An integer key value, widened.
+fn key_int(k: &KeyValue) -> Option<i128> {
+    match k {
+        KeyValue::Int(v) => Some(i128::from(*v)),
+        KeyValue::UInt(v) => Some(i128::from(*v)),
+        _ => None,
+    }
+}
+
+fn value_int(v: &Value) -> Option<i128> {
+    match v {
+        Value::Int(v) => Some(i128::from(*v)),
+        Value::UInt(v) => Some(i128::from(*v)),
+        Value::Bytes(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A key value of an integer column (`unsigned`: `BIGINT UNSIGNED` and smaller unsigned).
+fn int_key(k: i128, unsigned: bool) -> KeyValue {
+    if unsigned { KeyValue::UInt(k as u64) } else { KeyValue::Int(k as i64) }
+}
+
+fn int_param(k: i128, unsigned: bool) -> Value {
+    match u64::try_from(k) {
+        Ok(v) if unsigned => Value::UInt(v),
+        _ => Value::Int(k as i64),
+    }
+}
+
+/// A key as the parameters of its expanded comparison (see [`super::query::key_after`]):
+/// every column but the last twice, the last once.
+fn key_params(key: &Key) -> Vec<Value> {
+    let n = key.len();
+    key.iter()
+        .enumerate()
+        .flat_map(|(i, v)| {
+            let p = decode::key_param(v);
+            if i + 1 < n { vec![p.clone(), p] } else { vec![p] }
+        })
+        .collect()
+}
+
 /// The read in cursor order strictly after `at` (an `At` position), up to the pass's bound.
-fn cursor_query<'a>(
-    t: &'a Table,
-    at: &Position,
-    upper: &DateTime,
-    key_params: &dyn Fn(&Key) -> Vec<Value>,
-) -> Query<'a> {
+fn cursor_query<'a>(t: &'a Table, at: &Position, upper: &DateTime) -> Query<'a> {
     let Position::At { cursor, key } = at else { unreachable!("cursor_query takes At positions") };
     let c = decode::datetime_param(cursor);
     let mut params = vec![c.clone(), c];
@@ -412,7 +600,7 @@ enum Phase {
 /// Runs one read and decodes its rows; `None` when it found none.
 async fn read(
     tx: &mut mysql_async::Transaction<'_>,
-    t: &Table,
+    t: &Shape<'_>,
     query: Query<'_>,
     max_rows: usize,
     zero_dates: ZeroDates,
@@ -533,6 +721,7 @@ async fn handover(
         .await
         .map_err(|e| query_error(format!("the end of the first copy of {id}"), e))?;
     let Some(row) = row else { return Ok(None) };
+    let t = &t.shape();
     let c = t.schema.cursor;
     let cursor =
         decode::datetime(row.as_ref(0).unwrap_or(&Value::NULL)).map_err(|reason| decode_error(t, c, reason))?;
@@ -564,7 +753,32 @@ fn complete_below(upper: DateTime, step: Option<i64>) -> DateTime {
     }
 }
 
-fn decode_error(t: &Table, column: usize, reason: String) -> SourceError {
+/// What decoding a table's rows needs of it.
+struct Shape<'a> {
+    schema: &'a TableSchema,
+    kinds: &'a [Kind],
+}
+
+impl Table {
+    fn shape(&self) -> Shape<'_> {
+        Shape { schema: &self.schema, kinds: &self.kinds }
+    }
+
+    /// The batch of a page read after `after`.
+    fn batch(&self, after: &Position, page: Page) -> ChangeBatch {
+        ChangeBatch {
+            table: self.schema.clone(),
+            ops: ops(&page.rows, self.soft_delete),
+            rows: page.rows,
+            after: after.clone(),
+            upto: page.upto,
+            stats: page.stats,
+            piece: None,
+        }
+    }
+}
+
+fn decode_error(t: &Shape<'_>, column: usize, reason: String) -> SourceError {
     SourceError::Decode { table: t.schema.id.clone(), column: t.schema.columns[column].name.clone(), reason }
 }
 

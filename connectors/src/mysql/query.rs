@@ -37,6 +37,11 @@ pub struct TableQueries {
     /// A first copy, in primary-key order.
     pub copy_first: String,
     pub copy_after: String,
+    /// A first copy's key range `(lo, hi]`, for tables keyed by one integer column.
+    /// Parameters: lo, hi, the copy's bound.
+    pub copy_range: String,
+    /// The lowest and highest key, for tables keyed by one integer column.
+    pub key_span: String,
     /// Cursor order from strictly above a finished copy's bound.
     pub cursor_above: String,
     /// The cursor and key of the highest row at or below a bound: where a finished copy hands
@@ -69,6 +74,16 @@ impl TableQueries {
                 quote(&table.id.database),
                 quote(&table.id.table),
                 keys.iter().map(|k| format!("{k} DESC")).collect::<Vec<_>>().join(", ")
+            ),
+            copy_range: format!(
+                "{copy_select} WHERE {first} > ? AND {first} <= ? AND {copied} ORDER BY {by_key} LIMIT {limit}",
+                first = keys[0]
+            ),
+            key_span: format!(
+                "SELECT MIN({first}), MAX({first}) FROM {}.{}",
+                quote(&table.id.database),
+                quote(&table.id.table),
+                first = keys[0]
             ),
             cursor_above: format!(
                 "{select} WHERE {cursor} > ? AND {cursor} <= ? ORDER BY {cursor}, {by_key} LIMIT {limit}"

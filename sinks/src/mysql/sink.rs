@@ -56,9 +56,14 @@ const TARGET_COLUMNS: &str =
 
 /// MySQL's "table doesn't exist".
 const NO_SUCH_TABLE: u16 = 1146;
-/// "The used command is not allowed with this MySQL version" and "Loading local data is
-/// disabled": the server (`local_infile = OFF`) refuses `LOAD DATA LOCAL`.
-const LOCAL_INFILE_REFUSED: [u16; 2] = [1148, 3948];
+/// The size of each packet of a `LOAD DATA LOCAL` file: far below the 1 MiB minimum of
+/// `max_allowed_packet`, large enough that per-packet work does not count.
+const INFILE_CHUNK_BYTES: usize = 256 << 10;
+
+/// "The used command is not allowed with this MySQL version", MySQL's "Loading local data is
+/// disabled" and MariaDB's "... has disabled the local infile capability": the server
+/// (`local_infile = OFF`) refuses `LOAD DATA LOCAL`.
+const LOCAL_INFILE_REFUSED: [u16; 3] = [1148, 3948, 4166];
 
 /// The config table of the sink, for messages and the pool's metric label.
 const SECTION: &str = "sink";
@@ -78,6 +83,8 @@ struct Statements {
     load: String,
     /// Cleared, for the rest of the run, when a load found rows the target already had.
     bulk: bool,
+    /// Whether a bulk load worked (logged once).
+    bulk_loaded: bool,
 }
 
 /// What a bulk load of a batch did.
@@ -143,9 +150,10 @@ impl Sink for MysqlSink {
                     .await
                     .map_err(|e| db_error(&format!("adding columns to the target of {}", t.id), e))?;
             }
-            let bulk = self.statements.get(&t.id).is_none_or(|s| s.bulk);
-            self.statements
-                .insert(t.id.clone(), Statements { upsert: UpsertSql::new(t), load: infile::statement(t), bulk });
+            // A table prepared again (new columns) keeps what its loads found out.
+            let (bulk, bulk_loaded) = self.statements.get(&t.id).map_or((true, false), |s| (s.bulk, s.bulk_loaded));
+            let statements = Statements { upsert: UpsertSql::new(t), load: infile::statement(t), bulk, bulk_loaded };
+            self.statements.insert(t.id.clone(), statements);
         }
         Ok(())
     }
@@ -164,7 +172,14 @@ impl Sink for MysqlSink {
         if new_rows && bulk && batch.ops.iter().all(|op| *op == Op::Upsert) {
             let data = infile::encode(&batch.rows, 0..batch.num_rows()).map_err(data_error)?;
             match self.load(batch, data).await? {
-                Bulk::Loaded => return Ok(Durability::Durable),
+                Bulk::Loaded => {
+                    if let Some(s) = self.statements.get_mut(id)
+                        && !std::mem::replace(&mut s.bulk_loaded, true)
+                    {
+                        tracing::info!(table = %id, "new rows load by LOAD DATA LOCAL");
+                    }
+                    return Ok(Durability::Durable);
+                }
                 Bulk::Declined(why) => {
                     tracing::info!(table = %id, "{why}: this table's new rows go by upserts for the rest of the run");
                     if let Some(s) = self.statements.get_mut(id) {
@@ -209,9 +224,14 @@ impl MysqlSink {
         let id = &batch.table.id;
         let what = format!("bulk-loading a batch of {id}");
         let mut conn = self.conn().await?;
-        // A one-time handler: the next LOAD DATA LOCAL on this connection reads `data`.
+        // A one-time handler: the next LOAD DATA LOCAL on this connection reads `data`, in
+        // packets well under any `max_allowed_packet` (the driver sends each chunk as one).
         let bytes = bytes::Bytes::from(data);
-        conn.set_infile_handler(async move { Ok(futures_util::stream::once(async move { Ok(bytes) }).boxed()) });
+        let chunks: Vec<std::io::Result<bytes::Bytes>> = (0..bytes.len())
+            .step_by(INFILE_CHUNK_BYTES)
+            .map(|at| Ok(bytes.slice(at..bytes.len().min(at + INFILE_CHUNK_BYTES))))
+            .collect();
+        conn.set_infile_handler(async move { Ok(futures_util::stream::iter(chunks).boxed()) });
         let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| db_error(&what, e))?;
         match tx.query_drop(&self.statements[id].load).await {
             Err(mysql_async::Error::Server(e)) if LOCAL_INFILE_REFUSED.contains(&e.code) => {

@@ -1,0 +1,125 @@
+//! A first copy of a table keyed by one integer column, read as consecutive key ranges on
+//! several connections at once and handed on in key order.
+//!
+//! Each range `(lo, hi]` is sized from the key span and the server's row estimate to about
+//! 90% of a batch, so that a range rarely fills its `LIMIT`; when one does, the rest of it,
+//! `(last key read, hi]`, is read next, before any later range. Pages are handed on strictly in
+//! key order, so the position after each is exact: `Copy { bound, key: hi }` ("every row up to
+//! `hi` is copied"), and a restart resumes from it.
+//!
+//! Rows inserted after the ranges were planned, above the highest key, have cursors above the
+//! copy's bound: cursor order reads them after the copy.
+
+use std::collections::VecDeque;
+
+use tokio::task::JoinHandle;
+
+/// Ranges read at once. Measured on the 2-core target (1M rows to Parquet): 1 range at a time
+/// 1.74 s, 2 ranges 1.55 s, 3 ranges 1.50 s: one more than the cores keeps a range streaming
+/// from the server while the others are decoded.
+pub const PARALLEL: usize = 3;
+
+/// The key ranges still to read, `(lo, hi]`, up to the highest key when they were planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranges {
+    next_lo: i128,
+    max: i128,
+    step: i128,
+}
+
+impl Ranges {
+    /// Ranges after `lo` up to `max`, for a table whose keys span `min..=max` and hold about
+    /// `estimated_rows` rows, each range meant to hold about 90% of `limit` rows.
+    pub fn new(lo: i128, min: i128, max: i128, estimated_rows: u64, limit: usize) -> Ranges {
+        let span = (max - min + 1).max(1);
+        let rows = i128::from(estimated_rows.max(1));
+        let step = (span * limit as i128 * 9 / 10 / rows).max(1);
+        Ranges { next_lo: lo, max, step }
+    }
+
+    /// The next range, `None` once `max` is reached.
+    pub fn next_range(&mut self) -> Option<(i128, i128)> {
+        if self.next_lo >= self.max {
+            return None;
+        }
+        let hi = self.next_lo.saturating_add(self.step).min(self.max);
+        let range = (self.next_lo, hi);
+        self.next_lo = hi;
+        Some(range)
+    }
+}
+
+/// Ranges being read, oldest first, each by a task of its own.
+pub struct InFlight<T> {
+    reads: VecDeque<(i128, i128, JoinHandle<T>)>,
+}
+
+impl<T> Default for InFlight<T> {
+    fn default() -> Self {
+        InFlight { reads: VecDeque::new() }
+    }
+}
+
+impl<T> InFlight<T> {
+    pub fn len(&self) -> usize {
+        self.reads.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.reads.is_empty()
+    }
+
+    pub fn push_back(&mut self, lo: i128, hi: i128, task: JoinHandle<T>) {
+        self.reads.push_back((lo, hi, task));
+    }
+
+    /// A range to read before every other: the rest of one that filled its page.
+    pub fn push_front(&mut self, lo: i128, hi: i128, task: JoinHandle<T>) {
+        self.reads.push_front((lo, hi, task));
+    }
+
+    pub fn pop_front(&mut self) -> Option<(i128, i128, JoinHandle<T>)> {
+        self.reads.pop_front()
+    }
+}
+
+impl<T> Drop for InFlight<T> {
+    fn drop(&mut self) {
+        for (_, _, task) in &self.reads {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_every_key_once_in_order() {
+        // 1,000,000 keys from 1, 10,000 rows a page: ranges of 9,000 keys.
+        let mut r = Ranges::new(0, 1, 1_000_000, 1_000_000, 10_000);
+        let mut covered = 0;
+        let mut last_hi = 0;
+        while let Some((lo, hi)) = r.next_range() {
+            assert_eq!(lo, last_hi, "contiguous");
+            assert!(hi > lo && hi - lo <= 9_000);
+            covered += hi - lo;
+            last_hi = hi;
+        }
+        assert_eq!((covered, last_hi), (1_000_000, 1_000_000));
+    }
+
+    #[test]
+    fn sparse_keys_make_wide_ranges_and_a_resume_starts_where_it_stopped() {
+        // 1,000 rows over keys up to 10^12: few ranges, not 10^8 empty ones.
+        let mut r = Ranges::new(0, 1, 1_000_000_000_000, 1_000, 10_000);
+        assert_eq!(r.next_range(), Some((0, 1_000_000_000_000)));
+        assert_eq!(r.next_range(), None);
+        let mut resumed = Ranges::new(500, 1, 1_000, 1_000, 100);
+        assert_eq!(resumed.next_range(), Some((500, 590)));
+        // Keys wider than i64 (BIGINT UNSIGNED) and an estimate of 0 rows.
+        let mut wide = Ranges::new(i128::from(u64::MAX) - 10, 0, i128::from(u64::MAX), 0, 10);
+        assert_eq!(wide.next_range(), Some((i128::from(u64::MAX) - 10, i128::from(u64::MAX))));
+    }
+}
