@@ -127,6 +127,11 @@ fresh_copy() {
 }
 fresh_outfile() { rm -f "$outfile"; }
 
+# Batched upserts as a hand-written loader would send them: mysqldump's multi-row INSERTs
+# (about 1,000 of these rows each at this buffer length) made ON DUPLICATE KEY UPDATE.
+odku="ON DUPLICATE KEY UPDATE customer_id = VALUES(customer_id), status = VALUES(status), amount = VALUES(amount), \
+currency = VALUES(currency), note = VALUES(note), attrs = VALUES(attrs), is_gift = VALUES(is_gift), \
+created_at = VALUES(created_at), update_time = VALUES(update_time), shipped_at = VALUES(shipped_at), token = VALUES(token)"
 cases=()
 if wants 1; then
   cases+=(
@@ -140,8 +145,13 @@ if wants 2; then
     "highwater -> MySQL@fresh_copy@$bin run --once --config $work/mysql.toml"
     "LOAD DATA INFILE (limit)@fresh_load@mariadb -uroot -h$MYSQL_HOST -P$MYSQL_PORT $dst -e \"LOAD DATA INFILE '$outfile' INTO TABLE orders\""
     "mysqldump | mariadb@fresh_copy@bash -c \"mysqldump -uroot -h$MYSQL_HOST -P$MYSQL_PORT --single-transaction $src orders | mariadb -uroot -h$MYSQL_HOST -P$MYSQL_PORT $dst\""
+    "upserts, 1,000 rows a statement@fresh_empty_copy@bash -c \"mysqldump -uroot -h$MYSQL_HOST -P$MYSQL_PORT --single-transaction --no-create-info --net-buffer-length=390000 $src orders | sed 's/);\\$/) $odku;/' | mariadb -uroot -h$MYSQL_HOST -P$MYSQL_PORT $dst\""
   )
 fi
+fresh_empty_copy() {
+  fresh_copy
+  mysql_cli "$dst" -e "CREATE TABLE orders LIKE $src.orders"
+}
 fresh_load() {
   fresh_copy
   mysql_cli "$dst" -e "CREATE TABLE orders LIKE $src.orders"
