@@ -95,7 +95,7 @@ state_dir = "$work/state"
 type = "mysql"
 url = "$url/$1"
 lag_secs = 0
-$3
+${3:-}
 tables = [{ name = "orders", cursor = "update_time" }]
 
 [sink]
@@ -271,8 +271,10 @@ url = \"$url/${inc}_sink\"" "poll_interval_secs = 1" >"$work/stream.toml"
   mysql_cli "${inc}_sink" -e "
 CREATE TABLE hw_seen (id BIGINT UNSIGNED NOT NULL, changed DATETIME(6) NOT NULL, seen DATETIME(6) NOT NULL);
 CREATE TRIGGER hw_seen_update AFTER UPDATE ON orders FOR EACH ROW
-  IF NEW.update_time <> OLD.update_time THEN INSERT INTO hw_seen VALUES (NEW.id, NEW.update_time, SYSDATE(6)); END IF;"
-  mysql_cli "$inc" -e "
+  INSERT INTO hw_seen SELECT NEW.id, NEW.update_time, SYSDATE(6) FROM DUAL WHERE NEW.update_time <> OLD.update_time"
+  # The writer: about 1,000 single-row updates a second, each its own transaction.
+  mysql_cli "$inc" <<'SQL'
+DELIMITER //
 CREATE PROCEDURE hw_writer(secs INT, per_second INT)
 BEGIN
   DECLARE started DATETIME(6) DEFAULT SYSDATE(6);
@@ -285,7 +287,9 @@ BEGIN
     END IF;
   END WHILE;
   SELECT n;
-END"
+END //
+DELIMITER ;
+SQL
   "$bin" run --config "$work/stream.toml" >"$work/stream.log" 2>&1 &
   daemon=$!
   sleep 3
