@@ -45,6 +45,8 @@ pub enum OpenTransactions {
 pub struct Holder {
     /// The server's id of the transaction's session (`SHOW PROCESSLIST`'s `Id`).
     pub session: u64,
+    /// The transaction's own id: one session's transactions, one after the other, differ.
+    pub transaction: u64,
     pub started: DateTime,
 }
 
@@ -59,12 +61,12 @@ pub struct Bound {
     pub holder: Option<Holder>,
 }
 
-const INNODB_OLDEST: &str = "SELECT CONVERT_TZ(trx_started, 'SYSTEM', @@session.time_zone), trx_mysql_thread_id \
-     FROM information_schema.innodb_trx \
+const INNODB_OLDEST: &str = "SELECT CONVERT_TZ(trx_started, 'SYSTEM', @@session.time_zone), trx_mysql_thread_id, \
+     CAST(trx_id AS UNSIGNED) FROM information_schema.innodb_trx \
      WHERE trx_mysql_thread_id <> CONNECTION_ID() AND (trx_rows_modified > 0 OR trx_rows_locked > 0) \
      ORDER BY trx_started LIMIT 1";
 
-const TIDB_OLDEST: &str = "SELECT START_TIME, SESSION_ID FROM information_schema.cluster_tidb_trx \
+const TIDB_OLDEST: &str = "SELECT START_TIME, SESSION_ID, ID FROM information_schema.cluster_tidb_trx \
      WHERE SESSION_ID <> CONNECTION_ID() ORDER BY START_TIME LIMIT 1";
 
 impl OpenTransactions {
@@ -109,8 +111,9 @@ impl OpenTransactions {
                     None => None,
                     Some(mut row) => {
                         let session = row.take::<Option<u64>, _>(1).flatten().unwrap_or_default();
+                        let transaction = row.take::<Option<u64>, _>(2).flatten().unwrap_or_default();
                         let started = datetime(Some(row), "the start of the oldest open transaction")?;
-                        Some(Holder { session, started })
+                        Some(Holder { session, transaction, started })
                     }
                 }
             }
@@ -152,7 +155,7 @@ mod tests {
     #[test]
     fn an_open_writer_holds_the_bound_just_below_its_start() {
         let clock = dt("2026-05-01 12:00:10");
-        let writer = Holder { session: 7, started: dt("2026-05-01 12:00:03") };
+        let writer = Holder { session: 7, transaction: 1, started: dt("2026-05-01 12:00:03") };
         let b = hold(clock, Some(writer));
         assert_eq!(b.upper, dt("2026-05-01 12:00:02.999999"), "rows stamped at its start are not read");
         assert_eq!((b.clock, b.holder), (clock, Some(writer)));
@@ -161,7 +164,7 @@ mod tests {
     #[test]
     fn a_writer_younger_than_the_lag_changes_nothing() {
         let clock = dt("2026-05-01 12:00:10");
-        let b = hold(clock, Some(Holder { session: 7, started: dt("2026-05-01 12:00:11") }));
+        let b = hold(clock, Some(Holder { session: 7, transaction: 1, started: dt("2026-05-01 12:00:11") }));
         assert_eq!(b, Bound { upper: clock, clock, holder: None });
         assert_eq!(hold(clock, None), Bound { upper: clock, clock, holder: None });
     }
