@@ -156,22 +156,14 @@ impl MysqlSource {
     }
 
     /// The bound of a new pass over `table`. When an open writer holds it below the clock,
-    /// waits up to `open_transaction_wait` for that writer to commit (once per writer); a
-    /// writer that started after it does not prolong the wait, so a stream of short
-    /// transactions holds a pass for about one commit, not the whole wait.
+    /// waits up to `open_transaction_wait` for that writer to commit (once per writer).
     async fn take_bound(&mut self, conn: &mut Conn, table: usize) -> Result<DateTime, SourceError> {
         let deadline = Instant::now() + self.open_transaction_wait;
-        let mut waiting_for: Option<Holder> = None;
         let b = loop {
             let b = self.open_transactions.bound(conn, self.lag_secs).await?;
             match b.holder {
-                Some(h)
-                    if Some(h) != self.last_holder
-                        && waiting_for.is_none_or(|w| w == h)
-                        && Instant::now() < deadline =>
-                {
-                    waiting_for = Some(h);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                Some(h) if Some(h) != self.last_holder && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 _ => break b,
             }
