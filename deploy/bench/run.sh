@@ -274,9 +274,9 @@ CREATE TABLE hw_seen (id BIGINT UNSIGNED NOT NULL, changed DATETIME(6) NOT NULL,
 CREATE TRIGGER hw_seen_update AFTER UPDATE ON orders FOR EACH ROW
   INSERT INTO hw_seen SELECT NEW.id, NEW.update_time, SYSDATE(6) FROM DUAL WHERE NEW.update_time <> OLD.update_time"
   # The writer: 1,000 changed rows a second from a client session, as an application writes
-  # them: 20 transactions a second of 50 rows each, paced against the clock. (A stored
-  # procedure would not do: MariaDB shows its session's transactions as one, open since the
-  # procedure began, which holds every pass's bound down for its whole run.)
+  # them: 20 transactions a second of 50 rows each, paced against the clock. (Not a stored
+  # procedure: innodb_trx showed its session holding one transaction for seconds at a time,
+  # and passes waited out the whole open-transaction wait.)
   awk -v secs="$stream_secs" 'BEGIN {
     srand(42)
     print "SET @started = SYSDATE(6);"
