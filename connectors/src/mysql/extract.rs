@@ -10,7 +10,7 @@ use highwater_pipeline::config::{MysqlSourceConfig, TableConfig, ZeroDates};
 use highwater_pipeline::cursor::{DateTime, Key, KeyValue, Position};
 use highwater_pipeline::ident::quote;
 use highwater_pipeline::metrics::Metrics;
-use highwater_pipeline::schema::{Evolution, TableSchema};
+use highwater_pipeline::schema::{Evolution, TableId, TableSchema};
 use highwater_pipeline::source::{PassBound, Source, SourceError};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row, TxOpts, Value};
@@ -294,10 +294,7 @@ impl MysqlSource {
         let mut conn = self.pool.get().await?;
         let t = &self.tables[table];
         let id = &t.schema.id;
-        // The bound and the rows come from one consistent snapshot.
-        let mut opts = TxOpts::default();
-        opts.with_consistent_snapshot(true).with_readonly(Some(true));
-        let mut tx = conn.start_transaction(opts).await.map_err(|e| query_error(format!("a snapshot of {id}"), e))?;
+        let mut tx = snapshot(&mut conn, id).await?;
         let result = if t.incrementing {
             let (sql, params) = match after {
                 Position::Key { key } => (&t.queries.key_after, key_params(key)),
@@ -442,11 +439,8 @@ impl MysqlSource {
         if plan.reads.is_empty() {
             // Every range is read: cursor order takes over from the highest row copied.
             let mut conn = self.pool.get().await?;
-            let mut opts = TxOpts::default();
-            opts.with_consistent_snapshot(true).with_readonly(Some(true));
             let id = &t.schema.id;
-            let mut tx =
-                conn.start_transaction(opts).await.map_err(|e| query_error(format!("a snapshot of {id}"), e))?;
+            let mut tx = snapshot(&mut conn, id).await?;
             if let Some(at) = handover(&mut tx, t, &plan.bound).await? {
                 page.upto = at;
             }
@@ -500,10 +494,7 @@ impl CopyPlan {
         tokio::spawn(async move {
             let mut conn = pool.get().await?;
             let id = &schema.id;
-            let mut opts = TxOpts::default();
-            opts.with_consistent_snapshot(true).with_readonly(Some(true));
-            let mut tx =
-                conn.start_transaction(opts).await.map_err(|e| query_error(format!("a snapshot of {id}"), e))?;
+            let mut tx = snapshot(&mut conn, id).await?;
             let query = Query { sql: &sql, params, phase: Phase::Copy(bound) };
             let shape = Shape { schema: &schema, kinds: &kinds };
             let page = read(&mut tx, &shape, query, max_rows, zero_dates, None).await?;
@@ -696,6 +687,13 @@ async fn read(
     let batch = RecordBatch::try_new(t.schema.arrow.clone(), columns)
         .map_err(|e| decode_error(t, t.schema.cursor, format!("cannot assemble the batch: {e}")))?;
     Ok(Some(Page { rows: batch, upto, stats, fetched }))
+}
+
+/// A read-only transaction with a consistent snapshot: the rows of one read all come from it.
+async fn snapshot<'c>(conn: &'c mut Conn, id: &TableId) -> Result<mysql_async::Transaction<'c>, SourceError> {
+    let mut opts = TxOpts::default();
+    opts.with_consistent_snapshot(true).with_readonly(Some(true));
+    conn.start_transaction(opts).await.map_err(|e| query_error(format!("a snapshot of {id}"), e))
 }
 
 /// What one read found.

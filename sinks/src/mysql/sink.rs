@@ -229,9 +229,9 @@ impl Sink for MysqlSink {
 
 impl MysqlSink {
     /// Inserts every row of `batch` with `LOAD DATA LOCAL`, and its checkpoint. The rows go in
-    /// up to [`BULK_PARTS`] consecutive parts, each in a transaction on a connection of its own, loaded
-    /// at once (the server inserts on as many threads); the parts commit in order, the last
-    /// with the checkpoint. A crash between those commits leaves rows without their
+    /// up to [`BULK_PARTS`] consecutive parts, each in a transaction on a connection of its
+    /// own, loaded at once (the server inserts on as many threads); the parts commit in order,
+    /// the last with the checkpoint. A crash between those commits leaves rows without their
     /// checkpoint: the replay's load meets them, is rolled back, and the guarded upserts make
     /// the batch whole. Any part that did not insert every row with no warning (a row the
     /// target had, a value that does not fit) rolls all of them back.
