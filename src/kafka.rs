@@ -43,7 +43,7 @@ async fn extract(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunReport> {
     let SourceConfig::Mysql(source_config) = &config.source;
-    let source = connect_source(source_config, &options).await?;
+    let source = connect_source(source_config, &config.sink, &options).await?;
     let name = &config.pipeline.name;
     let store = FileCheckpointStore::open(&config.pipeline.state_dir, &format!("{name}.extract"))?;
     let publisher = KafkaPublisher::connect(bus, name, highwater_pipeline::source::Source::tables(&source)).await?;

@@ -222,7 +222,7 @@ async fn run_channel(
     options: RunOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunReport> {
-    let source = connect_source(source_config, &options).await?;
+    let source = connect_source(source_config, &config.sink, &options).await?;
     let name = &config.pipeline.name;
     Ok(match &config.sink {
         SinkConfig::Parquet(p) => {
@@ -239,13 +239,20 @@ async fn run_channel(
     })
 }
 
-/// The source, its discovery problems recorded against their tables.
-pub async fn connect_source(config: &MysqlSourceConfig, options: &RunOptions) -> anyhow::Result<MysqlSource> {
-    Ok(MysqlSource::connect(config, &options.metrics).await.inspect_err(|e| {
+/// The source, its discovery problems recorded against their tables. `sink` tells it whether
+/// the sink partitions by date (Parquet), which a first copy in key order must respect.
+pub async fn connect_source(
+    config: &MysqlSourceConfig,
+    sink: &SinkConfig,
+    options: &RunOptions,
+) -> anyhow::Result<MysqlSource> {
+    let mut source = MysqlSource::connect(config, &options.metrics).await.inspect_err(|e| {
         if let Some(table) = e.table() {
             options.table_errors.record(table, e);
         }
-    })?)
+    })?;
+    source.partitioned_by_date(matches!(sink, SinkConfig::Parquet(_)));
+    Ok(source)
 }
 
 /// Cancels `token` on the first SIGINT or SIGTERM.

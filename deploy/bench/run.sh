@@ -3,7 +3,8 @@
 #
 #   1. an `orders` table (12 mixed columns, about 370 bytes a row as text) -> Parquet:
 #      highwater, connectorx with 2 partitions (read_sql to Arrow, then pyarrow's write_table),
-#      and the server's own SELECT ... INTO OUTFILE as the limit;
+#      and the server's own SELECT ... INTO OUTFILE as the limit; then highwater and
+#      connectorx on a Matomo-shaped log_link_visit_action of 1.5M rows;
 #   2. the same rows -> another MySQL database: highwater, LOAD DATA INFILE into an empty copy
 #      (the limit), and mysqldump | mariadb;
 #   3. incremental passes (`run --once` into Parquet after a first copy) on a 100k-row and a
@@ -50,7 +51,7 @@ dst=hwbench_orders_copy
 inc=hwbench_incremental
 work=$(mktemp -d)
 outfile="/tmp/hwbench_orders_$$.tsv"
-trap 'rm -rf "$work"; rm -f "$outfile"; mysql_cli -e "DROP DATABASE IF EXISTS $src; DROP DATABASE IF EXISTS $dst; DROP DATABASE IF EXISTS $inc"' EXIT
+trap 'rm -rf "$work"; rm -f "$outfile"; mysql_cli -e "DROP DATABASE IF EXISTS $src; DROP DATABASE IF EXISTS $dst; DROP DATABASE IF EXISTS $inc; DROP DATABASE IF EXISTS hwbench_matomo_actions"' EXIT
 
 # make_orders DB N: a fresh database DB whose `orders` holds N generated rows.
 make_orders() {
@@ -159,20 +160,24 @@ fresh_load() {
   [ -s "$outfile" ] || mysql_cli "$src" -e "SELECT * FROM orders INTO OUTFILE '$outfile'"
 }
 
-results=()
-for c in "${cases[@]}"; do
-  IFS='@' read -r name prepare cmd <<<"$c"
-  echo "== $name"
-  times=()
+# measure NAME PREPARE COMMAND: runs it $runs times; prints "median min max peak_rss_kb".
+measure() {
+  local times=() secs rss
+  echo "== $1" >&2
   for _ in $(seq 1 "$runs"); do
-    $prepare
-    read -r secs rss <<<"$(eval timed "$cmd")"
-    echo "   $secs s, peak RSS $((rss / 1024)) MB"
+    $2
+    read -r secs rss <<<"$(eval timed "$3")"
+    echo "   $secs s, peak RSS $((rss / 1024)) MB" >&2
     times+=("$secs $rss")
   done
   # median, min, max of the seconds; the largest peak RSS
-  summary=$(printf '%s\n' "${times[@]}" | sort -n | awk '{ s[NR] = $1; if ($2 > m) m = $2 } END { print s[int((NR + 1) / 2)], s[1], s[NR], m }')
-  results+=("$name@$summary")
+  printf '%s\n' "${times[@]}" | sort -n | awk '{ s[NR] = $1; if ($2 > m) m = $2 } END { print s[int((NR + 1) / 2)], s[1], s[NR], m }'
+}
+
+results=()
+for c in "${cases[@]}"; do
+  IFS='@' read -r name prepare cmd <<<"$c"
+  results+=("$name@$(measure "$name" "$prepare" "$cmd")")
 done
 if [ ${#cases[@]} -gt 0 ]; then
   # The OUTFILE case ran last with a fresh file; LOAD DATA reused it. Its size is the rows as text.
@@ -195,6 +200,62 @@ if [ ${#cases[@]} -gt 0 ]; then
       awk -v h="$baseline" -v s="$med" 'BEGIN { printf " %7.2f\n", s / h }'
     fi
   done
+fi
+
+if wants 1; then
+  # The same comparison on a Matomo-shaped table: the fixture's log_link_visit_action scaled
+  # to 1.5M rows (copies of the real rows under new keys, times spread over a year), its
+  # cursor indexed as `highwater indexes --apply` does.
+  matomo=hwbench_matomo_actions
+  matomo_rows=1500000
+  echo "== $matomo_rows rows in $matomo.matomo_log_link_visit_action"
+  mysql_cli -e "DROP DATABASE IF EXISTS $matomo; CREATE DATABASE $matomo CHARACTER SET utf8mb4"
+  mysql_cli "$matomo" <../shared/fixtures/matomo/log_data.sql
+  cols=$(mysql_cli -N -e "SELECT GROUP_CONCAT(CONCAT('\`', COLUMN_NAME, '\`') ORDER BY ORDINAL_POSITION)
+    FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '$matomo' AND TABLE_NAME = 'matomo_log_link_visit_action'
+    AND COLUMN_NAME <> 'idlink_va'")
+  select=${cols//\`server_time\`/\`server_time\` - INTERVAL FLOOR(RAND() * 31536000) SECOND}
+  while :; do
+    n=$(mysql_cli -N -e "SELECT COUNT(*) FROM $matomo.matomo_log_link_visit_action")
+    [ "$n" -ge "$matomo_rows" ] && break
+    times=$(( (matomo_rows - n + n - 1) / n )); [ "$times" -gt 100 ] && times=100
+    mysql_cli "$matomo" -e "INSERT INTO matomo_log_link_visit_action ($cols) SELECT $select
+      FROM matomo_log_link_visit_action, seq_1_to_$times LIMIT $((matomo_rows - n))"
+  done
+  mysql_cli "$matomo" -e "CREATE INDEX hw_server_time ON matomo_log_link_visit_action (server_time); ANALYZE TABLE matomo_log_link_visit_action" >/dev/null
+  cat >"$work/matomo.toml" <<TOML
+[pipeline]
+name = "bench"
+state_dir = "$work/state"
+
+[source]
+type = "mysql"
+url = "$url/$matomo"
+lag_secs = 0
+tables = [{ name = "matomo_log_link_visit_action", cursor = "server_time" }]
+
+[sink]
+type = "parquet"
+path = "$work/out"
+TOML
+  cat >"$work/cx-matomo.py" <<PY
+import connectorx as cx, pyarrow.parquet as pq, sys
+table = cx.read_sql("$url/$matomo", "SELECT * FROM matomo_log_link_visit_action", return_type="arrow",
+                    partition_on="idlink_va", partition_num=2)
+pq.write_table(table, sys.argv[1], compression="zstd")
+PY
+  hw=$(measure "highwater -> Parquet (Matomo)" fresh_parquet "$bin run --once --config $work/matomo.toml")
+  cx=$(measure "connectorx (2 partitions) -> Parquet (Matomo)" fresh_parquet "python3 $work/cx-matomo.py $work/cx.parquet")
+  echo
+  echo "$matomo_rows Matomo actions (matomo_log_link_visit_action, 45 columns, most of them NULL); median of $runs runs (min-max)"
+  printf '%-44s %18s %12s %10s %8s\n' case seconds rows/s "peak RSS" ratio
+  read -r hmed hmin hmax hrss <<<"$hw"
+  read -r cmed cmin cmax crss <<<"$cx"
+  printf '%-44s %7.2f (%.2f-%.2f) %12.0f %7d MB\n' "highwater -> Parquet" "$hmed" "$hmin" "$hmax" \
+    "$(awk -v n="$matomo_rows" -v s="$hmed" 'BEGIN { print n / s }')" $((hrss / 1024))
+  printf '%-44s %7.2f (%.2f-%.2f) %12.0f %7d MB %7.2f\n' "connectorx (2 partitions) -> Parquet" "$cmed" "$cmin" "$cmax" \
+    "$(awk -v n="$matomo_rows" -v s="$cmed" 'BEGIN { print n / s }')" $((crss / 1024)) "$(awk -v h="$hmed" -v s="$cmed" 'BEGIN { print s / h }')"
+  mysql_cli -e "DROP DATABASE IF EXISTS $matomo"
 fi
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

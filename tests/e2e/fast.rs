@@ -104,3 +104,25 @@ async fn a_sink_server_that_refuses_load_data_local_gets_inserts() {
     assert_same_rows("inserts", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
     source.drop_db().await;
 }
+
+#[tokio::test]
+async fn a_first_copy_into_parquet_keeps_cursor_order_where_keys_scatter_the_dates() {
+    let source = TestDb::new("scatter").await;
+    // Each key's date jumps around the year: in key order, every batch would span ~100 dates.
+    source
+        .exec(
+            "CREATE TABLE events (id INT PRIMARY KEY, at DATETIME NULL, KEY (at)); \
+             INSERT INTO events SELECT seq, IF(seq % 97 = 0, NULL, '2025-01-01' + INTERVAL (seq * 7919 % 365) DAY) \
+             FROM seq_1_to_2000",
+        )
+        .await;
+    let p = Pipeline::new(&source.url(), &[("events", "at")], 100, "type = \"parquet\"\npath = \"OUT\"");
+    p.set_sink(&p.parquet_sink());
+    let log = run_logged(&p);
+    assert!(log.contains("the first copy reads in cursor order"), "{log}");
+    let files = read_parquet(&p.out().join("events"), &["id"], "at");
+    assert_same_rows("parquet", &source.canonical("events").await, &files.rows, &[]);
+    // About a file per date (365) plus one per batch boundary, not one per date per batch.
+    assert!(files.files.len() < 500, "{} files", files.files.len());
+    source.drop_db().await;
+}

@@ -34,6 +34,8 @@ struct Table {
     /// A first copy reads in parallel key ranges: the key is one integer column (`Some`,
     /// whether unsigned), and no re-read filter needs the rows in turn.
     ranged: Option<bool>,
+    /// Whether this table's first copy reads in key order; `None` until its first read.
+    key_order: Option<bool>,
     /// The step of the cursor column's values in microseconds (a second for `DATETIME`), when
     /// coarser than a microsecond; see [`complete_below`].
     cursor_step: Option<i64>,
@@ -81,6 +83,7 @@ impl Table {
             estimated_rows: None,
             queries: TableQueries::new(&schema, batch_rows),
             cursor_step: cursor_step(&schema.cursor_column().source_type),
+            key_order: None,
             kinds: found.kinds,
             incrementing: found.incrementing,
             ranged,
@@ -113,9 +116,48 @@ pub struct MysqlSource {
     last_holder: Option<Holder>,
     /// The key ranges of a first copy being read on several connections (see [`super::ranges`]).
     copy_plan: Option<CopyPlan>,
+    /// The sink writes a file per date and batch (Parquet): a first copy reads in key order
+    /// only where a page's rows fall on few dates.
+    partitioned_by_date: bool,
 }
 
+/// The dates a first page may span for a first copy in key order into a sink partitioned by
+/// date; above it, rows scattered over many dates would make a file per date and batch.
+const MAX_DATES_PER_PAGE: u64 = 8;
+
 impl MysqlSource {
+    /// Tells the source that its sink partitions by date (see `MAX_DATES_PER_PAGE`).
+    pub fn partitioned_by_date(&mut self, yes: bool) {
+        self.partitioned_by_date = yes;
+    }
+
+    /// Whether `table`'s first copy reads in key order: always, unless the sink partitions by
+    /// date and the first page's rows fall on more than [`MAX_DATES_PER_PAGE`] dates (cursors
+    /// that do not follow the key), where cursor order keeps each batch to a date or two.
+    async fn copies_in_key_order(&mut self, table: usize, bound: &DateTime) -> Result<bool, SourceError> {
+        if let Some(decided) = self.tables[table].key_order {
+            return Ok(decided);
+        }
+        let t = &self.tables[table];
+        let mut decided = true;
+        if self.partitioned_by_date && t.cursor_column_is_dated() {
+            let mut conn = self.pool.get().await?;
+            let dates: Option<u64> = conn
+                .exec_first(&t.queries.dates_in_first_page, (decode::datetime_param(bound),))
+                .await
+                .map_err(|e| query_error(format!("the first rows of {}", t.schema.id), e))?;
+            decided = dates.unwrap_or(0) <= MAX_DATES_PER_PAGE;
+            if !decided {
+                tracing::info!(
+                    table = %t.schema.id, dates = dates.unwrap_or(0),
+                    "the first copy reads in cursor order: in key order its batches would span many dates, a Parquet file each"
+                );
+            }
+        }
+        self.tables[table].key_order = Some(decided);
+        Ok(decided)
+    }
+
     /// Connects and discovers every configured table; any problem is reported before a read.
     /// The pool's usage and waits are reported in `metrics`.
     pub async fn connect(config: &MysqlSourceConfig, metrics: &Metrics) -> Result<Self, SourceError> {
@@ -152,6 +194,7 @@ impl MysqlSource {
             open_transaction_wait: Duration::from_secs(config.open_transaction_wait_secs),
             last_holder: None,
             copy_plan: None,
+            partitioned_by_date: false,
         })
     }
 
@@ -267,7 +310,14 @@ impl Source for MysqlSource {
             // Taken before the snapshot: see `bound`.
             bound.0 = Some(self.take_bound(&mut conn, table).await?);
         }
+        let key_order = match (after, bound.0) {
+            (Position::Start, Some(upper)) if !self.tables[table].incrementing => {
+                self.copies_in_key_order(table, &upper).await?
+            }
+            _ => true,
+        };
         if let Some(upper) = bound.0
+            && key_order
             && matches!(after, Position::Start | Position::Copy { .. })
             && self.tables[table].ranged.is_some()
             && let Some(batch) = self.next_range(table, after, upper, max_rows).await?
@@ -275,7 +325,7 @@ impl Source for MysqlSource {
             return Ok(Some(batch));
         }
         let mut seen = self.tables[table].seen.take();
-        let result = self.read_batch(table, after, bound, max_rows, seen.as_mut()).await;
+        let result = self.read_batch(table, after, bound, max_rows, key_order, seen.as_mut()).await;
         self.tables[table].seen = seen;
         result
     }
@@ -289,6 +339,7 @@ impl MysqlSource {
         after: &Position,
         bound: &PassBound,
         max_rows: usize,
+        key_order: bool,
         mut seen: Option<&mut Seen>,
     ) -> Result<Option<ChangeBatch>, SourceError> {
         let mut conn = self.pool.get().await?;
@@ -306,7 +357,7 @@ impl MysqlSource {
             let upper = bound.0.expect("taken above");
             // A first copy reads by key; one begun earlier goes on up to its own bound.
             let copy = match after {
-                Position::Start => Some((upper, None)),
+                Position::Start if key_order => Some((upper, None)),
                 Position::Copy { bound, key } => Some((*bound, Some(key))),
                 _ => None,
             };
@@ -342,10 +393,16 @@ impl MysqlSource {
                     }
                 }
             } else {
-                if let Position::NullCursor { key } = after {
-                    // A first copy begun in cursor order, before copies read by key.
-                    let query =
-                        Query { sql: &t.queries.nulls_after, params: key_params(key), phase: Phase::NullCursor };
+                // A first copy in cursor order reads the rows whose cursor is NULL first, by key.
+                let nulls = match after {
+                    Position::Start if t.schema.cursor_column().source_nullable => {
+                        Some((&t.queries.nulls_first, Vec::new()))
+                    }
+                    Position::NullCursor { key } => Some((&t.queries.nulls_after, key_params(key))),
+                    _ => None,
+                };
+                if let Some((sql, params)) = nulls {
+                    let query = Query { sql, params, phase: Phase::NullCursor };
                     result = read(&mut tx, &t.shape(), query, max_rows, self.zero_dates, seen.as_deref_mut()).await?;
                 }
                 if result.is_none() {
@@ -758,6 +815,11 @@ struct Shape<'a> {
 }
 
 impl Table {
+    /// Whether the cursor is a date or time (a table read by its key alone has no date).
+    fn cursor_column_is_dated(&self) -> bool {
+        !self.incrementing
+    }
+
     fn shape(&self) -> Shape<'_> {
         Shape { schema: &self.schema, kinds: &self.kinds }
     }

@@ -42,6 +42,11 @@ pub struct TableQueries {
     pub copy_range: String,
     /// The lowest and highest key, for tables keyed by one integer column.
     pub key_span: String,
+    /// How many dates the first page of a key-order copy spans (a sink partitioned by date
+    /// writes a file per date and batch). Parameter: the copy's bound.
+    pub dates_in_first_page: String,
+    /// Rows whose cursor is NULL, by key, for a first copy in cursor order: none / the key.
+    pub nulls_first: String,
     /// Cursor order from strictly above a finished copy's bound.
     pub cursor_above: String,
     /// The cursor and key of the highest row at or below a bound: where a finished copy hands
@@ -79,6 +84,10 @@ impl TableQueries {
                 "{copy_select} WHERE {first} > ? AND {first} <= ? AND {copied} ORDER BY {by_key} LIMIT {limit}",
                 first = keys[0]
             ),
+            dates_in_first_page: format!(
+                "SELECT COUNT(DISTINCT DATE({cursor})) FROM ({copy_select} WHERE {copied} ORDER BY {by_key} LIMIT {limit}) AS page"
+            ),
+            nulls_first: format!("{select} WHERE {cursor} IS NULL ORDER BY {by_key} LIMIT {limit}"),
             key_span: format!(
                 "SELECT MIN({first}), MAX({first}) FROM {}.{}",
                 quote(&table.id.database),
