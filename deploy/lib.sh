@@ -91,3 +91,19 @@ ensure_tansu() {
 ensure_kafka_python() {
   python3 -c 'import confluent_kafka' 2>/dev/null || python3 -m pip install --quiet confluent-kafka
 }
+
+# scale_table DB TABLE KEY TIME_COLUMN TARGET: copies of TABLE's rows under new keys (KEY is
+# its AUTO_INCREMENT primary key), TIME_COLUMN spread over the year before each copied row's,
+# until the table holds TARGET rows. `seq` scales by up to 100 per statement. For benchmarks.
+scale_table() {
+  local db=$1 table=$2 key=$3 time=$4 target=$5 cols n times select
+  cols=$(mysql_cli -N -e "SELECT GROUP_CONCAT(CONCAT('\`', COLUMN_NAME, '\`') ORDER BY ORDINAL_POSITION)
+    FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '$db' AND TABLE_NAME = '$table' AND COLUMN_NAME <> '$key'")
+  select=${cols//\`$time\`/\`$time\` - INTERVAL FLOOR(RAND() * 31536000) SECOND}
+  while :; do
+    n=$(mysql_cli -N -e "SELECT COUNT(*) FROM \`$db\`.\`$table\`")
+    [ "$n" -ge "$target" ] && break
+    times=$(( (target - n + n - 1) / n )); [ "$times" -gt 100 ] && times=100
+    mysql_cli "$db" -e "INSERT INTO \`$table\` ($cols) SELECT $select FROM \`$table\`, seq_1_to_$times LIMIT $((target - n))"
+  done
+}

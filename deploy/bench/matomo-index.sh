@@ -30,22 +30,8 @@ trap 'rm -rf "$work"; mysql_cli -e "DROP DATABASE IF EXISTS $db"' EXIT
 echo "== loading the Matomo fixture into $db and scaling it to $rows actions"
 mysql_cli -e "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db CHARACTER SET utf8mb4"
 mysql_cli "$db" < ../shared/fixtures/matomo/log_data.sql
-# Copies of the real rows under new keys, their times spread over the year before the fixture's
-# newest, until the table holds $rows rows. `seq` scales by up to 100 per statement.
-scale() { # table key time_column target
-  local table=$1 key=$2 time=$3 target=$4 cols n
-  cols=$(mysql_cli -N -e "SELECT GROUP_CONCAT(CONCAT('\`', COLUMN_NAME, '\`') ORDER BY ORDINAL_POSITION)
-    FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '$db' AND TABLE_NAME = '$table' AND COLUMN_NAME <> '$key'")
-  while :; do
-    n=$(mysql_cli -N -e "SELECT COUNT(*) FROM $db.$table")
-    [ "$n" -ge "$target" ] && break
-    local times=$(( (target - n + n - 1) / n )); [ "$times" -gt 100 ] && times=100
-    local select=${cols//\`$time\`/\`$time\` - INTERVAL FLOOR(RAND() * 31536000) SECOND}
-    mysql_cli "$db" -e "INSERT INTO $table ($cols) SELECT $select FROM $table, seq_1_to_$times LIMIT $((target - n))"
-  done
-}
-scale matomo_log_link_visit_action idlink_va server_time "$rows"
-scale matomo_log_visit idvisit visit_last_action_time $((rows / 3))
+scale_table "$db" matomo_log_link_visit_action idlink_va server_time "$rows"
+scale_table "$db" matomo_log_visit idvisit visit_last_action_time $((rows / 3))
 mysql_cli "$db" -e "ANALYZE TABLE matomo_log_link_visit_action, matomo_log_visit" >/dev/null
 mysql_cli -N -e "SELECT CONCAT(TABLE_NAME, ': ', TABLE_ROWS, ' rows (estimate), ', ROUND((DATA_LENGTH + INDEX_LENGTH) / 1048576), ' MB')
   FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$db' AND TABLE_NAME LIKE 'matomo_log%'"

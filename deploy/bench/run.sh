@@ -86,7 +86,8 @@ ANALYZE TABLE orders;" >/dev/null
 if wants 1 || wants 2; then make_orders "$src" "$rows"; fi
 
 url="mysql://root@$MYSQL_HOST:$MYSQL_PORT"
-# config SOURCE_DB SINK_BODY [SOURCE_SETTINGS]: a pipeline from SOURCE_DB's orders.
+# config SOURCE_DB SINK_BODY [SOURCE_SETTINGS] [TABLE CURSOR]: a pipeline from SOURCE_DB's
+# table (orders by update_time unless given).
 config() {
   cat <<TOML
 [pipeline]
@@ -98,7 +99,7 @@ type = "mysql"
 url = "$url/$1"
 lag_secs = 0
 ${3:-}
-tables = [{ name = "orders", cursor = "update_time" }]
+tables = [{ name = "${4:-orders}", cursor = "${5:-update_time}" }]
 
 [sink]
 $2
@@ -211,33 +212,10 @@ if wants 1; then
   echo "== $matomo_rows rows in $matomo.matomo_log_link_visit_action"
   mysql_cli -e "DROP DATABASE IF EXISTS $matomo; CREATE DATABASE $matomo CHARACTER SET utf8mb4"
   mysql_cli "$matomo" <../shared/fixtures/matomo/log_data.sql
-  cols=$(mysql_cli -N -e "SELECT GROUP_CONCAT(CONCAT('\`', COLUMN_NAME, '\`') ORDER BY ORDINAL_POSITION)
-    FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '$matomo' AND TABLE_NAME = 'matomo_log_link_visit_action'
-    AND COLUMN_NAME <> 'idlink_va'")
-  select=${cols//\`server_time\`/\`server_time\` - INTERVAL FLOOR(RAND() * 31536000) SECOND}
-  while :; do
-    n=$(mysql_cli -N -e "SELECT COUNT(*) FROM $matomo.matomo_log_link_visit_action")
-    [ "$n" -ge "$matomo_rows" ] && break
-    times=$(( (matomo_rows - n + n - 1) / n )); [ "$times" -gt 100 ] && times=100
-    mysql_cli "$matomo" -e "INSERT INTO matomo_log_link_visit_action ($cols) SELECT $select
-      FROM matomo_log_link_visit_action, seq_1_to_$times LIMIT $((matomo_rows - n))"
-  done
+  scale_table "$matomo" matomo_log_link_visit_action idlink_va server_time "$matomo_rows"
   mysql_cli "$matomo" -e "CREATE INDEX hw_server_time ON matomo_log_link_visit_action (server_time); ANALYZE TABLE matomo_log_link_visit_action" >/dev/null
-  cat >"$work/matomo.toml" <<TOML
-[pipeline]
-name = "bench"
-state_dir = "$work/state"
-
-[source]
-type = "mysql"
-url = "$url/$matomo"
-lag_secs = 0
-tables = [{ name = "matomo_log_link_visit_action", cursor = "server_time" }]
-
-[sink]
-type = "parquet"
-path = "$work/out"
-TOML
+  config "$matomo" "type = \"parquet\"
+path = \"$work/out\"" "" matomo_log_link_visit_action server_time >"$work/matomo.toml"
   cat >"$work/cx-matomo.py" <<PY
 import connectorx as cx, pyarrow.parquet as pq, sys
 table = cx.read_sql("$url/$matomo", "SELECT * FROM matomo_log_link_visit_action", return_type="arrow",

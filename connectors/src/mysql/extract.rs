@@ -140,7 +140,8 @@ impl MysqlSource {
         }
         let t = &self.tables[table];
         let mut decided = true;
-        if self.partitioned_by_date && t.cursor_column_is_dated() {
+        // Only called for tables read by cursor: a cursor that is a date or time.
+        if self.partitioned_by_date {
             let mut conn = self.pool.get().await?;
             let dates: Option<u64> = conn
                 .exec_first(&t.queries.dates_in_first_page, (decode::datetime_param(bound),))
@@ -815,11 +816,6 @@ struct Shape<'a> {
 }
 
 impl Table {
-    /// Whether the cursor is a date or time (a table read by its key alone has no date).
-    fn cursor_column_is_dated(&self) -> bool {
-        !self.incrementing
-    }
-
     fn shape(&self) -> Shape<'_> {
         Shape { schema: &self.schema, kinds: &self.kinds }
     }
