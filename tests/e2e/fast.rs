@@ -126,3 +126,25 @@ async fn a_first_copy_into_parquet_keeps_cursor_order_where_keys_scatter_the_dat
     assert!(files.files.len() < 500, "{} files", files.files.len());
     source.drop_db().await;
 }
+
+#[tokio::test]
+async fn a_first_copy_into_parquet_looks_past_an_ordered_start_before_it_reads_in_key_order() {
+    let source = TestDb::new("scatter_late").await;
+    // The first 300 keys on one day (an import of old rows, say), then dates all over the year:
+    // the first page alone would pick key order, and a file per date and batch after it.
+    source
+        .exec(
+            "CREATE TABLE events (id INT PRIMARY KEY, at DATETIME NULL, KEY (at)); \
+             INSERT INTO events SELECT seq, IF(seq <= 300, '2024-06-01' + INTERVAL seq SECOND, \
+             '2025-01-01' + INTERVAL (seq * 7919 % 365) DAY) FROM seq_1_to_2000",
+        )
+        .await;
+    let p = Pipeline::new(&source.url(), &[("events", "at")], 100, "type = \"parquet\"\npath = \"OUT\"");
+    p.set_sink(&p.parquet_sink());
+    let log = run_logged(&p);
+    assert!(log.contains("the first copy reads in cursor order"), "{log}");
+    let files = read_parquet(&p.out().join("events"), &["id"], "at");
+    assert_same_rows("parquet", &source.canonical("events").await, &files.rows, &[]);
+    assert!(files.files.len() < 500, "{} files", files.files.len());
+    source.drop_db().await;
+}

@@ -132,8 +132,9 @@ impl MysqlSource {
     }
 
     /// Whether `table`'s first copy reads in key order: always, unless the sink partitions by
-    /// date and the first page's rows fall on more than [`MAX_DATES_PER_PAGE`] dates (cursors
-    /// that do not follow the key), where cursor order keeps each batch to a date or two.
+    /// date and the first page's rows, or those of the page from the middle of an integer key's
+    /// span, fall on more than [`MAX_DATES_PER_PAGE`] dates (cursors that do not follow the
+    /// key), where cursor order keeps each batch to a date or two.
     async fn copies_in_key_order(&mut self, table: usize, bound: &DateTime) -> Result<bool, SourceError> {
         if let Some(decided) = self.tables[table].key_order {
             return Ok(decided);
@@ -143,10 +144,25 @@ impl MysqlSource {
         // Only called for tables read by cursor: a cursor that is a date or time.
         if self.partitioned_by_date {
             let mut conn = self.pool.get().await?;
-            let dates: Option<u64> = conn
+            let what = || format!("the first rows of {}", t.schema.id);
+            let mut dates: Option<u64> = conn
                 .exec_first(&t.queries.dates_in_first_page, (decode::datetime_param(bound),))
                 .await
-                .map_err(|e| query_error(format!("the first rows of {}", t.schema.id), e))?;
+                .map_err(|e| query_error(what(), e))?;
+            if let Some(unsigned) = t.ranged
+                && dates.unwrap_or(0) <= MAX_DATES_PER_PAGE
+            {
+                // And the page from the middle of the keys: the first rows alone can mislead.
+                let span: Option<(Value, Value)> =
+                    conn.query_first(&t.queries.key_span).await.map_err(|e| query_error(what(), e))?;
+                if let Some((Some(min), Some(max))) = span.map(|(a, b)| (value_int(&a), value_int(&b))) {
+                    let middle = int_param(min + (max - min) / 2, unsigned);
+                    dates = conn
+                        .exec_first(&t.queries.dates_in_page_from, (middle, decode::datetime_param(bound)))
+                        .await
+                        .map_err(|e| query_error(what(), e))?;
+                }
+            }
             decided = dates.unwrap_or(0) <= MAX_DATES_PER_PAGE;
             if !decided {
                 tracing::info!(

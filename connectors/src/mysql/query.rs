@@ -45,6 +45,9 @@ pub struct TableQueries {
     /// How many dates the first page of a key-order copy spans (a sink partitioned by date
     /// writes a file per date and batch). Parameter: the copy's bound.
     pub dates_in_first_page: String,
+    /// The same for the page from a key on, for tables keyed by one integer column: the first
+    /// rows alone can mislead (an old import, then live rows). Parameters: the key, the bound.
+    pub dates_in_page_from: String,
     /// Rows whose cursor is NULL, by key, for a first copy in cursor order: none / the key.
     pub nulls_first: String,
     /// Cursor order from strictly above a finished copy's bound.
@@ -86,6 +89,11 @@ impl TableQueries {
             ),
             dates_in_first_page: format!(
                 "SELECT COUNT(DISTINCT DATE({cursor})) FROM ({copy_select} WHERE {copied} ORDER BY {by_key} LIMIT {limit}) AS page"
+            ),
+            dates_in_page_from: format!(
+                "SELECT COUNT(DISTINCT DATE({cursor})) FROM ({copy_select} WHERE {first} >= ? AND {copied} \
+                 ORDER BY {by_key} LIMIT {limit}) AS page",
+                first = keys[0]
             ),
             nulls_first: format!("{select} WHERE {cursor} IS NULL ORDER BY {by_key} LIMIT {limit}"),
             key_span: format!(
