@@ -4,7 +4,8 @@
 #   1. an `orders` table (12 mixed columns, about 370 bytes a row as text) -> Parquet:
 #      highwater, connectorx with 2 partitions (read_sql to Arrow, then pyarrow's write_table),
 #      and the server's own SELECT ... INTO OUTFILE as the limit; then highwater and
-#      connectorx on a Matomo-shaped log_link_visit_action of 1.5M rows;
+#      connectorx on a Matomo-shaped log_link_visit_action of 1.5M rows, its times scattered,
+#      then following its key;
 #   2. the same rows -> another MySQL database: highwater, LOAD DATA INFILE into an empty copy
 #      (the limit), and mysqldump | mariadb;
 #   3. incremental passes (`run --once` into Parquet after a first copy) on a 100k-row and a
@@ -51,7 +52,7 @@ dst=hwbench_orders_copy
 inc=hwbench_incremental
 work=$(mktemp -d)
 outfile="/tmp/hwbench_orders_$$.tsv"
-trap 'rm -rf "$work"; rm -f "$outfile"; mysql_cli -e "DROP DATABASE IF EXISTS $src; DROP DATABASE IF EXISTS $dst; DROP DATABASE IF EXISTS $inc; DROP DATABASE IF EXISTS hwbench_matomo_actions"' EXIT
+trap 'rm -rf "$work"; rm -f "$outfile"; mysql_cli -e "DROP DATABASE IF EXISTS $src; DROP DATABASE IF EXISTS $dst; DROP DATABASE IF EXISTS $inc; DROP DATABASE IF EXISTS ${inc}_small; DROP DATABASE IF EXISTS ${inc}_big; DROP DATABASE IF EXISTS hwbench_matomo_actions"' EXIT
 
 # make_orders DB N: a fresh database DB whose `orders` holds N generated rows.
 make_orders() {
@@ -124,6 +125,8 @@ timed() {
   cat "$work/time"
 }
 fresh_parquet() { rm -rf "$work/out" "$work/state" "$work/cx.parquet"; }
+fresh_out() { rm -rf "$work/out" "$work/state"; }
+fresh_cx() { rm -f "$work/cx.parquet"; }
 fresh_copy() {
   rm -rf "$work/state"
   mysql_cli -e "DROP DATABASE IF EXISTS $dst; CREATE DATABASE $dst CHARACTER SET utf8mb4"
@@ -161,25 +164,30 @@ fresh_load() {
   [ -s "$outfile" ] || mysql_cli "$src" -e "SELECT * FROM orders INTO OUTFILE '$outfile'"
 }
 
-# measure NAME PREPARE COMMAND: runs it $runs times; prints "median min max peak_rss_kb".
-measure() {
-  local times=() secs rss
-  echo "== $1" >&2
-  for _ in $(seq 1 "$runs"); do
-    $2
-    read -r secs rss <<<"$(eval timed "$3")"
-    echo "   $secs s, peak RSS $((rss / 1024)) MB" >&2
-    times+=("$secs $rss")
+# run_cases "NAME@PREPARE@COMMAND"...: every case once a round, $runs rounds, so that a
+# minute when the machine is slower (it is shared) slows every case alike; prints a line per
+# case: "NAME@median min max peak_rss_kb" of its seconds.
+run_cases() {
+  local -A times=()
+  local r c name prepare cmd secs rss
+  for r in $(seq 1 "$runs"); do
+    for c in "$@"; do
+      IFS='@' read -r name prepare cmd <<<"$c"
+      $prepare
+      read -r secs rss <<<"$(eval timed "$cmd")"
+      echo "== $name, round $r of $runs: $secs s, peak RSS $((rss / 1024)) MB" >&2
+      times[$name]+="$secs $rss"$'\n'
+    done
   done
-  # median, min, max of the seconds; the largest peak RSS
-  printf '%s\n' "${times[@]}" | sort -n | awk '{ s[NR] = $1; if ($2 > m) m = $2 } END { print s[int((NR + 1) / 2)], s[1], s[NR], m }'
+  for c in "$@"; do
+    IFS='@' read -r name _ <<<"$c"
+    printf '%s@%s\n' "$name" "$(printf '%s' "${times[$name]}" | sort -n |
+      awk '{ s[NR] = $1; if ($2 > m) m = $2 } END { print s[int((NR + 1) / 2)], s[1], s[NR], m }')"
+  done
 }
 
 results=()
-for c in "${cases[@]}"; do
-  IFS='@' read -r name prepare cmd <<<"$c"
-  results+=("$name@$(measure "$name" "$prepare" "$cmd")")
-done
+if [ ${#cases[@]} -gt 0 ]; then mapfile -t results < <(run_cases "${cases[@]}"); fi
 if [ ${#cases[@]} -gt 0 ]; then
   # The OUTFILE case ran last with a fresh file; LOAD DATA reused it. Its size is the rows as text.
   [ -s "$outfile" ] || mysql_cli "$src" -e "SELECT * FROM orders INTO OUTFILE '$outfile'"
@@ -205,15 +213,19 @@ fi
 
 if wants 1; then
   # The same comparison on a Matomo-shaped table: the fixture's log_link_visit_action scaled
-  # to 1.5M rows (copies of the real rows under new keys, times spread over a year), its
-  # cursor indexed as `highwater indexes --apply` does.
+  # to 1.5M rows (copies of the real rows under new keys), its cursor indexed as
+  # `highwater indexes --apply` does. Twice: with times scattered over a year whatever the
+  # key (as a table filled by imports out of order might be), the case a date-partitioned
+  # first copy finds hardest (see README, "Performance"); then with times that follow the
+  # key, as Matomo writes them (an action gets the next idlink_va when it is tracked: here
+  # one every 20 s, up to 2 minutes out of order).
   matomo=hwbench_matomo_actions
   matomo_rows=1500000
   echo "== $matomo_rows rows in $matomo.matomo_log_link_visit_action"
   mysql_cli -e "DROP DATABASE IF EXISTS $matomo; CREATE DATABASE $matomo CHARACTER SET utf8mb4"
   mysql_cli "$matomo" <../shared/fixtures/matomo/log_data.sql
   scale_table "$matomo" matomo_log_link_visit_action idlink_va server_time "$matomo_rows"
-  mysql_cli "$matomo" -e "CREATE INDEX hw_server_time ON matomo_log_link_visit_action (server_time); ANALYZE TABLE matomo_log_link_visit_action" >/dev/null
+  mysql_cli "$matomo" -e "CREATE INDEX hw_server_time ON matomo_log_link_visit_action (server_time)"
   config "$matomo" "type = \"parquet\"
 path = \"$work/out\"" "" matomo_log_link_visit_action server_time >"$work/matomo.toml"
   cat >"$work/cx-matomo.py" <<PY
@@ -222,17 +234,37 @@ table = cx.read_sql("$url/$matomo", "SELECT * FROM matomo_log_link_visit_action"
                     partition_on="idlink_va", partition_num=2)
 pq.write_table(table, sys.argv[1], compression="zstd")
 PY
-  hw=$(measure "highwater -> Parquet (Matomo)" fresh_parquet "$bin run --once --config $work/matomo.toml")
-  cx=$(measure "connectorx (2 partitions) -> Parquet (Matomo)" fresh_parquet "python3 $work/cx-matomo.py $work/cx.parquet")
-  echo
-  echo "$matomo_rows Matomo actions (matomo_log_link_visit_action, 45 columns, most of them NULL); median of $runs runs (min-max)"
-  printf '%-44s %18s %12s %10s %8s\n' case seconds rows/s "peak RSS" ratio
-  read -r hmed hmin hmax hrss <<<"$hw"
-  read -r cmed cmin cmax crss <<<"$cx"
-  printf '%-44s %7.2f (%.2f-%.2f) %12.0f %7d MB\n' "highwater -> Parquet" "$hmed" "$hmin" "$hmax" \
-    "$(awk -v n="$matomo_rows" -v s="$hmed" 'BEGIN { print n / s }')" $((hrss / 1024))
-  printf '%-44s %7.2f (%.2f-%.2f) %12.0f %7d MB %7.2f\n' "connectorx (2 partitions) -> Parquet" "$cmed" "$cmin" "$cmax" \
-    "$(awk -v n="$matomo_rows" -v s="$cmed" 'BEGIN { print n / s }')" $((crss / 1024)) "$(awk -v h="$hmed" -v s="$cmed" 'BEGIN { print s / h }')"
+  matomo_case() {
+    local results hmed hmin hmax hrss cmed cmin cmax crss
+    mysql_cli "$matomo" -e "ANALYZE TABLE matomo_log_link_visit_action" >/dev/null
+    mapfile -t results < <(run_cases "highwater -> Parquet (Matomo)@fresh_out@$bin run --once --config $work/matomo.toml" \
+      "connectorx -> Parquet (Matomo)@fresh_cx@python3 $work/cx-matomo.py $work/cx.parquet")
+    read -r hmed hmin hmax hrss <<<"${results[0]#*@}"
+    read -r cmed cmin cmax crss <<<"${results[1]#*@}"
+    echo
+    echo "$matomo_rows Matomo actions (matomo_log_link_visit_action, 45 columns, most of them NULL), $1; median of $runs runs (min-max)"
+    printf '%-44s %18s %12s %10s %8s\n' case seconds rows/s "peak RSS" ratio
+    printf '%-44s %7.2f (%.2f-%.2f) %12.0f %7d MB\n' "highwater -> Parquet" "$hmed" "$hmin" "$hmax" \
+      "$(awk -v n="$matomo_rows" -v s="$hmed" 'BEGIN { print n / s }')" $((hrss / 1024))
+    printf '%-44s %7.2f (%.2f-%.2f) %12.0f %7d MB %7.2f\n' "connectorx (2 partitions) -> Parquet" "$cmed" "$cmin" "$cmax" \
+      "$(awk -v n="$matomo_rows" -v s="$cmed" 'BEGIN { print n / s }')" $((crss / 1024)) "$(awk -v h="$hmed" -v s="$cmed" 'BEGIN { print s / h }')"
+    echo "highwater wrote $(find "$work/out" -name '*.parquet' | wc -l) files ($(du -sm "$work/out" | cut -f1) MB); connectorx one ($(du -sm "$work/cx.parquet" | cut -f1) MB)"
+  }
+  # with_times EXPR: the table's rows again, in a fresh table (an UPDATE would leave old row
+  # versions for the reads to step over), server_time set to EXPR.
+  with_times() {
+    local cols
+    cols=$(mysql_cli -N -e "SELECT GROUP_CONCAT(IF(COLUMN_NAME = 'server_time', '$1', CONCAT('\`', COLUMN_NAME, '\`'))
+        ORDER BY ORDINAL_POSITION)
+      FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '$matomo' AND TABLE_NAME = 'matomo_log_link_visit_action'")
+    mysql_cli "$matomo" -e "CREATE TABLE fresh LIKE matomo_log_link_visit_action;
+      INSERT INTO fresh SELECT $cols FROM matomo_log_link_visit_action ORDER BY idlink_va;
+      DROP TABLE matomo_log_link_visit_action; RENAME TABLE fresh TO matomo_log_link_visit_action"
+  }
+  with_times "TIMESTAMP''2025-01-01 00:00:00'' + INTERVAL FLOOR(RAND() * 31536000) SECOND"
+  matomo_case "times scattered over a year whatever the key"
+  with_times "TIMESTAMP''2025-01-01 00:00:00'' + INTERVAL (idlink_va * 20 + FLOOR(RAND() * 120)) SECOND"
+  matomo_case "times following the key"
   mysql_cli -e "DROP DATABASE IF EXISTS $matomo"
 fi
 
@@ -256,43 +288,48 @@ spread() { sort -n | awk '{ v[NR] = $1 } END { printf "%.4f %.4f %.4f", v[int((N
 if wants 3; then
   echo
   echo "== case 3: incremental passes into Parquet, after a first copy"
-  inc_results=()
-  for n in 100000 "$big_rows"; do
-    make_orders "$inc" "$n"
-    config "$inc" "type = \"parquet\"
-path = \"$work/inc-out\"" >"$work/inc.toml"
-    rm -rf "$work/inc-out" "$work/state"
+  # Passes take milliseconds, and a shared machine's noise is as large: at least 9 rounds,
+  # the two tables taking turns in each, and the median.
+  inc_runs=$((runs < 9 ? 9 : runs))
+  declare -A inc_size=([small]=100000 [big]=$big_rows) inc_walls=() inc_passes=()
+  for size in small big; do
+    n=${inc_size[$size]}
+    make_orders "${inc}_$size" "$n"
+    config "${inc}_$size" "type = \"parquet\"
+path = \"$work/inc-out-$size\"" | sed "s#^state_dir = .*#state_dir = \"$work/inc-state-$size\"#" >"$work/inc-$size.toml"
     echo "   first copy of $n rows"
-    "$bin" run --once --config "$work/inc.toml" >/dev/null 2>&1
+    "$bin" run --once --config "$work/inc-$size.toml" >/dev/null 2>&1
+  done
+  for round in $(seq 1 "$inc_runs"); do
     for changes in 1000 0; do
-      walls=()
-      passes=()
-      for _ in $(seq 1 "$runs"); do
+      for size in small big; do
+        n=${inc_size[$size]}
         if [ "$changes" -gt 0 ]; then
           ids=$(shuf -i 1-"$n" -n "$changes" | paste -sd,)
-          mysql_cli "$inc" -e "UPDATE orders SET update_time = NOW(6), amount = amount + 1 WHERE id IN ($ids)"
+          mysql_cli "${inc}_$size" -e "UPDATE orders SET update_time = NOW(6), amount = amount + 1 WHERE id IN ($ids)"
         fi
         start=$(date +%s%N)
-        HIGHWATER_LOG=info,highwater_pipeline=debug "$bin" --log-format json run --once --config "$work/inc.toml" >"$work/inc.log" 2>&1
-        walls+=("$(( ($(date +%s%N) - start) / 1000 ))")
-        passes+=("$(pass_seconds "$work/inc.log" | head -1)")
+        HIGHWATER_LOG=info,highwater_pipeline=debug "$bin" --log-format json run --once --config "$work/inc-$size.toml" >"$work/inc.log" 2>&1
+        inc_walls[$size.$changes]+="$(( ($(date +%s%N) - start) / 1000 ))"$'\n'
+        inc_passes[$size.$changes]+="$(pass_seconds "$work/inc.log" | head -1)"$'\n'
       done
-      read -r wall wall_min wall_max <<<"$(printf '%s\n' "${walls[@]}" | awk '{ print $1 / 1e6 }' | spread)"
-      read -r pass pass_min pass_max <<<"$(printf '%s\n' "${passes[@]}" | spread)"
-      echo "   $n rows, $changes changed: run --once $wall s, the pass $pass s"
-      inc_results+=("$n $changes $wall $wall_min $wall_max $pass $pass_min $pass_max")
     done
+    echo "   round $round of $inc_runs done"
   done
   echo
-  echo "incremental passes: median of $runs (min-max); 'the pass' is the table's read-and-write time the run logs, 'run --once' the whole process"
+  echo "incremental passes: median of $inc_runs rounds (min-max), the two tables in turn; 'the pass' is the table's read time the run logs, 'run --once' the whole process"
   printf '%-12s %8s %26s %26s %12s\n' "table rows" changed "run --once, s" "the pass, s" "pass ratio"
-  for r in "${inc_results[@]}"; do
-    read -r n changes wall wall_min wall_max pass pass_min pass_max <<<"$r"
-    # the ratio of each pass to the 100k-row table's pass with as many changes
-    base=$(printf '%s\n' "${inc_results[@]}" | awk -v c="$changes" '$1 == 100000 && $2 == c { print $6; exit }')
-    printf '%-12s %8s %10.3f (%.3f-%.3f) %10.4f (%.4f-%.4f) %12.2f\n' "$n" "$changes" "$wall" "$wall_min" "$wall_max" \
-      "$pass" "$pass_min" "$pass_max" "$(awk -v p="$pass" -v b="$base" 'BEGIN { print p / b }')"
+  for changes in 1000 0; do
+    base=$(printf '%s' "${inc_passes[small.$changes]}" | spread | cut -d' ' -f1)
+    for size in small big; do
+      read -r wall wall_min wall_max <<<"$(printf '%s' "${inc_walls[$size.$changes]}" | awk '{ print $1 / 1e6 }' | spread)"
+      read -r pass pass_min pass_max <<<"$(printf '%s' "${inc_passes[$size.$changes]}" | spread)"
+      # each pass's ratio to the 100k-row table's pass with as many changes
+      printf '%-12s %8s %10.3f (%.3f-%.3f) %10.4f (%.4f-%.4f) %12.2f\n' "${inc_size[$size]}" "$changes" "$wall" "$wall_min" "$wall_max" \
+        "$pass" "$pass_min" "$pass_max" "$(awk -v p="$pass" -v b="$base" 'BEGIN { print p / b }')"
+    done
   done
+  mysql_cli -e "DROP DATABASE IF EXISTS ${inc}_small; DROP DATABASE IF EXISTS ${inc}_big"
 fi
 
 if wants 4; then
