@@ -15,7 +15,8 @@
 #      /tmp/hwbench-stream.log).
 #
 #   deploy/bench/run.sh [--rows N] [--runs R] [--cases 1,2,3,4] [--big-rows N]
-#   # defaults: 1,000,000 rows, 3 runs per case, every case, 5,000,000 rows for case 3's big table
+#   # defaults: 1,000,000 rows, 3 runs per case (case 3: 9 at least), every case, 5,000,000 rows
+#   # for case 3's big table
 #
 # Cases 1-2: median wall time of R runs (min-max), rows/s, MB/s (of the rows as text, the size
 # of the INTO OUTFILE file), peak RSS of the client, and its ratio to the case's baseline.
