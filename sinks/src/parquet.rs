@@ -151,7 +151,8 @@ impl Sink for ParquetSink {
 /// zstd, and dictionary encoding only for the columns whose few distinct values it pays for
 /// ([`few_distinct_values`]): building a dictionary of unique values costs time for nothing.
 /// No min/max statistics for the strings and bytes of many distinct values (notes, JSON,
-/// tokens) but the key: they prune nothing, and comparing every value took 3% of a copy's CPU.
+/// tokens) but the key: their range in a file seldom rules it out of a query, and comparing
+/// every value took about 2% of an `orders` copy's CPU.
 fn writer_properties(table: &TableSchema) -> WriterProperties {
     let level = ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default();
     let mut props = WriterProperties::builder().set_compression(Compression::ZSTD(level)).set_dictionary_enabled(false);
