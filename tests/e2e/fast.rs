@@ -105,6 +105,19 @@ async fn a_sink_server_that_refuses_load_data_local_gets_inserts() {
     source.drop_db().await;
 }
 
+/// Copies `events` (dates scattered over a year, keyed by `id`, cursor `at`) into Parquet in
+/// pages of 100, and checks the copy read in cursor order: every row once, and about a file
+/// per date (365) plus one per batch boundary, not one per date per batch.
+async fn copies_in_cursor_order(source: &TestDb) {
+    let p = Pipeline::new(&source.url(), &[("events", "at")], 100, "type = \"parquet\"\npath = \"OUT\"");
+    p.set_sink(&p.parquet_sink());
+    let log = run_logged(&p);
+    assert!(log.contains("the first copy reads in cursor order"), "{log}");
+    let files = read_parquet(&p.out().join("events"), &["id"], "at");
+    assert_same_rows("parquet", &source.canonical("events").await, &files.rows, &[]);
+    assert!(files.files.len() < 500, "{} files", files.files.len());
+}
+
 #[tokio::test]
 async fn a_first_copy_into_parquet_keeps_cursor_order_where_keys_scatter_the_dates() {
     let source = TestDb::new("scatter").await;
@@ -116,14 +129,7 @@ async fn a_first_copy_into_parquet_keeps_cursor_order_where_keys_scatter_the_dat
              FROM seq_1_to_2000",
         )
         .await;
-    let p = Pipeline::new(&source.url(), &[("events", "at")], 100, "type = \"parquet\"\npath = \"OUT\"");
-    p.set_sink(&p.parquet_sink());
-    let log = run_logged(&p);
-    assert!(log.contains("the first copy reads in cursor order"), "{log}");
-    let files = read_parquet(&p.out().join("events"), &["id"], "at");
-    assert_same_rows("parquet", &source.canonical("events").await, &files.rows, &[]);
-    // About a file per date (365) plus one per batch boundary, not one per date per batch.
-    assert!(files.files.len() < 500, "{} files", files.files.len());
+    copies_in_cursor_order(&source).await;
     source.drop_db().await;
 }
 
@@ -139,12 +145,6 @@ async fn a_first_copy_into_parquet_looks_past_an_ordered_start_before_it_reads_i
              '2025-01-01' + INTERVAL (seq * 7919 % 365) DAY) FROM seq_1_to_2000",
         )
         .await;
-    let p = Pipeline::new(&source.url(), &[("events", "at")], 100, "type = \"parquet\"\npath = \"OUT\"");
-    p.set_sink(&p.parquet_sink());
-    let log = run_logged(&p);
-    assert!(log.contains("the first copy reads in cursor order"), "{log}");
-    let files = read_parquet(&p.out().join("events"), &["id"], "at");
-    assert_same_rows("parquet", &source.canonical("events").await, &files.rows, &[]);
-    assert!(files.files.len() < 500, "{} files", files.files.len());
+    copies_in_cursor_order(&source).await;
     source.drop_db().await;
 }
