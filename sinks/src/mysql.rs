@@ -1,5 +1,6 @@
 //! The MySQL-family sink.
 
+mod bulk;
 mod ddl;
 mod infile;
 mod literal;

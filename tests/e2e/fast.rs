@@ -1,8 +1,9 @@
 //! The fast paths of a first copy (issue 6), tested for what they must keep: every row once,
 //! the version guard, and a way back when the server refuses them.
 
-use crate::harness::{OwnServer, Pipeline, TestDb, assert_same_rows, mysql_sink, read_parquet};
+use crate::harness::{KillOnDrop, OwnServer, Pipeline, TestDb, assert_same_rows, mysql_sink, read_parquet};
 use crate::orders;
+use mysql_async::prelude::Queryable;
 
 /// `run --once` at the info level: its log.
 fn run_logged(p: &Pipeline) -> String {
@@ -62,10 +63,15 @@ async fn a_bulk_load_that_meets_a_newer_row_is_rolled_back_and_the_guard_keeps_i
     let sink = TestDb::new("bulk_sink").await;
     orders(&source, 500, false).await;
 
-    // Into an empty target, the first copy loads in bulk.
+    // Into an empty target, the first copy loads in bulk: its 100-row batches in one load,
+    // committed once at the end of the pass.
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, &mysql_sink(&sink, 100));
-    let log = run_logged(&p);
+    let out = p.command().env("HIGHWATER_LOG", "info,highwater_sinks=debug").arg("--once").output().expect("runs");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
     assert!(log.contains("new rows load by LOAD DATA LOCAL"), "{log}");
+    let loads: Vec<&str> = log.lines().filter(|l| l.contains("a bulk load committed")).collect();
+    assert!(loads.len() == 1 && loads[0].ends_with(" rows=500"), "{log}");
     assert_same_rows("bulk", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
 
     // A target that already holds an older version of one row and a newer version of another:
@@ -77,9 +83,13 @@ async fn a_bulk_load_that_meets_a_newer_row_is_rolled_back_and_the_guard_keeps_i
     again.exec("INSERT INTO orders VALUES (250, '2030-01-01', 'newer in the target', 1)").await;
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, &mysql_sink(&again, 100));
     let log = run_logged(&p);
-    // The load that met row 150 was rolled back, with the server's word for it; the table's
-    // later batches went by upserts.
-    assert_eq!(log.matches("rows with 1 warnings, first: 1062 Duplicate entry '150'").count(), 1, "{log}");
+    // The load that met rows 150 and 250 was rolled back, with the server's word for it; its
+    // batches went by upserts.
+    assert_eq!(
+        log.matches("inserted 498 of 500 rows with 2 warnings, first: 1062 Duplicate entry '150'").count(),
+        1,
+        "{log}"
+    );
     let got = again.canonical("orders").await;
     let newer = got.get("250").cloned().expect("row 250");
     // 2030-01-01 in the canonical text: microseconds since 1970.
@@ -90,6 +100,52 @@ async fn a_bulk_load_that_meets_a_newer_row_is_rolled_back_and_the_guard_keeps_i
     source.drop_db().await;
     sink.drop_db().await;
     again.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_bulk_load_whose_connection_is_killed_midway_is_written_again_by_upserts() {
+    let source = TestDb::new("bulk_cut").await;
+    let sink = TestDb::new("bulk_cut_sink").await;
+    orders(&source, 500, false).await;
+    // A transaction of the test's own holds row 250 in the target: the load waits on it, its
+    // statement still running, until the test kills its connection.
+    sink.exec(&format!("CREATE TABLE orders LIKE `{}`.orders", source.name)).await;
+    let mut blocker = sink.conn().await;
+    blocker.query_drop("BEGIN").await.expect("begin");
+    blocker.query_drop("INSERT INTO orders VALUES (250, '1999-01-01', 'blocker', 0)").await.expect("insert");
+
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, &mysql_sink(&sink, 100));
+    // The blocker is a writing transaction on the source's server too: the pass waits for it
+    // only briefly.
+    p.set_open_transaction_wait(1);
+    let mut run = p.command();
+    run.env("HIGHWATER_LOG", "info").arg("--once").stdout(std::process::Stdio::null());
+    let run = run.stderr(std::process::Stdio::piped()).spawn();
+    let mut run = KillOnDrop(run.expect("highwater starts"));
+    let find = format!(
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '{}' AND INFO LIKE 'LOAD DATA LOCAL%'",
+        sink.name
+    );
+    let started = std::time::Instant::now();
+    let load = loop {
+        if let Some(id) = sink.rows(&find).await.first().and_then(|r| r[0].clone()) {
+            break id;
+        }
+        assert!(started.elapsed().as_secs() < 60, "no LOAD DATA LOCAL in the sink's process list");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    sink.exec(&format!("KILL CONNECTION {load}")).await;
+    blocker.query_drop("ROLLBACK").await.expect("rollback");
+    drop(blocker);
+
+    let (status, log) = run.finished().await;
+    assert!(status.success(), "{log}");
+    assert_same_rows("after the kill", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
+    assert!(log.contains("go by upserts"), "{log}");
+    let checkpoint = sink.rows("SELECT position, rows_loaded FROM _highwater_checkpoints").await;
+    assert_eq!(checkpoint[0][1].as_deref(), Some("500"), "{checkpoint:?}");
+    source.drop_db().await;
+    sink.drop_db().await;
 }
 
 #[tokio::test]

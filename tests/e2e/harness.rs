@@ -279,6 +279,20 @@ pub fn assert_same_rows(
 /// A child process killed when the test ends, passed or panicked, so no daemon outlives it.
 pub struct KillOnDrop(pub std::process::Child);
 
+impl KillOnDrop {
+    /// Waits for the process to end: whether it succeeded, and what it wrote to its stderr
+    /// (piped by the caller).
+    pub async fn finished(&mut self) -> (std::process::ExitStatus, String) {
+        let mut stderr = self.0.stderr.take().expect("stderr is piped");
+        let log = tokio::task::spawn_blocking(move || {
+            let mut log = String::new();
+            std::io::Read::read_to_string(&mut stderr, &mut log).map(|_| log)
+        });
+        let log = log.await.expect("reads stderr").expect("stderr is text");
+        (self.0.wait().expect("the process ends"), log)
+    }
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         // Already gone when the test stopped it itself.

@@ -99,6 +99,11 @@ impl Loader {
                     }
                     if self.pending.is_empty() {
                         self.apply_caught_up();
+                    } else {
+                        // A pass ends here: what the sink holds of it becomes durable now,
+                        // not with a later pass's first batch.
+                        self.flush(sink, store, shutdown).await?;
+                        subscriber.ack(std::mem::take(&mut acks)).await?;
                     }
                     continue;
                 }
@@ -160,6 +165,28 @@ impl Loader {
         self.commit_pending(sink.commits_checkpoints(), store).await?;
         subscriber.ack(acks).await?;
         Ok(())
+    }
+
+    /// Makes everything the sink took durable (retrying as a write does), then commits it.
+    async fn flush<Snk: Sink, St: CheckpointStore>(
+        &mut self,
+        sink: &mut Snk,
+        store: &St,
+        shutdown: &CancellationToken,
+    ) -> Result<(), RunError> {
+        let mut backoff = Backoff::new(self.retry, &self.metrics, metrics::STAGE_LOAD);
+        loop {
+            match sink.flush().await {
+                Ok(()) => break,
+                Err(e) => {
+                    if backoff.failed("flushing the sink", &e, e.is_retryable(), shutdown).await != Next::Retry {
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        backoff.succeeded();
+        self.commit_pending(sink.commits_checkpoints(), store).await
     }
 
     fn record(&mut self, i: usize, batch: &ChangeBatch) {
