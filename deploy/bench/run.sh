@@ -3,7 +3,9 @@
 #
 #   1. an `orders` table (12 mixed columns, about 370 bytes a row as text) -> Parquet:
 #      highwater, connectorx with 2 partitions (read_sql to Arrow, then pyarrow's write_table),
-#      and the server's own SELECT ... INTO OUTFILE as the limit; then highwater and
+#      the server's own SELECT ... INTO OUTFILE as the limit, and the transfer limit: every
+#      row read over the client protocol on one connection and not decoded (drain.c, built
+#      here against libmariadb); then highwater and
 #      connectorx on a Matomo-shaped log_link_visit_action of 1.5M rows, its times scattered,
 #      then following its key;
 #   2. the same rows -> another MySQL database: highwater, LOAD DATA INFILE into an empty copy
@@ -112,6 +114,11 @@ path = \"$work/out\"" >"$work/parquet.toml"
 config "$src" "type = \"mysql\"
 url = \"$url/$dst\"" >"$work/mysql.toml"
 
+# The transfer limit's reader (drain.c): libmariadb's headers come with Debian's libmariadb-dev.
+command -v mariadb_config >/dev/null || apt_install libmariadb-dev
+# shellcheck disable=SC2046 # mariadb_config prints several flags
+gcc -O2 -o "$work/drain" deploy/bench/drain.c $(mariadb_config --cflags --libs)
+
 cat >"$work/cx.py" <<PY
 import connectorx as cx, pyarrow.parquet as pq, sys
 table = cx.read_sql("$url/$src", "SELECT * FROM orders", return_type="arrow",
@@ -144,6 +151,7 @@ if wants 1; then
   cases+=(
     "highwater -> Parquet@fresh_parquet@$bin run --once --config $work/parquet.toml"
     "connectorx (2 partitions) -> Parquet@fresh_parquet@python3 $work/cx.py $work/cx.parquet"
+    "read, not decoded (transfer limit)@true@$work/drain $MYSQL_HOST $MYSQL_PORT root $src 'SELECT * FROM orders'"
     "SELECT ... INTO OUTFILE (limit)@fresh_outfile@mariadb -uroot -h$MYSQL_HOST -P$MYSQL_PORT $src -e \"SELECT * FROM orders INTO OUTFILE '$outfile'\""
   )
 fi
