@@ -214,8 +214,10 @@ async fn kill_9_in_the_middle_loses_nothing_and_doubles_nothing() {
     let sink = TestDb::new("kill_sink").await;
     orders(&source, 200_000, false).await;
 
-    // MySQL: killed while the checkpoint table shows some, not all, rows.
-    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 2_000, &mysql_sink(&sink, 500));
+    // MySQL: killed while the checkpoint table shows some, not all, rows (bulk loads commit
+    // at every 1 MiB of rows, about 20,000 of these).
+    let sink_config = format!("{}\nbulk_commit_mb = 1", mysql_sink(&sink, 500));
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 2_000, &sink_config);
     let url = sink.url();
     let killed = kill_midway(&p, || {
         let out = std::process::Command::new("mariadb")

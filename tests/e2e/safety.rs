@@ -88,7 +88,9 @@ async fn a_server_restart_mid_pass_is_retried_and_loses_nothing() {
     let source = TestDb::on(&server.url(), "restart").await;
     let sink = TestDb::on(&server.url(), "restart_sink").await;
     orders(&source, 100_000, false).await;
-    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 1_000, &mysql_sink(&sink, 500));
+    // Bulk loads commit at every 1 MiB of rows: the checkpoint moves during the copy.
+    let sink_config = format!("{}\nbulk_commit_mb = 1", mysql_sink(&sink, 500));
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 1_000, &sink_config);
     p.add_pipeline_setting("retry_for_secs = 120");
     let log = p.dir.path().join("run.log");
     let stderr = std::fs::File::create(&log).expect("log");

@@ -8,7 +8,9 @@
 //! (all parts done, committed, the next begun) left it idle at each end and cost about 10% of a
 //! first copy into MySQL. The load holds its batches until it commits: when it cannot (a row
 //! the target already has, a value that does not fit, a lost connection), the sink rolls every
-//! part back and writes those batches again by guarded upserts.
+//! part back and writes those batches again by guarded upserts. A server that waits longer than
+//! its `net_read_timeout` (30 s by default) for the next packet, while the source is retrying
+//! say, ends the statement with an error: the same way back.
 
 use std::io;
 

@@ -63,15 +63,6 @@ const BULK_PARTS: usize = 3;
 /// Rows below which a part is not worth a connection of its own.
 const MIN_PART_ROWS: usize = 1_000;
 
-/// The rows a bulk load takes (their size in memory) before it commits; a pass's end commits
-/// it sooner. One load for many batches keeps the server inserting while the next are read,
-/// and the batches are held in case it must be rolled back and written again by upserts, so
-/// this is also what the load adds to the process's memory. A 1,000,000-row copy of the
-/// bench's `orders` (3 rounds, alternating, medians): a load per batch 8.81 s and 78 MB peak;
-/// 16 MiB 7.17 s, 93 MB; 32 MiB 6.68 s, 110 MB; 64 MiB 7.50 s, 148 MB (`LOAD DATA INFILE` of
-/// the same rows: 6.51 s).
-const LOAD_SPAN_BYTES: usize = 32 << 20;
-
 /// "The used command is not allowed with this MySQL version", MySQL's "Loading local data is
 /// disabled" and MariaDB's "... has disabled the local infile capability": the server
 /// (`local_infile = OFF`) refuses `LOAD DATA LOCAL`.
@@ -90,6 +81,8 @@ pub struct MysqlSink {
     /// Parts a bulk load is split in: [`BULK_PARTS`], or fewer when the pool has fewer
     /// connections (a load holds one per part at once).
     bulk_parts: usize,
+    /// The rows' size in memory at which a bulk load commits (`sink.bulk_commit_mb`).
+    bulk_commit_bytes: usize,
     /// The bulk load under way, if any.
     open: Option<OpenLoad>,
     /// Batches of a load that did not commit, to write by upserts before anything else.
@@ -125,6 +118,7 @@ impl MysqlSink {
             statements: HashMap::new(),
             local_infile: true,
             bulk_parts: BULK_PARTS.min(config.pool.size + config.pool.max_overflow).max(1),
+            bulk_commit_bytes: config.bulk_commit_mb << 20,
             open: None,
             replays: VecDeque::new(),
             last_taken: None,
@@ -217,7 +211,7 @@ impl Sink for MysqlSink {
         if let Err(reason) = fed {
             tracing::info!(table = %id, "a value cannot go by LOAD DATA LOCAL ({reason}): the load's batches go by upserts");
             self.finish_load().await?;
-        } else if open.held_bytes >= LOAD_SPAN_BYTES {
+        } else if open.held_bytes >= self.bulk_commit_bytes {
             self.finish_load().await?;
         }
         Ok(self.durability())
