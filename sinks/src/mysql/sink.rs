@@ -1,5 +1,6 @@
-//! `MysqlSink`: each batch and its checkpoint in one transaction, so the target is exactly
-//! once: after a crash the batch either is there with its checkpoint or neither is.
+//! `MysqlSink`: rows and their checkpoint in one transaction (a batch's, or a bulk load's of
+//! many batches, see [`super::bulk`]), so the target is exactly once: after a crash the rows
+//! either are there with their checkpoint or neither is.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
