@@ -149,6 +149,49 @@ async fn a_bulk_load_whose_connection_is_killed_midway_is_written_again_by_upser
 }
 
 #[tokio::test]
+async fn a_sink_that_dies_under_an_open_load_fails_the_run_and_status_names_the_table() {
+    let source = TestDb::new("bulk_dies").await;
+    orders(&source, 500, false).await;
+    let mut server = OwnServer::start();
+    let sink = TestDb::on(&server.url(), "bulk_dies_sink").await;
+    // As in the test above: row 250, held by the test, keeps the load's statement running.
+    sink.exec(
+        "CREATE TABLE orders (id BIGINT UNSIGNED PRIMARY KEY, update_time DATETIME(6) NOT NULL, \
+         name VARCHAR(64) NOT NULL, amount DECIMAL(12,2), KEY (update_time)) DEFAULT CHARSET=utf8mb4",
+    )
+    .await;
+    let mut blocker = sink.conn().await;
+    blocker.query_drop("BEGIN").await.expect("begin");
+    blocker.query_drop("INSERT INTO orders VALUES (250, '1999-01-01', 'blocker', 0)").await.expect("insert");
+
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, &mysql_sink(&sink, 100));
+    p.add_pipeline_setting("retry_for_secs = 2");
+    let mut run = p.command();
+    run.arg("--once").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    let mut run = KillOnDrop(run.spawn().expect("highwater starts"));
+    let started = std::time::Instant::now();
+    while sink.rows("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA LOCAL%'").await.is_empty()
+    {
+        assert!(started.elapsed().as_secs() < 60, "no LOAD DATA LOCAL in the sink's process list");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The sink's server dies; the pass has ended, so it is the flush that fails, then gives up.
+    drop(blocker);
+    server.stop("KILL");
+    let (status, log) = run.finished().await;
+    assert_eq!(status.code(), Some(1), "{log}");
+
+    server.resume();
+    let (code, out) = p.subcommand(&["status", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let status: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let orders = &status["tables"][0];
+    assert!(orders["last_error"].as_str().is_some_and(|e| e.contains("(sink.url)")), "{orders}\n{log}");
+    assert_eq!(orders["rows_loaded"], 0, "nothing of the load was taken for durable: {orders}");
+    source.drop_db().await;
+}
+
+#[tokio::test]
 async fn a_sink_server_that_refuses_load_data_local_gets_inserts() {
     let source = TestDb::new("noinfile").await;
     orders(&source, 300, false).await;

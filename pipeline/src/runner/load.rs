@@ -180,6 +180,10 @@ impl Loader {
                 Ok(()) => break,
                 Err(e) => {
                     if backoff.failed("flushing the sink", &e, e.is_retryable(), shutdown).await != Next::Retry {
+                        // The tables whose batches the sink still held.
+                        for &(i, ..) in &self.pending {
+                            self.errors.record(&self.reports[i].table, &e);
+                        }
                         return Err(e.into());
                     }
                 }
