@@ -161,8 +161,7 @@ impl Loader {
                 }
             }
         }
-        sink.flush().await?;
-        self.commit_pending(sink.commits_checkpoints(), store).await?;
+        self.flush(sink, store, shutdown).await?;
         subscriber.ack(acks).await?;
         Ok(())
     }
