@@ -7,7 +7,12 @@ use mysql_async::prelude::Queryable;
 
 /// `run --once` at the info level: its log.
 fn run_logged(p: &Pipeline) -> String {
-    let out = p.command().env("HIGHWATER_LOG", "info").arg("--once").output().expect("highwater runs");
+    run_logged_at(p, "info")
+}
+
+/// `run --once` logging at `level` (a `HIGHWATER_LOG` filter): its log.
+fn run_logged_at(p: &Pipeline, level: &str) -> String {
+    let out = p.command().env("HIGHWATER_LOG", level).arg("--once").output().expect("highwater runs");
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{log}");
     log
@@ -66,9 +71,7 @@ async fn a_bulk_load_that_meets_a_newer_row_is_rolled_back_and_the_guard_keeps_i
     // Into an empty target, the first copy loads in bulk: its 100-row batches in one load,
     // committed once at the end of the pass.
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, &mysql_sink(&sink, 100));
-    let out = p.command().env("HIGHWATER_LOG", "info,highwater_sinks=debug").arg("--once").output().expect("runs");
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
+    let log = run_logged_at(&p, "info,highwater_sinks=debug");
     assert!(log.contains("new rows load by LOAD DATA LOCAL"), "{log}");
     let loads: Vec<&str> = log.lines().filter(|l| l.contains("a bulk load committed")).collect();
     assert!(loads.len() == 1 && loads[0].ends_with(" rows=500"), "{log}");
@@ -102,6 +105,38 @@ async fn a_bulk_load_that_meets_a_newer_row_is_rolled_back_and_the_guard_keeps_i
     again.drop_db().await;
 }
 
+/// Holds row 250 of `db`'s `orders` in an open transaction of the test's own: a bulk load
+/// that reaches it waits there, its statement still running, until the transaction ends.
+async fn hold_row_250(db: &TestDb) -> mysql_async::Conn {
+    let mut blocker = db.conn().await;
+    blocker.query_drop("BEGIN").await.expect("begin");
+    blocker.query_drop("INSERT INTO orders VALUES (250, '1999-01-01', 'blocker', 0)").await.expect("insert");
+    blocker
+}
+
+/// `run --once` at `level`, its stderr piped (see [`KillOnDrop::finished`]).
+fn spawn_once(p: &Pipeline, level: &str) -> KillOnDrop {
+    let mut run = p.command();
+    run.env("HIGHWATER_LOG", level).arg("--once").stdout(std::process::Stdio::null());
+    KillOnDrop(run.stderr(std::process::Stdio::piped()).spawn().expect("highwater starts"))
+}
+
+/// The session of `db`'s server running a `LOAD DATA LOCAL` into `db`, once there is one.
+async fn running_load(db: &TestDb) -> String {
+    let find = format!(
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '{}' AND INFO LIKE 'LOAD DATA LOCAL%'",
+        db.name
+    );
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(id) = db.rows(&find).await.first().and_then(|r| r[0].clone()) {
+            return id;
+        }
+        assert!(started.elapsed().as_secs() < 60, "no LOAD DATA LOCAL in the sink's process list");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_bulk_load_whose_connection_is_killed_midway_is_written_again_by_upserts() {
     let source = TestDb::new("bulk_cut").await;
@@ -110,30 +145,14 @@ async fn a_bulk_load_whose_connection_is_killed_midway_is_written_again_by_upser
     // A transaction of the test's own holds row 250 in the target: the load waits on it, its
     // statement still running, until the test kills its connection.
     sink.exec(&format!("CREATE TABLE orders LIKE `{}`.orders", source.name)).await;
-    let mut blocker = sink.conn().await;
-    blocker.query_drop("BEGIN").await.expect("begin");
-    blocker.query_drop("INSERT INTO orders VALUES (250, '1999-01-01', 'blocker', 0)").await.expect("insert");
+    let mut blocker = hold_row_250(&sink).await;
 
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, &mysql_sink(&sink, 100));
     // The blocker is a writing transaction on the source's server too: the pass waits for it
     // only briefly.
     p.set_open_transaction_wait(1);
-    let mut run = p.command();
-    run.env("HIGHWATER_LOG", "info").arg("--once").stdout(std::process::Stdio::null());
-    let run = run.stderr(std::process::Stdio::piped()).spawn();
-    let mut run = KillOnDrop(run.expect("highwater starts"));
-    let find = format!(
-        "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '{}' AND INFO LIKE 'LOAD DATA LOCAL%'",
-        sink.name
-    );
-    let started = std::time::Instant::now();
-    let load = loop {
-        if let Some(id) = sink.rows(&find).await.first().and_then(|r| r[0].clone()) {
-            break id;
-        }
-        assert!(started.elapsed().as_secs() < 60, "no LOAD DATA LOCAL in the sink's process list");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let mut run = spawn_once(&p, "info");
+    let load = running_load(&sink).await;
     sink.exec(&format!("KILL CONNECTION {load}")).await;
     blocker.query_drop("ROLLBACK").await.expect("rollback");
     drop(blocker);
@@ -160,21 +179,12 @@ async fn a_sink_that_dies_under_an_open_load_fails_the_run_and_status_names_the_
          name VARCHAR(64) NOT NULL, amount DECIMAL(12,2), KEY (update_time)) DEFAULT CHARSET=utf8mb4",
     )
     .await;
-    let mut blocker = sink.conn().await;
-    blocker.query_drop("BEGIN").await.expect("begin");
-    blocker.query_drop("INSERT INTO orders VALUES (250, '1999-01-01', 'blocker', 0)").await.expect("insert");
+    let blocker = hold_row_250(&sink).await;
 
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, &mysql_sink(&sink, 100));
     p.add_pipeline_setting("retry_for_secs = 2");
-    let mut run = p.command();
-    run.arg("--once").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
-    let mut run = KillOnDrop(run.spawn().expect("highwater starts"));
-    let started = std::time::Instant::now();
-    while sink.rows("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA LOCAL%'").await.is_empty()
-    {
-        assert!(started.elapsed().as_secs() < 60, "no LOAD DATA LOCAL in the sink's process list");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let mut run = spawn_once(&p, "warn");
+    running_load(&sink).await;
     // The sink's server dies; the pass has ended, so it is the flush that fails, then gives up.
     drop(blocker);
     server.stop("KILL");

@@ -153,9 +153,7 @@ impl MysqlSource {
                 && dates.unwrap_or(0) <= MAX_DATES_PER_PAGE
             {
                 // And the page from the middle of the keys: the first rows alone can mislead.
-                let span: Option<(Value, Value)> =
-                    conn.query_first(&t.queries.key_span).await.map_err(|e| query_error(what(), e))?;
-                if let Some((Some(min), Some(max))) = span.map(|(a, b)| (value_int(&a), value_int(&b))) {
+                if let Some((min, max)) = key_span(&mut conn, t).await.map_err(|e| query_error(what(), e))? {
                     let middle = int_param(min + (max - min) / 2, unsigned);
                     dates = conn
                         .exec_first(&t.queries.dates_in_page_from, (middle, decode::datetime_param(bound)))
@@ -460,11 +458,8 @@ impl MysqlSource {
                     _ => (upper, None),
                 };
                 let mut conn = self.pool.get().await?;
-                let span: Option<(Value, Value)> = conn
-                    .query_first(&t.queries.key_span)
-                    .await
-                    .map_err(|e| query_error(format!("the keys of {}", t.schema.id), e))?;
-                let Some((Some(min), Some(max))) = span.map(|(a, b)| (value_int(&a), value_int(&b))) else {
+                let span = key_span(&mut conn, t).await;
+                let Some((min, max)) = span.map_err(|e| query_error(format!("the keys of {}", t.schema.id), e))? else {
                     return Ok(None);
                 };
                 let lo = match lo {
@@ -576,6 +571,15 @@ impl CopyPlan {
             Ok(page)
         })
     }
+}
+
+/// The lowest and highest value of a table's integer key; `None` when it is empty.
+async fn key_span(conn: &mut Conn, t: &Table) -> Result<Option<(i128, i128)>, mysql_async::Error> {
+    let span: Option<(Value, Value)> = conn.query_first(&t.queries.key_span).await?;
+    Ok(match span.map(|(a, b)| (value_int(&a), value_int(&b))) {
+        Some((Some(min), Some(max))) => Some((min, max)),
+        _ => None,
+    })
 }
 
 /// An integer key value, widened.

@@ -289,7 +289,8 @@ impl MysqlSink {
         let what = format!("bulk-loading batches of {id}");
         let finished = open.finish().await;
         let (Some(first), Some(last)) = (batches.first(), batches.last()) else { return Ok(()) };
-        let why = match finished {
+        // A failure worth a warning (what was refused or declined is logged as such).
+        let failure = match finished {
             Finished::Inserted(mut conns) => {
                 let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
                 let outcome = async {
@@ -311,7 +312,7 @@ impl MysqlSink {
                         }
                         return Ok(());
                     }
-                    Err(e) => format!("{}", db_error(&what, e)),
+                    Err(e) => Some(db_error(&what, e)),
                 }
             }
             Finished::Failed(mysql_async::Error::Server(e)) if LOCAL_INFILE_REFUSED.contains(&e.code) => {
@@ -321,19 +322,19 @@ impl MysqlSink {
                      SET GLOBAL local_infile = ON there makes first copies about twice as fast",
                     e.message
                 );
-                String::new()
+                None
             }
-            Finished::Failed(e) => format!("{}", db_error(&what, e)),
+            Finished::Failed(e) => Some(db_error(&what, e)),
             Finished::Declined(why) => {
                 tracing::info!(table = %id, "{why}: this table's new rows go by upserts for the rest of the run");
                 if let Some(s) = self.statements.get_mut(&id) {
                     s.bulk = false;
                 }
-                String::new()
+                None
             }
         };
-        if !why.is_empty() {
-            tracing::warn!(table = %id, "{why}; its {} batches from {} go by upserts", batches.len(), first.after);
+        if let Some(e) = failure {
+            tracing::warn!(table = %id, "{e}; its {} batches from {} go by upserts", batches.len(), first.after);
         }
         self.replays.extend(batches);
         self.write_replays().await
