@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need (MariaDB, pyarrow, promtool and Prometheus,
 # systemd-analyze, openssl, PyYAML, the tansu Kafka broker and the confluent-kafka Python
-# client), then runs every check and test (as root: the full-disk test mounts a 1 MB tmpfs):
+# client), then runs every check and test (as root: the full-disk test mounts a 2 MB tmpfs):
 # formatting, clippy with warnings as errors, unit tests and the end-to-end tests against the
 # real MariaDB on 127.0.0.1:3306 (override with HIGHWATER_TEST_MYSQL_URL).
 set -euo pipefail

@@ -201,7 +201,10 @@ impl Loader {
         self.pending.push((i, batch.upto.clone(), batch.num_rows() as u64));
     }
 
+    /// Moves each table's checkpoint to its last durable batch, committing it (to the store,
+    /// when the sink does not commit it itself) once per table however many batches it covers.
     async fn commit_pending<St: CheckpointStore>(&mut self, in_sink: bool, store: &St) -> Result<(), RunError> {
+        let mut moved = Vec::new();
         for (i, upto, rows) in std::mem::take(&mut self.pending) {
             let checkpoint = &mut self.committed[i];
             // Batches of several bus partitions interleave: the checkpoint only moves forward.
@@ -209,6 +212,15 @@ impl Loader {
                 checkpoint.position = upto;
             }
             checkpoint.rows_loaded += rows;
+            let label = self.reports[i].table.to_string();
+            self.metrics.rows_loaded.with_label_values(&[&label]).inc_by(rows);
+            self.metrics.batches.with_label_values(&[&label]).inc();
+            if !moved.contains(&i) {
+                moved.push(i);
+            }
+        }
+        for i in moved {
+            let checkpoint = &self.committed[i];
             if !in_sink {
                 let started = Instant::now();
                 store
@@ -218,14 +230,11 @@ impl Loader {
                 let stage = self.metrics.stage_seconds.with_label_values(&[metrics::STAGE_CHECKPOINT]);
                 stage.observe(started.elapsed().as_secs_f64());
             }
-            let label = self.reports[i].table.to_string();
-            let m = &self.metrics;
-            m.rows_loaded.with_label_values(&[&label]).inc_by(rows);
-            m.batches.with_label_values(&[&label]).inc();
             if let Position::At { cursor, .. } = &checkpoint.position
                 && let Some(us) = cursor.unix_micros()
             {
                 // Rows come in cursor order: every change up to this cursor is in the sink.
+                let (m, label) = (&self.metrics, self.reports[i].table.to_string());
                 m.checkpoint_cursor.with_label_values(&[&label]).set(us as f64 / 1e6);
                 m.set_complete_up_to(&label, us as f64 / 1e6);
             }

@@ -8,9 +8,13 @@
 //! `_hw_op` (`u` upsert, `d` delete) and `_hw_written_at`, zstd-compressed (but the columns
 //! that are NULL in every row of the file: see [`file_properties`]).
 //!
-//! Durability: a file is written to `.part-....tmp` beside its final name, fsynced, renamed
-//! over the final name and the directory fsynced; only then is the write `Durable`. A crash
-//! leaves at most a hidden temporary file, removed by the next `prepare`.
+//! Durability: files are written in full to `.part-....tmp` beside their final names and made
+//! durable together, fsynced, renamed and their directories fsynced, once they add up to
+//! `sink.commit_mb` or when a pass ends ([`group`]); only then is a write `Durable`. A crash
+//! leaves hidden temporary files, removed by the next `prepare`, or a group's renamed files
+//! the checkpoint does not cover, removed by `discard_after`.
+
+mod group;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -28,6 +32,8 @@ use highwater_pipeline::config::ParquetSinkConfig;
 use highwater_pipeline::cursor::Position;
 use highwater_pipeline::schema::{TableId, TableSchema};
 use highwater_pipeline::sink::{Durability, Sink, SinkError};
+
+use self::group::Group;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -47,11 +53,24 @@ pub struct ParquetSink {
     root: PathBuf,
     /// Each table's writer settings (see [`writer_properties`]).
     props: HashMap<TableId, WriterProperties>,
+    /// The files written and not yet durable.
+    group: Group,
+    /// The size of the files at which a write makes them durable (`sink.commit_mb`).
+    commit_bytes: u64,
+    /// Why the sink takes nothing more: a group failed to become durable (this path, this
+    /// error), and its batches must be read again by a new run.
+    broken: Option<(PathBuf, String)>,
 }
 
 impl ParquetSink {
     pub fn new(config: &ParquetSinkConfig) -> Self {
-        ParquetSink { root: config.path.clone(), props: HashMap::new() }
+        ParquetSink {
+            root: config.path.clone(),
+            props: HashMap::new(),
+            group: Group::default(),
+            commit_bytes: (config.commit_mb as u64) << 20,
+            broken: None,
+        }
     }
 
     /// `path/<table>`: the name as it is, but `%` and `/` (legal in MySQL names) percent-encoded.
@@ -59,28 +78,63 @@ impl ParquetSink {
         self.root.join(table.id.table.replace('%', "%25").replace('/', "%2F"))
     }
 
-    fn write_file(&self, path: &Path, rows: &RecordBatch, props: &WriterProperties) -> Result<(), SinkError> {
-        let io = |source| SinkError::Io { path: path.to_owned(), source };
+    /// Writes `rows` in full to a hidden temporary file beside `path` (not fsynced) and holds
+    /// it in the group; on an error no temporary file is left.
+    fn stage_file(
+        &mut self,
+        table_dir: &Path,
+        after: &Position,
+        path: PathBuf,
+        rows: &RecordBatch,
+        props: &WriterProperties,
+    ) -> Result<(), SinkError> {
+        let io = |source| SinkError::Io { path: path.clone(), source };
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("part");
         let tmp = dir.join(format!(".{name}.tmp"));
-        let result = (|| {
+        let written = (|| {
             let file = File::create(&tmp).map_err(io)?;
             let mut writer = ArrowWriter::try_new(file, rows.schema(), Some(file_properties(props, rows)))
                 .map_err(|e| io(std::io::Error::other(e)))?;
             writer.write(rows).map_err(|e| io(std::io::Error::other(e)))?;
             let file = writer.into_inner().map_err(|e| io(std::io::Error::other(e)))?;
-            file.sync_all().map_err(io)?;
-            std::fs::rename(&tmp, path).map_err(io)?;
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+            file.metadata().map(|m| m.len()).map_err(io)
         })();
-        if result.is_err() {
-            // A failed write must leave no partial file: the temporary one is removed, and
-            // the final name was never touched.
-            let _ = std::fs::remove_file(&tmp);
+        match written {
+            Ok(bytes) => {
+                self.group.add(table_dir, after, tmp, path, bytes);
+                Ok(())
+            }
+            Err(e) => {
+                // The final name was never touched.
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
         }
-        result
+    }
+
+    /// Makes the group durable; after a failure the sink takes nothing more.
+    fn make_durable(&mut self) -> Result<(), SinkError> {
+        self.refuse_if_broken()?;
+        self.group.make_durable().inspect_err(|e| {
+            if let SinkError::Io { path, source } = e {
+                self.broken = Some((path.clone(), source.to_string()));
+            }
+            self.group.abandon();
+        })
+    }
+
+    fn refuse_if_broken(&self) -> Result<(), SinkError> {
+        match &self.broken {
+            None => Ok(()),
+            Some((path, why)) => Err(SinkError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(format!(
+                    "files written since the last checkpoint could not be made durable ({why}); a new run reads them again"
+                )),
+            }),
+        }
     }
 }
 
@@ -105,16 +159,11 @@ impl Sink for ParquetSink {
     }
 
     async fn discard_after(&mut self, table: &TableSchema, checkpoint: &Position) -> Result<(), SinkError> {
-        // The batch after the checkpoint is named `part-<checkpoint>-<upto>...`, in every date.
-        let prefix = format!("part-{}-", checkpoint.file_token());
-        remove_files(
-            &self.table_dir(table),
-            &|name| name.starts_with(&prefix) && name.ends_with(".parquet"),
-            "a batch written after the checkpoint by a run that stopped before committing it",
-        )
+        group::discard_uncommitted(&self.table_dir(table), checkpoint)
     }
 
     async fn write(&mut self, batch: &ChangeBatch) -> Result<Durability, SinkError> {
+        self.refuse_if_broken()?;
         let rows = with_op_column(batch)?;
         let props = self.props.entry(batch.table.id.clone()).or_insert_with(|| writer_properties(&batch.table)).clone();
         let piece = batch.piece.map_or(String::new(), |(partition, index)| format!("-p{partition}.{index}"));
@@ -123,27 +172,36 @@ impl Sink for ParquetSink {
         let cursor = rows.column(batch.table.cursor);
         if !matches!(cursor.data_type(), DataType::Timestamp(_, _) | DataType::Date32) {
             // A table read by its key alone has no date to partition by.
-            self.write_file(&dir.join(&name), &rows, &props)?;
-            return Ok(Durability::Durable);
+            self.stage_file(&dir, &batch.after, dir.join(&name), &rows, &props)?;
+        } else {
+            for (date, part) in date_groups(cursor) {
+                let path = dir.join(format!("date={date}")).join(&name);
+                let part = match part {
+                    Rows::Run(offset, len) => rows.slice(offset, len),
+                    Rows::Picked(indices) => {
+                        take_record_batch(&rows, &UInt32Array::from(indices)).map_err(|e| SinkError::Data {
+                            table: batch.table.id.clone(),
+                            reason: format!("cannot group rows by date: {e}"),
+                        })?
+                    }
+                };
+                self.stage_file(&dir, &batch.after, path, &part, &props)?;
+            }
         }
-        for (date, part) in date_groups(cursor) {
-            let path = dir.join(format!("date={date}")).join(&name);
-            let part = match part {
-                Rows::Run(offset, len) => rows.slice(offset, len),
-                Rows::Picked(indices) => take_record_batch(&rows, &UInt32Array::from(indices)).map_err(|e| {
-                    SinkError::Data { table: batch.table.id.clone(), reason: format!("cannot group rows by date: {e}") }
-                })?,
-            };
-            self.write_file(&path, &part, &props)?;
+        if self.group.bytes() < self.commit_bytes {
+            return Ok(Durability::Buffered);
         }
+        self.make_durable()?;
         Ok(Durability::Durable)
     }
 
     async fn flush(&mut self) -> Result<(), SinkError> {
-        Ok(())
+        self.make_durable()
     }
 
-    async fn shutdown(self) -> Result<(), SinkError> {
+    async fn shutdown(mut self) -> Result<(), SinkError> {
+        // What was not flushed was not checkpointed either: it is read again by the next run.
+        self.group.abandon();
         Ok(())
     }
 }
@@ -334,35 +392,152 @@ mod tests {
         assert_eq!(left, ["part-a-b.parquet"]);
     }
 
-    #[tokio::test]
-    async fn the_batch_after_the_checkpoint_is_discarded_in_every_date_and_nothing_else() {
-        use highwater_pipeline::cursor::{DateTime, KeyValue};
-        use highwater_pipeline::schema::TableId;
-        let root = tempfile::tempdir().expect("tempdir");
-        let at = |c: &str, k: i64| Position::At {
-            cursor: c.parse::<DateTime>().expect("datetime"),
-            key: vec![KeyValue::Int(k)],
-        };
-        let (checkpoint, before) = (at("2026-01-01 10:00:00", 7), at("2026-01-01 09:00:00", 3));
-        let orphan = format!("part-{}-{}.parquet", checkpoint.file_token(), at("2026-01-02 01:00:00", 9).file_token());
-        let durable = format!("part-{}-{}.parquet", before.file_token(), checkpoint.file_token());
-        for day in ["date=2026-01-01", "date=2026-01-02"] {
-            let dir = root.path().join("orders").join(day);
-            std::fs::create_dir_all(&dir).expect("dirs");
-            std::fs::write(dir.join(&orphan), b"written, not checkpointed").expect("writes");
-            std::fs::write(dir.join(&durable), b"checkpointed").expect("writes");
-        }
+    /// A sink writing under `root`, its group made durable at `commit_bytes`.
+    fn sink_at(root: &Path, commit_bytes: u64) -> ParquetSink {
         let config: ParquetSinkConfig =
-            toml::from_str(&format!("type = \"parquet\"\npath = {:?}", root.path())).expect("config");
-        let mut sink = ParquetSink::new(&config);
-        let table =
-            TableSchema::new(TableId { database: "d".into(), table: "orders".into() }, Vec::new(), Vec::new(), 0);
-        sink.discard_after(&table, &checkpoint).await.expect("discards");
-        for day in ["date=2026-01-01", "date=2026-01-02"] {
-            let dir = root.path().join("orders").join(day);
-            let left: Vec<_> = std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry").file_name()).collect();
-            assert_eq!(left, [durable.as_str()], "{day}");
+            toml::from_str(&format!("type = \"parquet\"\npath = {root:?}")).expect("config");
+        ParquetSink { commit_bytes, ..ParquetSink::new(&config) }
+    }
+
+    /// The position after key `k` of the test's cursor order.
+    fn at(k: i64) -> Position {
+        use highwater_pipeline::cursor::{DateTime, KeyValue};
+        Position::At {
+            cursor: "2026-01-01 10:00:00".parse::<DateTime>().expect("datetime"),
+            key: vec![KeyValue::Int(k)],
         }
+    }
+
+    /// Rows `(after, upto]` of `d.orders` (key, cursor), two per key: the first on 2026-01-01,
+    /// the second on 2026-01-02.
+    fn orders_batch(after: i64, upto: i64) -> ChangeBatch {
+        use highwater_pipeline::batch::{BatchStats, Op};
+        use highwater_pipeline::schema::ColumnSchema;
+        let column = |name: &str, source_type: &str, data_type: DataType| ColumnSchema {
+            name: name.into(),
+            source_type: source_type.into(),
+            charset: None,
+            collation: None,
+            source_nullable: false,
+            data_type,
+            nullable: false,
+        };
+        let table = Arc::new(TableSchema::new(
+            TableId { database: "d".into(), table: "orders".into() },
+            vec![
+                column("id", "bigint", DataType::Int64),
+                column("update_time", "datetime(6)", DataType::Timestamp(TimeUnit::Microsecond, None)),
+            ],
+            vec![0],
+            1,
+        ));
+        let keys: Vec<i64> = (after + 1..=upto).collect();
+        let day = civil::MICROS_PER_DAY;
+        let base = 20_454 * day; // 2026-01-01
+        let times: Vec<i64> = keys.iter().map(|k| base + (k % 2) * day).collect();
+        let rows = RecordBatch::try_new(
+            table.arrow.clone(),
+            vec![Arc::new(arrow_array::Int64Array::from(keys)), Arc::new(TimestampMicrosecondArray::from(times))],
+        )
+        .expect("batch");
+        ChangeBatch {
+            table,
+            ops: vec![Op::Upsert; rows.num_rows()],
+            rows,
+            after: at(after),
+            upto: at(upto),
+            stats: BatchStats::default(),
+            piece: None,
+        }
+    }
+
+    /// The files under `dir`, relative, sorted; hidden ones too.
+    fn files_under(dir: &Path) -> Vec<String> {
+        fn walk(root: &Path, dir: &Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(root, &path, found);
+                } else {
+                    found.push(path.strip_prefix(root).expect("below").display().to_string());
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(dir, dir, &mut found);
+        found.sort();
+        found
+    }
+
+    #[tokio::test]
+    async fn files_appear_under_their_names_only_once_the_group_is_made_durable() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut sink = sink_at(root.path(), 1 << 20);
+        assert_eq!(sink.write(&orders_batch(0, 4)).await.expect("writes"), Durability::Buffered);
+        assert_eq!(sink.write(&orders_batch(4, 8)).await.expect("writes"), Durability::Buffered);
+        let dir = root.path().join("orders");
+        let (first, second) = (
+            format!("part-{}-{}", at(0).file_token(), at(4).file_token()),
+            format!("part-{}-{}", at(4).file_token(), at(8).file_token()),
+        );
+        let hidden = |name: &str| ["date=2026-01-01", "date=2026-01-02"].map(|d| format!("{d}/.{name}.parquet.tmp"));
+        let mut expected: Vec<String> = [hidden(&first), hidden(&second)].concat();
+        expected.sort();
+        assert_eq!(files_under(&dir), expected, "written in full, under hidden names");
+
+        sink.flush().await.expect("flushes");
+        let visible = |name: &str| ["date=2026-01-01", "date=2026-01-02"].map(|d| format!("{d}/{name}.parquet"));
+        let mut expected: Vec<String> = [visible(&first), visible(&second)].concat();
+        expected.push(group::RECORD.to_owned());
+        expected.sort();
+        assert_eq!(files_under(&dir), expected);
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(group::RECORD)).expect("record")).expect("json");
+        assert_eq!(record["after"], serde_json::to_value(at(0)).expect("json"), "where the group started");
+        assert_eq!(record["files"].as_array().map(Vec::len), Some(4));
+
+        // At the commit size, the write itself makes the group durable.
+        sink.commit_bytes = 1;
+        assert_eq!(sink.write(&orders_batch(8, 10)).await.expect("writes"), Durability::Durable);
+        assert!(files_under(&dir).iter().all(|f| !f.ends_with(".tmp")), "{:?}", files_under(&dir));
+    }
+
+    #[tokio::test]
+    async fn a_group_renamed_but_never_checkpointed_is_discarded_and_nothing_else() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut sink = sink_at(root.path(), 1 << 20);
+        let dir = root.path().join("orders");
+        // A group the checkpoint covers (up to key 8), then one it does not (8 to 12).
+        for (after, upto) in [(0, 4), (4, 8)] {
+            sink.write(&orders_batch(after, upto)).await.expect("writes");
+        }
+        sink.flush().await.expect("flushes");
+        let mut committed = files_under(&dir);
+        committed.retain(|f| f.ends_with(".parquet"));
+        let table = orders_batch(0, 0).table;
+        sink.write(&orders_batch(8, 12)).await.expect("writes");
+        sink.flush().await.expect("flushes");
+        assert_eq!(files_under(&dir).len(), committed.len() + 3, "two dates of the second group and its record");
+
+        // A new run: the checkpoint still says key 8.
+        let mut sink = sink_at(root.path(), 1 << 20);
+        sink.discard_after(&table, &at(8)).await.expect("discards");
+        assert_eq!(files_under(&dir), committed, "the second group's files are gone, the first's stay");
+
+        // Once the checkpoint moved past a group, its files stay.
+        sink.write(&orders_batch(8, 12)).await.expect("writes");
+        sink.flush().await.expect("flushes");
+        sink.discard_after(&table, &at(12)).await.expect("nothing to discard");
+        assert_eq!(files_under(&dir).len(), committed.len() + 2, "every file stays; the record is gone");
+    }
+
+    #[tokio::test]
+    async fn a_run_that_stops_without_its_flush_leaves_no_temporary_file() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut sink = sink_at(root.path(), 1 << 20);
+        sink.write(&orders_batch(0, 4)).await.expect("writes");
+        sink.shutdown().await.expect("shuts down");
+        assert_eq!(files_under(&root.path().join("orders")), Vec::<String>::new());
     }
 
     #[test]

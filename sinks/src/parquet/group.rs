@@ -1,0 +1,143 @@
+//! Files made durable together: the Parquet sink's group commit.
+//!
+//! Each file of a batch is written in full to a hidden temporary name beside its final one, and
+//! nothing is fsynced yet. When the files held add up to `sink.commit_mb`, or when a pass ends
+//! (the runner's flush), the group becomes durable at once:
+//!
+//! 1. every temporary file is fsynced;
+//! 2. each table's record (`<table>/.hw-group.json`, replaced durably) names the group's files
+//!    and the position the table's first batch in it started from;
+//! 3. every file is renamed to its final name, and each directory is fsynced once;
+//!
+//! and only then is the write `Durable` and the runner commits the checkpoints. That is one
+//! fsync per file and per directory for the whole group, where a file and a checkpoint made
+//! durable with every batch took two each (a first copy of 1,000,000 rows made 456 fsyncs).
+//!
+//! After a crash: before step 3 only hidden temporaries are left, which `prepare` removes;
+//! during or after it but before the checkpoint moved, files the checkpoint does not cover are
+//! visible. [`discard_uncommitted`] finds them from the record: when the table's checkpoint is
+//! still where the group started, the group never committed and its files go.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Component, Path, PathBuf};
+
+use highwater_pipeline::cursor::Position;
+use highwater_pipeline::durable;
+use highwater_pipeline::sink::SinkError;
+use serde_json::json;
+
+/// A table's record of the group being made durable, in its directory.
+pub const RECORD: &str = ".hw-group.json";
+
+/// The files written since the group last became durable.
+#[derive(Default)]
+pub struct Group {
+    /// In the order written.
+    files: Vec<Staged>,
+    bytes: u64,
+    /// Per table directory: the position its first batch in the group started from, and the
+    /// group's files under it (relative paths).
+    tables: BTreeMap<PathBuf, (Position, Vec<String>)>,
+}
+
+/// A file written in full to `tmp`, to be renamed to `path`.
+struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    bytes: u64,
+}
+
+impl Group {
+    /// The size of the files held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Holds `tmp`, a whole file of `bytes` for `path` under `table_dir`, from a batch that
+    /// started at `after`. The same `path` again (a retried batch) replaces the first.
+    pub fn add(&mut self, table_dir: &Path, after: &Position, tmp: PathBuf, path: PathBuf, bytes: u64) {
+        if let Some(i) = self.files.iter().position(|f| f.path == path) {
+            self.bytes -= self.files.remove(i).bytes;
+        }
+        let relative = path.strip_prefix(table_dir).unwrap_or(&path).to_string_lossy().into_owned();
+        let (_, names) = self.tables.entry(table_dir.to_owned()).or_insert_with(|| (after.clone(), Vec::new()));
+        if !names.contains(&relative) {
+            names.push(relative);
+        }
+        self.bytes += bytes;
+        self.files.push(Staged { tmp, path, bytes });
+    }
+
+    /// Makes every file held durable under its final name (steps 1-3 above). On an error the
+    /// files may be lost whatever a retry would report (a failed fsync drops the pages it
+    /// could not write), so the caller must not take the group as written.
+    pub fn make_durable(&mut self) -> Result<(), SinkError> {
+        if self.files.is_empty() {
+            return Ok(());
+        }
+        let io = |path: &Path, source| SinkError::Io { path: path.to_owned(), source };
+        for f in &self.files {
+            File::open(&f.tmp).and_then(|file| file.sync_all()).map_err(|e| io(&f.tmp, e))?;
+        }
+        for (dir, (after, names)) in &self.tables {
+            let record = json!({ "after": after, "files": names }).to_string();
+            let path = dir.join(RECORD);
+            durable::replace(&path, record.as_bytes()).map_err(|e| io(&path, e))?;
+        }
+        let mut dirs = BTreeSet::new();
+        for f in &self.files {
+            std::fs::rename(&f.tmp, &f.path).map_err(|e| io(&f.path, e))?;
+            dirs.insert(f.path.parent().unwrap_or(Path::new(".")).to_owned());
+        }
+        for dir in dirs {
+            File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| io(&dir, e))?;
+        }
+        *self = Group::default();
+        Ok(())
+    }
+
+    /// Removes the temporary files of a group that will never be made durable.
+    pub fn abandon(&mut self) {
+        for f in std::mem::take(self).files {
+            let _ = std::fs::remove_file(&f.tmp);
+        }
+    }
+}
+
+/// Removes the files of `table_dir`'s last group when `checkpoint` is still where that group
+/// started (it was renamed, never checkpointed), then its record.
+pub fn discard_uncommitted(table_dir: &Path, checkpoint: &Position) -> Result<(), SinkError> {
+    let path = table_dir.join(RECORD);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(SinkError::Io { path, source }),
+    };
+    let unreadable = |reason: String| SinkError::Io {
+        path: path.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{reason} (move it away to go on)")),
+    };
+    let record: serde_json::Value = serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
+    let after: Position =
+        serde_json::from_value(record["after"].clone()).map_err(|e| unreadable(format!("its \"after\": {e}")))?;
+    if &after == checkpoint {
+        let names = record["files"].as_array().ok_or_else(|| unreadable("no \"files\" list".into()))?;
+        // Only files below the table's directory, as the sink names them.
+        let ours = |name: &&str| {
+            name.ends_with(".parquet") && Path::new(name).components().all(|c| matches!(c, Component::Normal(_)))
+        };
+        for name in names.iter().filter_map(|n| n.as_str()).filter(ours) {
+            let file = table_dir.join(name);
+            match std::fs::remove_file(&file) {
+                Ok(()) => tracing::info!(
+                    path = %file.display(),
+                    "removed a file written after the checkpoint by a run that stopped before committing it"
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(SinkError::Io { path: file, source }),
+            }
+        }
+    }
+    std::fs::remove_file(&path).map_err(|source| SinkError::Io { path, source })
+}
