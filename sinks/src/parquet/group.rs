@@ -4,7 +4,9 @@
 //! nothing is fsynced yet. When the files held add up to `sink.commit_mb`, or when a pass ends
 //! (the runner's flush), the group becomes durable at once:
 //!
-//! 1. every temporary file is fsynced;
+//! 1. every temporary file is fsynced (by a thread of the group's own as each file is written, so
+//!    that the disk writes them while the next batches are read, and the group only waits for
+//!    the last ones);
 //! 2. each table's record (`<table>/.hw-group.json`, replaced durably) names the group's files
 //!    and the position the table's first batch in it started from;
 //! 3. every file is renamed to its final name, and each directory is fsynced once;
@@ -21,6 +23,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
 
 use highwater_pipeline::cursor::Position;
 use highwater_pipeline::durable;
@@ -39,6 +43,33 @@ pub struct Group {
     /// Per table directory: the position its first batch in the group started from, and the
     /// group's files under it (relative paths).
     tables: BTreeMap<PathBuf, (Position, Vec<String>)>,
+    /// Fsyncs the files as they are written; started with the group's first file.
+    syncer: Option<Syncer>,
+}
+
+/// A thread that fsyncs each file sent to it, in turn, and reports the first failure.
+struct Syncer {
+    files: mpsc::Sender<PathBuf>,
+    thread: thread::JoinHandle<Result<(), SinkError>>,
+}
+
+impl Syncer {
+    fn start() -> std::io::Result<Syncer> {
+        let (files, receive) = mpsc::channel::<PathBuf>();
+        let thread = thread::Builder::new().name("parquet-fsync".into()).spawn(move || {
+            for path in receive {
+                File::open(&path).and_then(|f| f.sync_all()).map_err(|source| SinkError::Io { path, source })?;
+            }
+            Ok(())
+        })?;
+        Ok(Syncer { files, thread })
+    }
+
+    /// Waits until every file sent is fsynced.
+    fn finish(self) -> Result<(), SinkError> {
+        drop(self.files);
+        self.thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
 }
 
 /// A file written in full to `tmp`, to be renamed to `path`.
@@ -56,7 +87,18 @@ impl Group {
 
     /// Holds `tmp`, a whole file of `bytes` for `path` under `table_dir`, from a batch that
     /// started at `after`. The same `path` again (a retried batch) replaces the first.
-    pub fn add(&mut self, table_dir: &Path, after: &Position, tmp: PathBuf, path: PathBuf, bytes: u64) {
+    pub fn add(
+        &mut self,
+        table_dir: &Path,
+        after: &Position,
+        tmp: PathBuf,
+        path: PathBuf,
+        bytes: u64,
+    ) -> Result<(), SinkError> {
+        if self.syncer.is_none() {
+            let syncer = Syncer::start().map_err(|source| SinkError::Io { path: tmp.clone(), source })?;
+            self.syncer = Some(syncer);
+        }
         if let Some(i) = self.files.iter().position(|f| f.path == path) {
             self.bytes -= self.files.remove(i).bytes;
         }
@@ -66,7 +108,14 @@ impl Group {
             names.push(relative);
         }
         self.bytes += bytes;
+        // Sent after the file was written in full (again, for a retried batch): what the
+        // thread fsyncs is its final content. A thread that stopped on a failure reports it
+        // from `make_durable`.
+        if let Some(syncer) = &self.syncer {
+            let _ = syncer.files.send(tmp.clone());
+        }
         self.files.push(Staged { tmp, path, bytes });
+        Ok(())
     }
 
     /// Makes every file held durable under its final name (steps 1-3 above). On an error the
@@ -77,8 +126,8 @@ impl Group {
             return Ok(());
         }
         let io = |path: &Path, source| SinkError::Io { path: path.to_owned(), source };
-        for f in &self.files {
-            File::open(&f.tmp).and_then(|file| file.sync_all()).map_err(|e| io(&f.tmp, e))?;
+        if let Some(syncer) = self.syncer.take() {
+            syncer.finish()?;
         }
         for (dir, (after, names)) in &self.tables {
             let record = json!({ "after": after, "files": names }).to_string();
@@ -99,7 +148,11 @@ impl Group {
 
     /// Removes the temporary files of a group that will never be made durable.
     pub fn abandon(&mut self) {
-        for f in std::mem::take(self).files {
+        let group = std::mem::take(self);
+        if let Some(syncer) = group.syncer {
+            let _ = syncer.finish();
+        }
+        for f in group.files {
             let _ = std::fs::remove_file(&f.tmp);
         }
     }

@@ -102,10 +102,7 @@ impl ParquetSink {
             file.metadata().map(|m| m.len()).map_err(io)
         })();
         match written {
-            Ok(bytes) => {
-                self.group.add(table_dir, after, tmp, path, bytes);
-                Ok(())
-            }
+            Ok(bytes) => self.group.add(table_dir, after, tmp, path, bytes),
             Err(e) => {
                 // The final name was never touched.
                 let _ = std::fs::remove_file(&tmp);
@@ -529,6 +526,25 @@ mod tests {
         sink.flush().await.expect("flushes");
         sink.discard_after(&table, &at(12)).await.expect("nothing to discard");
         assert_eq!(files_under(&dir).len(), committed.len() + 2, "every file stays; the record is gone");
+    }
+
+    #[tokio::test]
+    async fn a_group_that_cannot_be_made_durable_fails_and_the_sink_takes_nothing_more() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut sink = sink_at(root.path(), 1 << 20);
+        sink.write(&orders_batch(0, 4)).await.expect("writes");
+        let dir = root.path().join("orders");
+        let lost = dir.join("date=2026-01-01").join(format!(
+            ".part-{}-{}.parquet.tmp",
+            at(0).file_token(),
+            at(4).file_token()
+        ));
+        std::fs::remove_file(&lost).expect("a written file");
+        let error = sink.flush().await.expect_err("a file is missing").to_string();
+        assert!(error.contains(&lost.display().to_string()), "{error}");
+        let again = sink.write(&orders_batch(4, 8)).await.expect_err("refused").to_string();
+        assert!(again.contains(&lost.display().to_string()), "{again}");
+        assert_eq!(files_under(&dir), Vec::<String>::new(), "nothing visible, no temporary file left");
     }
 
     #[tokio::test]
