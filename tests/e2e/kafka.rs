@@ -45,6 +45,16 @@ fn role(p: &Pipeline, role: &str) -> Command {
     cmd
 }
 
+/// A copy of `p`'s config (the same state, sink and bus) whose daemon serves its metrics on a
+/// port of its own: two daemons on the default port, of one test or of two, cannot both start.
+fn on_own_port(p: &Pipeline) -> Pipeline {
+    let config = std::fs::read_to_string(&p.config).expect("config");
+    let own = Pipeline::new("mysql://unused", &[], 1, "");
+    let metrics = format!("\n[metrics]\nlisten = \"127.0.0.1:{}\"\n", harness::free_port());
+    std::fs::write(&own.config, format!("{config}{metrics}")).expect("config");
+    own
+}
+
 fn succeed(mut cmd: Command) -> Output {
     let out = cmd.output().expect("highwater runs");
     assert!(out.status.success(), "{}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
@@ -196,7 +206,8 @@ async fn an_extractor_killed_mid_copy_resumes_and_nothing_is_lost() {
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 200, &mysql_sink(&sink, 100));
     with_bus(&p, &bus(&prefix("xkill"), "loader", "arrow"));
     let checkpoints = p.dir.path().join("state/test.extract.checkpoints.json");
-    let mut extractor = KillOnDrop(role(&p, "extract").stderr(Stdio::null()).spawn().expect("starts"));
+    let daemon = on_own_port(&p);
+    let mut extractor = KillOnDrop(role(&daemon, "extract").stderr(Stdio::null()).spawn().expect("starts"));
     until("the extractor's first checkpoints", 60, async || checkpoints.exists()).await;
     extractor.0.kill().expect("kill -9");
     let _ = extractor.0.wait();
@@ -212,6 +223,56 @@ async fn an_extractor_killed_mid_copy_resumes_and_nothing_is_lost() {
     assert_same_rows("after the restart", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
     source.drop_db().await;
     sink.drop_db().await;
+}
+
+/// The `.parquet` files under `dir`, however deep.
+fn parquet_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .map(|path| {
+            if path.is_dir() {
+                parquet_files(&path)
+            } else {
+                usize::from(path.extension().is_some_and(|x| x == "parquet"))
+            }
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_loader_makes_what_it_holds_durable_once_the_bus_goes_quiet() {
+    let source = TestDb::new("quiet_src").await;
+    orders(&source, 40_000, false).await;
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 200, "");
+    p.set_sink(&p.parquet_sink());
+    with_bus(&p, &bus(&prefix("quiet"), "loader", "arrow"));
+    let (to_load, to_extract) = (on_own_port(&p), on_own_port(&p));
+    let mut loader = KillOnDrop(role(&to_load, "load").stderr(Stdio::null()).spawn().expect("starts"));
+    let checkpoints = p.dir.path().join("state/test.extract.checkpoints.json");
+    let mut extractor = KillOnDrop(role(&to_extract, "extract").stderr(Stdio::null()).spawn().expect("starts"));
+    until("the extractor's first checkpoints", 60, async || checkpoints.exists()).await;
+    extractor.0.kill().expect("kill -9");
+    let _ = extractor.0.wait();
+
+    // The copy stopped midway: no pass end will tell the loader to flush, and what it holds
+    // is far below the sink's commit size. A quiet bus makes it durable all the same.
+    until("files the loader made durable", 30, async || parquet_files(&p.out()) > 0).await;
+    loader.0.kill().expect("kill -9");
+    let _ = loader.0.wait();
+
+    // The offsets it committed cover only files it made durable: killed now, it loses nothing.
+    let mut cmd = role(&p, "extract");
+    cmd.arg("--once");
+    succeed(cmd);
+    let mut cmd = role(&p, "load");
+    cmd.arg("--once");
+    succeed(cmd);
+    let files = read_parquet(&p.out().join("orders"), &["id"], "update_time");
+    assert_same_rows("after the quiet flush", &source.canonical("orders").await, &files.rows, &[]);
+    source.drop_db().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

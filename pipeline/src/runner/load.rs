@@ -19,6 +19,9 @@ use crate::schema::{TableId, TableSchema};
 use crate::sink::{Durability, Sink};
 use crate::status::TableErrors;
 
+/// How long the bus may bring nothing before the loader flushes what the sink holds.
+const QUIET_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Writes batches and advances checkpoints on `Durable`.
 pub(super) struct Loader {
     metrics: Metrics,
@@ -85,6 +88,13 @@ impl Loader {
                 _ = shutdown.cancelled(), if !subscriber.local() => break,
                 // 2. The next message, in order.
                 next = subscriber.next() => next?,
+                // 3. A quiet bus while the sink holds batches: no pass end is coming soon (an
+                //    extractor stopped mid-pass, or waits), so what it holds becomes durable now.
+                () = tokio::time::sleep(QUIET_FLUSH), if !self.pending.is_empty() => {
+                    self.flush(sink, store, shutdown).await?;
+                    subscriber.ack(std::mem::take(&mut acks)).await?;
+                    continue;
+                }
             };
             let Some((message, ack)) = next else { break };
             acks.push(ack);

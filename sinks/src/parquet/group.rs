@@ -29,10 +29,19 @@ use std::thread;
 use highwater_pipeline::cursor::Position;
 use highwater_pipeline::durable;
 use highwater_pipeline::sink::SinkError;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-/// A table's record of the group being made durable, in its directory.
+/// The name of a table's [`Record`], in its directory.
 pub const RECORD: &str = ".hw-group.json";
+
+/// What a table's record of the group being made durable says.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    /// The position the table's first batch in the group started from.
+    after: Position,
+    /// The group's files of the table, relative to its directory.
+    files: Vec<String>,
+}
 
 /// The files written since the group last became durable.
 #[derive(Default)]
@@ -40,9 +49,8 @@ pub struct Group {
     /// In the order written.
     files: Vec<Staged>,
     bytes: u64,
-    /// Per table directory: the position its first batch in the group started from, and the
-    /// group's files under it (relative paths).
-    tables: BTreeMap<PathBuf, (Position, Vec<String>)>,
+    /// Per table directory: what its record will say.
+    tables: BTreeMap<PathBuf, Record>,
     /// Fsyncs the files as they are written; started with the group's first file.
     syncer: Option<Syncer>,
 }
@@ -103,9 +111,12 @@ impl Group {
             self.bytes -= self.files.remove(i).bytes;
         }
         let relative = path.strip_prefix(table_dir).unwrap_or(&path).to_string_lossy().into_owned();
-        let (_, names) = self.tables.entry(table_dir.to_owned()).or_insert_with(|| (after.clone(), Vec::new()));
-        if !names.contains(&relative) {
-            names.push(relative);
+        let record = self
+            .tables
+            .entry(table_dir.to_owned())
+            .or_insert_with(|| Record { after: after.clone(), files: Vec::new() });
+        if !record.files.contains(&relative) {
+            record.files.push(relative);
         }
         self.bytes += bytes;
         // Sent after the file was written in full (again, for a retried batch): what the
@@ -129,10 +140,10 @@ impl Group {
         if let Some(syncer) = self.syncer.take() {
             syncer.finish()?;
         }
-        for (dir, (after, names)) in &self.tables {
-            let record = json!({ "after": after, "files": names }).to_string();
+        for (dir, record) in &self.tables {
             let path = dir.join(RECORD);
-            durable::replace(&path, record.as_bytes()).map_err(|e| io(&path, e))?;
+            let text = serde_json::to_vec(record).map_err(|e| io(&path, e.into()))?;
+            durable::replace(&path, &text).map_err(|e| io(&path, e))?;
         }
         let mut dirs = BTreeSet::new();
         for f in &self.files {
@@ -171,16 +182,13 @@ pub fn discard_uncommitted(table_dir: &Path, checkpoint: &Position) -> Result<()
         path: path.clone(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{reason} (move it away to go on)")),
     };
-    let record: serde_json::Value = serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
-    let after: Position =
-        serde_json::from_value(record["after"].clone()).map_err(|e| unreadable(format!("its \"after\": {e}")))?;
-    if &after == checkpoint {
-        let names = record["files"].as_array().ok_or_else(|| unreadable("no \"files\" list".into()))?;
+    let record: Record = serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
+    if &record.after == checkpoint {
         // Only files below the table's directory, as the sink names them.
-        let ours = |name: &&str| {
+        let ours = |name: &&String| {
             name.ends_with(".parquet") && Path::new(name).components().all(|c| matches!(c, Component::Normal(_)))
         };
-        for name in names.iter().filter_map(|n| n.as_str()).filter(ours) {
+        for name in record.files.iter().filter(ours) {
             let file = table_dir.join(name);
             match std::fs::remove_file(&file) {
                 Ok(()) => tracing::info!(
