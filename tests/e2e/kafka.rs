@@ -205,24 +205,34 @@ async fn an_extractor_killed_mid_copy_resumes_and_nothing_is_lost() {
     orders(&source, 40_000, false).await;
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 200, &mysql_sink(&sink, 100));
     with_bus(&p, &bus(&prefix("xkill"), "loader", "arrow"));
+    let text = extract_until_killed(&p).await;
+    assert!(!text.contains("40000"), "killed before the end: {text}");
+
+    extract_and_load_once(&p);
+    assert_same_rows("after the restart", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+/// Runs `p`'s extractor as a daemon and kills it (`kill -9`) once it has checkpointed some
+/// batches; returns its checkpoints then.
+async fn extract_until_killed(p: &Pipeline) -> String {
     let checkpoints = p.dir.path().join("state/test.extract.checkpoints.json");
-    let daemon = on_own_port(&p);
+    let daemon = on_own_port(p);
     let mut extractor = KillOnDrop(role(&daemon, "extract").stderr(Stdio::null()).spawn().expect("starts"));
     until("the extractor's first checkpoints", 60, async || checkpoints.exists()).await;
     extractor.0.kill().expect("kill -9");
     let _ = extractor.0.wait();
-    let text = std::fs::read_to_string(&checkpoints).expect("checkpoints");
-    assert!(!text.contains("40000"), "killed before the end: {text}");
+    std::fs::read_to_string(&checkpoints).expect("checkpoints")
+}
 
-    let mut cmd = role(&p, "extract");
-    cmd.arg("--once");
-    succeed(cmd);
-    let mut cmd = role(&p, "load");
-    cmd.arg("--once");
-    succeed(cmd);
-    assert_same_rows("after the restart", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
-    source.drop_db().await;
-    sink.drop_db().await;
+/// The rest of the work, once: `--role extract --once`, then `--role load --once`.
+fn extract_and_load_once(p: &Pipeline) {
+    for r in ["extract", "load"] {
+        let mut cmd = role(p, r);
+        cmd.arg("--once");
+        succeed(cmd);
+    }
 }
 
 /// The `.parquet` files under `dir`, however deep.
@@ -249,13 +259,9 @@ async fn a_daemon_loader_makes_what_it_holds_durable_once_the_bus_goes_quiet() {
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 200, "");
     p.set_sink(&p.parquet_sink());
     with_bus(&p, &bus(&prefix("quiet"), "loader", "arrow"));
-    let (to_load, to_extract) = (on_own_port(&p), on_own_port(&p));
+    let to_load = on_own_port(&p);
     let mut loader = KillOnDrop(role(&to_load, "load").stderr(Stdio::null()).spawn().expect("starts"));
-    let checkpoints = p.dir.path().join("state/test.extract.checkpoints.json");
-    let mut extractor = KillOnDrop(role(&to_extract, "extract").stderr(Stdio::null()).spawn().expect("starts"));
-    until("the extractor's first checkpoints", 60, async || checkpoints.exists()).await;
-    extractor.0.kill().expect("kill -9");
-    let _ = extractor.0.wait();
+    extract_until_killed(&p).await;
 
     // The copy stopped midway: no pass end will tell the loader to flush, and what it holds
     // is far below the sink's commit size. A quiet bus makes it durable all the same.
@@ -264,12 +270,7 @@ async fn a_daemon_loader_makes_what_it_holds_durable_once_the_bus_goes_quiet() {
     let _ = loader.0.wait();
 
     // The offsets it committed cover only files it made durable: killed now, it loses nothing.
-    let mut cmd = role(&p, "extract");
-    cmd.arg("--once");
-    succeed(cmd);
-    let mut cmd = role(&p, "load");
-    cmd.arg("--once");
-    succeed(cmd);
+    extract_and_load_once(&p);
     let files = read_parquet(&p.out().join("orders"), &["id"], "update_time");
     assert_same_rows("after the quiet flush", &source.canonical("orders").await, &files.rows, &[]);
     source.drop_db().await;
