@@ -43,8 +43,8 @@ pub const DEFAULT_SINK_BULK_COMMIT_MB: usize = 32;
 
 /// The Parquet sink makes the files it wrote durable together (fsync, rename, checkpoint) once
 /// they add up to this many MiB, and at each pass's end: a first copy made durable batch by
-/// batch spent most of its fsyncs, and a sixth of its time, waiting on the disk. The files wait
-/// in the page cache, not in the process; a crash re-reads at most this much.
+/// batch waited on the disk for about a sixth of its time (456 fsyncs for 1,000,000 rows). The
+/// files wait in the page cache, not in the process; a crash re-reads at most this much.
 pub const DEFAULT_SINK_COMMIT_MB: usize = 64;
 
 /// The whole file.

@@ -345,9 +345,10 @@ fn date_groups(cursor: &ArrayRef) -> Vec<(String, Rows)> {
         .collect()
 }
 
-/// Removes `.part-*.tmp` files a crash left under `dir`.
+/// Removes the `.part-*.tmp` files (and a group record's temporary) a crash left under `dir`.
 fn remove_temporaries(dir: &Path) -> Result<(), SinkError> {
-    let half_written = |name: &str| name.starts_with(".part-") && name.ends_with(".tmp");
+    let record = format!("{}.tmp", group::RECORD);
+    let half_written = |name: &str| (name.starts_with(".part-") && name.ends_with(".tmp")) || name == record;
     remove_files(dir, &half_written, "a file left half-written by an earlier run")
 }
 
@@ -384,9 +385,15 @@ mod tests {
         std::fs::create_dir_all(&day).expect("dirs");
         std::fs::write(day.join(".part-a-b.parquet.tmp"), b"half").expect("writes");
         std::fs::write(day.join("part-a-b.parquet"), b"whole").expect("writes");
-        remove_temporaries(&root.path().join("t")).expect("cleans");
+        let table = root.path().join("t");
+        std::fs::write(table.join(".hw-group.json.tmp"), b"half").expect("writes");
+        std::fs::write(table.join(".hw-group.json"), b"whole").expect("writes");
+        remove_temporaries(&table).expect("cleans");
         let left: Vec<_> = std::fs::read_dir(&day).expect("dir").map(|e| e.expect("entry").file_name()).collect();
         assert_eq!(left, ["part-a-b.parquet"]);
+        let mut left: Vec<_> = std::fs::read_dir(&table).expect("dir").map(|e| e.expect("entry").file_name()).collect();
+        left.sort();
+        assert_eq!(left, [".hw-group.json", "date=2026-01-01"]);
     }
 
     /// A sink writing under `root`, its group made durable at `commit_bytes`.
