@@ -235,23 +235,6 @@ fn extract_and_load_once(p: &Pipeline) {
     }
 }
 
-/// The `.parquet` files under `dir`, however deep.
-fn parquet_files(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .map(|path| {
-            if path.is_dir() {
-                parquet_files(&path)
-            } else {
-                usize::from(path.extension().is_some_and(|x| x == "parquet"))
-            }
-        })
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_daemon_loader_makes_what_it_holds_durable_once_the_bus_goes_quiet() {
     let source = TestDb::new("quiet_src").await;
@@ -265,7 +248,10 @@ async fn a_daemon_loader_makes_what_it_holds_durable_once_the_bus_goes_quiet() {
 
     // The copy stopped midway: no pass end will tell the loader to flush, and what it holds
     // is far below the sink's commit size. A quiet bus makes it durable all the same.
-    until("files the loader made durable", 30, async || parquet_files(&p.out()) > 0).await;
+    until("files the loader made durable", 30, async || {
+        harness::files_below(&p.out()).iter().any(|f| f.ends_with(".parquet"))
+    })
+    .await;
     loader.0.kill().expect("kill -9");
     let _ = loader.0.wait();
 

@@ -280,7 +280,7 @@ async fn a_full_disk_fails_clearly_leaves_no_partial_file_and_keeps_the_checkpoi
     // Every visible file is whole (pyarrow reads them all), no temporary file is left (the one
     // hidden file is the sink's record of its last group), and the checkpoint counts exactly
     // the rows in them.
-    let hidden: Vec<_> = walk(&p.out())
+    let hidden: Vec<_> = harness::files_below(&p.out())
         .into_iter()
         .filter(|f| f.rsplit('/').next().is_some_and(|n| n.starts_with('.') && n != ".hw-group.json"))
         .collect();
@@ -298,19 +298,6 @@ async fn a_full_disk_fails_clearly_leaves_no_partial_file_and_keeps_the_checkpoi
     assert_same_rows("after the disk grew", &source.canonical("orders").await, &files.rows, &[]);
     drop(disk);
     source.drop_db().await;
-}
-
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path.display().to_string());
-        }
-    }
-    found
 }
 
 #[tokio::test]

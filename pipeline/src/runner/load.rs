@@ -91,8 +91,7 @@ impl Loader {
                 // 3. A quiet bus while the sink holds batches: no pass end is coming soon (an
                 //    extractor stopped mid-pass, or waits), so what it holds becomes durable now.
                 () = tokio::time::sleep(QUIET_FLUSH), if !self.pending.is_empty() => {
-                    self.flush(sink, store, shutdown).await?;
-                    subscriber.ack(std::mem::take(&mut acks)).await?;
+                    self.flush_and_ack(sink, store, subscriber, &mut acks, shutdown).await?;
                     continue;
                 }
             };
@@ -112,8 +111,7 @@ impl Loader {
                     } else {
                         // A pass ends here: what the sink holds of it becomes durable now,
                         // not with a later pass's first batch.
-                        self.flush(sink, store, shutdown).await?;
-                        subscriber.ack(std::mem::take(&mut acks)).await?;
+                        self.flush_and_ack(sink, store, subscriber, &mut acks, shutdown).await?;
                     }
                     continue;
                 }
@@ -171,8 +169,20 @@ impl Loader {
                 }
             }
         }
+        self.flush_and_ack(sink, store, subscriber, &mut acks, shutdown).await
+    }
+
+    /// [`Self::flush`], then acks every message taken so far: all of it is durable now.
+    async fn flush_and_ack<Sub: Subscribe, Snk: Sink, St: CheckpointStore>(
+        &mut self,
+        sink: &mut Snk,
+        store: &St,
+        subscriber: &mut Sub,
+        acks: &mut Vec<Sub::Ack>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), RunError> {
         self.flush(sink, store, shutdown).await?;
-        subscriber.ack(acks).await?;
+        subscriber.ack(std::mem::take(acks)).await?;
         Ok(())
     }
 
