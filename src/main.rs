@@ -13,6 +13,7 @@ use std::process::ExitCode;
 mod check;
 mod kafka;
 mod logging;
+mod malloc;
 mod reconcile;
 mod run;
 mod status;
@@ -103,6 +104,7 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_INVALID_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    malloc::keep_freed_memory();
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let path = match &cli.command {
