@@ -79,7 +79,7 @@ impl OpenTransactions {
             if tidb { (OpenTransactions::Tidb, TIDB_OLDEST) } else { (OpenTransactions::InnoDb, INNODB_OLDEST) };
         match conn.query_drop(sql).await {
             Ok(()) => Ok(view),
-            Err(mysql_async::Error::Server(e)) => Ok(OpenTransactions::Hidden(format!(
+            Err(mysql_async::Error::Server(e)) if is_denied(e.code) => Ok(OpenTransactions::Hidden(format!(
                 "open transactions are not visible ({}); grant PROCESS to the source login, or only lag_secs \
                  protects rows of transactions that commit late",
                 e.message
@@ -122,6 +122,15 @@ impl OpenTransactions {
     }
 }
 
+/// Whether a server error says the login may not read the view of open transactions: the
+/// PROCESS privilege missing (1227), the table or the schema refused (1142, 1044), or no such
+/// view on this server (1146, 1109). Only then does the source run without it; any other failure
+/// (a killed query, a lock timeout, a server going away) fails the probe rather than leave the
+/// source unprotected from transactions that commit late for as long as it runs.
+fn is_denied(code: u16) -> bool {
+    matches!(code, 1044 | 1109 | 1142 | 1146 | 1227)
+}
+
 /// The bound from the clock and the oldest writer: everything strictly before the writer's
 /// start (its `trx_started` is whole seconds, its rows' cursors are at or after it).
 pub fn hold(clock: DateTime, holder: Option<Holder>) -> Bound {
@@ -159,6 +168,14 @@ mod tests {
         let b = hold(clock, Some(writer));
         assert_eq!(b.upper, dt("2026-05-01 12:00:02.999999"), "rows stamped at its start are not read");
         assert_eq!((b.clock, b.holder), (clock, Some(writer)));
+    }
+
+    #[test]
+    fn only_a_refusal_hides_open_transactions_other_failures_are_errors() {
+        // No PROCESS privilege (MySQL, MariaDB), the view refused, or no such view.
+        assert!([1227, 1142, 1044, 1146, 1109].into_iter().all(is_denied));
+        // Interrupted, killed, lock wait timeout, deadlock, server shutting down.
+        assert!(![1317, 1927, 1205, 1213, 1053].into_iter().any(is_denied));
     }
 
     #[test]
