@@ -19,7 +19,7 @@ mod run;
 mod status;
 
 use clap::{Parser, Subcommand};
-use highwater_pipeline::config::{Config, SourceConfig};
+use highwater_pipeline::config::{Config, SinkConfig, SourceConfig};
 
 use crate::logging::LogFormat;
 
@@ -104,7 +104,6 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_INVALID_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
-    malloc::keep_freed_memory();
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let path = match &cli.command {
@@ -121,6 +120,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_INVALID_CONFIG);
         }
     };
+    if matches!(config.sink, SinkConfig::Parquet(_)) {
+        malloc::keep_freed_memory();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
