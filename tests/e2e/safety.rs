@@ -65,6 +65,51 @@ async fn rows_of_a_transaction_that_commits_late_all_arrive() {
     sink.drop_db().await;
 }
 
+/// A statement stamps its rows when it begins, but InnoDB starts its transaction at its first
+/// row: an `INSERT ... SELECT` that computes first writes rows stamped before its transaction's
+/// `trx_started`. Rows committed meanwhile, stamped after them, must wait for it all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_stamped_before_their_transaction_started_still_arrive() {
+    let source = TestDb::new("slow_start").await;
+    let sink = TestDb::new("slow_start_sink").await;
+    orders(&source, 100, false).await;
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 50, &mysql_sink(&sink, 50));
+    p.set_open_transaction_wait(0);
+    // A statement is granted lag_secs between its start and its first row.
+    let config = std::fs::read_to_string(&p.config).expect("config");
+    std::fs::write(&p.config, config.replacen("lag_secs = 0", "lag_secs = 2", 1)).expect("config");
+    let (mut daemon, _port) = p.spawn_daemon();
+    until(&mut daemon, 30, "the first copy", async || sink.try_rows("SELECT 1 FROM orders").await.is_ok()).await;
+    until(&mut daemon, 30, "the first copy", async || sink.count("orders").await == 100).await;
+
+    // The writer's rows are stamped at T; its first row, and its transaction, come at T + 1.5 s.
+    let mut writer = source.conn().await;
+    writer.query_drop("BEGIN").await.expect("begin");
+    let insert = tokio::spawn(async move {
+        writer
+            .query_drop(
+                "INSERT INTO orders SELECT 3000 + seq, NOW(6), 'slow', 1 FROM seq_1_to_5 \
+                 WHERE SLEEP(IF(seq = 1, 1.5, 0)) = 0",
+            )
+            .await
+            .expect("the writer's insert");
+        writer
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Committed at T + 0.2 s, while the writer computes: read past, they would carry the
+    // checkpoint beyond the writer's rows.
+    source.exec("INSERT INTO orders SELECT 4000 + seq, NOW(6), 'between', 1 FROM seq_1_to_5").await;
+    let mut writer = insert.await.expect("the writer's task");
+    // Passes run every second while the writer stays open.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    writer.query_drop("COMMIT").await.expect("commit");
+    let expected = source.canonical("orders").await;
+    until(&mut daemon, 30, "the writer's rows", async || sink.canonical("orders").await == expected).await;
+    drop(writer);
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
 /// The sink's checkpoint row count for the test pipeline, if the sink answers.
 async fn sink_rows_loaded(sink: &TestDb) -> Option<u64> {
     let rows = sink.try_rows("SELECT rows_loaded FROM _highwater_checkpoints").await.ok()?;

@@ -3,9 +3,15 @@
 //!
 //! A transaction stamps its rows when its statements run and commits later. A poller that
 //! trusts the clock alone reads past those rows while they are invisible, moves its checkpoint
-//! beyond them, and never sees them: the classic silent loss of `update_time` polling. Every
-//! uncommitted row carries a cursor at or after its transaction's start, so rows up to just
-//! below the oldest open writer's start are all committed.
+//! beyond them, and never sees them: the classic silent loss of `update_time` polling.
+//!
+//! InnoDB starts a transaction when its first statement first touches a row, but the statement
+//! stamped its rows (`NOW()`) when it began: an `INSERT ... SELECT` that computes for a while,
+//! or waits for a metadata lock, writes rows stamped before its transaction's `trx_started`
+//! (2.5 s before it, seen with `SLEEP(2.5)` in the `SELECT`). `lag_secs` is already the time a
+//! statement is granted between its start and its first row (a statement that has not touched
+//! a row yet shows nowhere), so the bound is held `lag_secs` below the start of the oldest open
+//! writer, whatever its age: rows up to there are all committed.
 //!
 //! The bound is read *before* the pass's snapshot is taken: a transaction that commits in
 //! between is then either seen open (and holds the bound) or committed (and in the snapshot).
@@ -118,7 +124,7 @@ impl OpenTransactions {
                 }
             }
         };
-        Ok(hold(clock, holder))
+        Ok(hold(clock, holder, lag_secs))
     }
 }
 
@@ -131,17 +137,22 @@ fn is_denied(code: u16) -> bool {
     matches!(code, 1044 | 1109 | 1142 | 1146 | 1227)
 }
 
-/// The bound from the clock and the oldest writer: everything strictly before the writer's
-/// start (its `trx_started` is whole seconds, its rows' cursors are at or after it).
-pub fn hold(clock: DateTime, holder: Option<Holder>) -> Bound {
-    match holder {
-        Some(h) if h.started <= clock => {
-            let micros = h.started.unix_micros().map(|us| us - 1);
-            let upper = micros.map_or(h.started, DateTime::from_unix_micros);
-            Bound { upper, clock, holder: Some(h) }
-        }
-        _ => Bound { upper: clock, clock, holder: None },
-    }
+/// The bound from the clock and the oldest writer: everything before the writer's start less
+/// `lag_secs` (its `trx_started` is whole seconds, rounded down; its rows' cursors are at most
+/// `lag_secs` before it). The writer is named in the bound, and waited for, only when it holds
+/// the bound below where the clock alone would: a writer younger than the lag lowers it by
+/// less than a second (the rounding), and waiting for every short transaction of a busy server
+/// would stall each pass.
+pub fn hold(clock: DateTime, holder: Option<Holder>, lag_secs: u64) -> Bound {
+    let Some(h) = holder else { return Bound { upper: clock, clock, holder: None } };
+    let margin = i64::try_from(lag_secs).unwrap_or(i64::MAX / 2).saturating_mul(1_000_000);
+    let held = h.started.unix_micros().map(|us| DateTime::from_unix_micros(us.saturating_sub(margin) - 1));
+    let upper = match held {
+        Some(held) if held < clock => held,
+        _ => clock,
+    };
+    let holder = (h.started <= clock).then_some(h);
+    Bound { upper, clock, holder }
 }
 
 fn datetime(row: Option<Row>, what: &str) -> Result<DateTime, SourceError> {
@@ -162,12 +173,15 @@ mod tests {
     }
 
     #[test]
-    fn an_open_writer_holds_the_bound_just_below_its_start() {
+    fn an_open_writer_holds_the_bound_below_its_start() {
         let clock = dt("2026-05-01 12:00:10");
         let writer = Holder { session: 7, transaction: 1, started: dt("2026-05-01 12:00:03") };
-        let b = hold(clock, Some(writer));
+        let b = hold(clock, Some(writer), 0);
         assert_eq!(b.upper, dt("2026-05-01 12:00:02.999999"), "rows stamped at its start are not read");
         assert_eq!((b.clock, b.holder), (clock, Some(writer)));
+        // Its first statement may have stamped rows up to lag_secs before its start.
+        let b = hold(dt("2026-05-01 12:00:08"), Some(writer), 2);
+        assert_eq!(b.upper, dt("2026-05-01 12:00:00.999999"));
     }
 
     #[test]
@@ -179,10 +193,16 @@ mod tests {
     }
 
     #[test]
-    fn a_writer_younger_than_the_lag_changes_nothing() {
-        let clock = dt("2026-05-01 12:00:10");
-        let b = hold(clock, Some(Holder { session: 7, transaction: 1, started: dt("2026-05-01 12:00:11") }));
-        assert_eq!(b, Bound { upper: clock, clock, holder: None });
-        assert_eq!(hold(clock, None), Bound { upper: clock, clock, holder: None });
+    fn a_writer_younger_than_the_lag_holds_the_bound_but_is_not_waited_for() {
+        // lag_secs = 2, NOW(6) 12:00:12.5: the clock alone gives 12:00:10.5. A writer that
+        // started at 12:00:11 (its first statement may have stamped rows from 12:00:09 on).
+        let clock = dt("2026-05-01 12:00:10.5");
+        let young = Holder { session: 7, transaction: 1, started: dt("2026-05-01 12:00:11") };
+        let b = hold(clock, Some(young), 2);
+        assert_eq!(b, Bound { upper: dt("2026-05-01 12:00:08.999999"), clock, holder: None });
+        assert_eq!(hold(clock, None, 2), Bound { upper: clock, clock, holder: None });
+        // One that started after the clock was read holds nothing below it.
+        let later = Holder { started: dt("2026-05-01 12:00:14"), ..young };
+        assert_eq!(hold(clock, Some(later), 2), Bound { upper: clock, clock, holder: None });
     }
 }
