@@ -147,7 +147,10 @@ impl Group {
         }
         let mut dirs = BTreeSet::new();
         for f in &self.files {
-            std::fs::rename(&f.tmp, &f.path).map_err(|e| io(&f.path, e))?;
+            // Named by the file renamed: the one missing, when one is.
+            std::fs::rename(&f.tmp, &f.path).map_err(|e| {
+                io(&f.tmp, std::io::Error::new(e.kind(), format!("renaming it to {}: {e}", f.path.display())))
+            })?;
             dirs.insert(f.path.parent().unwrap_or(Path::new(".")).to_owned());
         }
         for dir in dirs {
