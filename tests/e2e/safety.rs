@@ -17,17 +17,36 @@ async fn until(daemon: &mut KillOnDrop, secs: u64, what: &str, mut done: impl As
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn rows_of_a_transaction_that_commits_late_all_arrive() {
-    let source = TestDb::new("late").await;
-    let sink = TestDb::new("late_sink").await;
+/// A daemon copying a 100-row `orders` into MySQL, its first copy in the sink.
+struct Copied {
+    source: TestDb,
+    sink: TestDb,
+    pipeline: Pipeline,
+    daemon: KillOnDrop,
+    /// Its metrics port.
+    port: u16,
+}
+
+/// Starts a [`Copied`] daemon with `lag_secs` that never waits for an open writer, so that
+/// every pass runs while the test holds one open.
+async fn copied_daemon(name: &str, lag_secs: u64) -> Copied {
+    let source = TestDb::new(name).await;
+    let sink = TestDb::new(&format!("{name}_sink")).await;
     orders(&source, 100, false).await;
-    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 50, &mysql_sink(&sink, 50));
-    // No waiting for the writer: every pass runs while it is open.
-    p.set_open_transaction_wait(0);
-    let (mut daemon, port) = p.spawn_daemon();
+    let pipeline = Pipeline::new(&source.url(), &[("orders", "update_time")], 50, &mysql_sink(&sink, 50));
+    pipeline.set_open_transaction_wait(0);
+    let config = std::fs::read_to_string(&pipeline.config).expect("config");
+    let config = config.replacen("lag_secs = 0", &format!("lag_secs = {lag_secs}"), 1);
+    std::fs::write(&pipeline.config, config).expect("config");
+    let (mut daemon, port) = pipeline.spawn_daemon();
     until(&mut daemon, 30, "the first copy", async || sink.try_rows("SELECT 1 FROM orders").await.is_ok()).await;
     until(&mut daemon, 30, "the first copy", async || sink.count("orders").await == 100).await;
+    Copied { source, sink, pipeline, daemon, port }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_of_a_transaction_that_commits_late_all_arrive() {
+    let Copied { source, sink, pipeline: p, mut daemon, port } = copied_daemon("late", 0).await;
 
     // A writer stamps rows, then others commit rows stamped after it while it stays open.
     let mut writer = source.conn().await;
@@ -70,17 +89,8 @@ async fn rows_of_a_transaction_that_commits_late_all_arrive() {
 /// `trx_started`. Rows committed meanwhile, stamped after them, must wait for it all the same.
 #[tokio::test(flavor = "multi_thread")]
 async fn rows_stamped_before_their_transaction_started_still_arrive() {
-    let source = TestDb::new("slow_start").await;
-    let sink = TestDb::new("slow_start_sink").await;
-    orders(&source, 100, false).await;
-    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 50, &mysql_sink(&sink, 50));
-    p.set_open_transaction_wait(0);
     // A statement is granted lag_secs between its start and its first row.
-    let config = std::fs::read_to_string(&p.config).expect("config");
-    std::fs::write(&p.config, config.replacen("lag_secs = 0", "lag_secs = 2", 1)).expect("config");
-    let (mut daemon, _port) = p.spawn_daemon();
-    until(&mut daemon, 30, "the first copy", async || sink.try_rows("SELECT 1 FROM orders").await.is_ok()).await;
-    until(&mut daemon, 30, "the first copy", async || sink.count("orders").await == 100).await;
+    let Copied { source, sink, mut daemon, .. } = copied_daemon("slow_start", 2).await;
 
     // The writer's rows are stamped at T; its first row, and its transaction, come at T + 1.5 s.
     let mut writer = source.conn().await;
