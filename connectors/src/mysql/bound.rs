@@ -139,10 +139,10 @@ fn is_denied(code: u16) -> bool {
 
 /// The bound from the clock and the oldest writer: everything before the writer's start less
 /// `lag_secs` (its `trx_started` is whole seconds, rounded down; its rows' cursors are at most
-/// `lag_secs` before it). The writer is named in the bound, and waited for, only when it holds
-/// the bound below where the clock alone would: a writer younger than the lag lowers it by
-/// less than a second (the rounding), and waiting for every short transaction of a busy server
-/// would stall each pass.
+/// `lag_secs` before it). A writer younger than the lag lowers the bound by its age, rounded
+/// up to the second: for the short transactions of a busy server, under a second. It is named
+/// in the bound, and waited for, only once it is older than the lag: waiting for every short
+/// transaction would stall each pass.
 pub fn hold(clock: DateTime, holder: Option<Holder>, lag_secs: u64) -> Bound {
     let Some(h) = holder else { return Bound { upper: clock, clock, holder: None } };
     let margin = i64::try_from(lag_secs).unwrap_or(i64::MAX / 2).saturating_mul(1_000_000);
