@@ -27,11 +27,11 @@ struct Copied {
     port: u16,
 }
 
-/// Starts a [`Copied`] daemon with `lag_secs` that never waits for an open writer, so that
-/// every pass runs while the test holds one open.
-async fn copied_daemon(name: &str, lag_secs: u64) -> Copied {
-    let source = TestDb::new(name).await;
-    let sink = TestDb::new(&format!("{name}_sink")).await;
+/// Starts a [`Copied`] daemon on `server` with `lag_secs` that never waits for an open writer,
+/// so that every pass runs while the test holds one open.
+async fn copied_daemon(server: &str, name: &str, lag_secs: u64) -> Copied {
+    let source = TestDb::on(server, name).await;
+    let sink = TestDb::on(server, &format!("{name}_sink")).await;
     orders(&source, 100, false).await;
     let pipeline = Pipeline::new(&source.url(), &[("orders", "update_time")], 50, &mysql_sink(&sink, 50));
     pipeline.set_open_transaction_wait(0);
@@ -46,7 +46,7 @@ async fn copied_daemon(name: &str, lag_secs: u64) -> Copied {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rows_of_a_transaction_that_commits_late_all_arrive() {
-    let Copied { source, sink, pipeline: p, mut daemon, port } = copied_daemon("late", 0).await;
+    let Copied { source, sink, pipeline: p, mut daemon, port } = copied_daemon(&harness::server_url(), "late", 0).await;
 
     // A writer stamps rows, then others commit rows stamped after it while it stays open.
     let mut writer = source.conn().await;
@@ -89,8 +89,12 @@ async fn rows_of_a_transaction_that_commits_late_all_arrive() {
 /// `trx_started`. Rows committed meanwhile, stamped after them, must wait for it all the same.
 #[tokio::test(flavor = "multi_thread")]
 async fn rows_stamped_before_their_transaction_started_still_arrive() {
-    // A statement is granted lag_secs between its start and its first row.
-    let Copied { source, sink, mut daemon, .. } = copied_daemon("slow_start", 2).await;
+    // A server of its own: the writer it holds open for seconds would hold every other test's
+    // bound on a shared one (open transactions are the server's, not a database's).
+    let server = harness::OwnServer::start();
+    // A statement is granted lag_secs between its start and its first row: 4 s for the 1.5 s
+    // this one takes, so that a loaded machine's delays do not go beyond it.
+    let Copied { source, sink, mut daemon, .. } = copied_daemon(&server.url(), "slow_start", 4).await;
 
     // The writer's rows are stamped at T; its first row, and its transaction, come at T + 1.5 s.
     let mut writer = source.conn().await;
@@ -110,8 +114,8 @@ async fn rows_stamped_before_their_transaction_started_still_arrive() {
     // checkpoint beyond the writer's rows.
     source.exec("INSERT INTO orders SELECT 4000 + seq, NOW(6), 'between', 1 FROM seq_1_to_5").await;
     let mut writer = insert.await.expect("the writer's task");
-    // Passes run every second while the writer stays open.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Passes run every second while the writer stays open, past the lag from T + 0.2 s.
+    tokio::time::sleep(Duration::from_secs(7)).await;
     writer.query_drop("COMMIT").await.expect("commit");
     let expected = source.canonical("orders").await;
     until(&mut daemon, 30, "the writer's rows", async || sink.canonical("orders").await == expected).await;
