@@ -186,8 +186,11 @@ fn query(port: u16, promql: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_prometheus_scrapes_a_daemon_and_sees_rows_move_and_lag_fall() {
-    let source = TestDb::new("prom").await;
-    let sink = TestDb::new("prom_sink").await;
+    // A server of its own: the checkpoint row it locks would hold every other test's bound on a
+    // shared one (open transactions are the server's, not a database's).
+    let server = harness::OwnServer::start();
+    let source = TestDb::on(&server.url(), "prom").await;
+    let sink = TestDb::on(&server.url(), "prom_sink").await;
     orders(&source, 300, false).await;
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 50, &mysql_sink(&sink, 50));
     let (metrics_port, prom_port) = (harness::free_port(), harness::free_port());

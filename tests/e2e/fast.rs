@@ -139,8 +139,11 @@ async fn running_load(db: &TestDb) -> String {
 
 #[tokio::test]
 async fn a_bulk_load_whose_connection_is_killed_midway_is_written_again_by_upserts() {
-    let source = TestDb::new("bulk_cut").await;
-    let sink = TestDb::new("bulk_cut_sink").await;
+    // A server of its own: the row it holds would hold every other test's bound on a shared one
+    // (open transactions are the server's, not a database's).
+    let server = OwnServer::start();
+    let source = TestDb::on(&server.url(), "bulk_cut").await;
+    let sink = TestDb::on(&server.url(), "bulk_cut_sink").await;
     orders(&source, 500, false).await;
     // A transaction of the test's own holds row 250 in the target: the load waits on it, its
     // statement still running, until the test kills its connection.

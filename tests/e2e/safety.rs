@@ -46,7 +46,9 @@ async fn copied_daemon(server: &str, name: &str, lag_secs: u64) -> Copied {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rows_of_a_transaction_that_commits_late_all_arrive() {
-    let Copied { source, sink, pipeline: p, mut daemon, port } = copied_daemon(&harness::server_url(), "late", 0).await;
+    // A server of its own, as every test that holds a writer open (see the next test).
+    let server = harness::OwnServer::start();
+    let Copied { source, sink, pipeline: p, mut daemon, port } = copied_daemon(&server.url(), "late", 0).await;
 
     // A writer stamps rows, then others commit rows stamped after it while it stays open.
     let mut writer = source.conn().await;
@@ -73,15 +75,20 @@ async fn rows_of_a_transaction_that_commits_late_all_arrive() {
     let late = harness::sample(&body, "highwater_late_rows_total", &[&table]).expect("late rows");
     assert!(late >= 15.0, "the writer's 15 rows were counted as late: {late}");
 
-    // A login without PROCESS cannot see open transactions: `check` says what that means.
-    let user = TestUser::new(&source, &[&source]).await;
-    let limited = Pipeline::new(&user.url(&source), &[("orders", "update_time")], 50, &p.parquet_sink());
-    let (_, out) = limited.subcommand(&["check"]);
-    assert!(out.contains("open transactions are not visible") && out.contains("PROCESS"), "{out}");
-    user.drop_user(&source).await;
     drop(writer);
     source.drop_db().await;
     sink.drop_db().await;
+
+    // A login without PROCESS cannot see open transactions: `check` says what that means
+    // (on the shared server, where the tests' logins are made).
+    let shared = TestDb::new("late_check").await;
+    orders(&shared, 10, false).await;
+    let user = TestUser::new(&shared, &[&shared]).await;
+    let limited = Pipeline::new(&user.url(&shared), &[("orders", "update_time")], 50, &p.parquet_sink());
+    let (_, out) = limited.subcommand(&["check"]);
+    assert!(out.contains("open transactions are not visible") && out.contains("PROCESS"), "{out}");
+    user.drop_user(&shared).await;
+    shared.drop_db().await;
 }
 
 /// A statement stamps its rows when it begins, but InnoDB starts its transaction at its first
@@ -90,7 +97,8 @@ async fn rows_of_a_transaction_that_commits_late_all_arrive() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rows_stamped_before_their_transaction_started_still_arrive() {
     // A server of its own: the writer it holds open for seconds would hold every other test's
-    // bound on a shared one (open transactions are the server's, not a database's).
+    // bound on a shared one (open transactions are the server's, not a database's), and
+    // theirs would hold its own.
     let server = harness::OwnServer::start();
     // A statement is granted lag_secs between its start and its first row: 4 s for the 1.5 s
     // this one takes, so that a loaded machine's delays do not go beyond it.
