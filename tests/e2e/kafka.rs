@@ -235,9 +235,19 @@ fn extract_and_load_once(p: &Pipeline) {
     }
 }
 
+/// A MariaDB of the test's own, for a test that checks a `--once` run copied every row.
+/// Open transactions are the server's, not a database's: on the shared server another test's
+/// open transaction (a sink's bulk load) holds the bound of every source below its start, and
+/// a `--once` run then rightly leaves the rows above it to the next run. Seen in CI: 1,023 of
+/// 40,000 rows, and 200 of 250.
+fn own_server() -> harness::OwnServer {
+    harness::OwnServer::start()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_daemon_loader_makes_what_it_holds_durable_once_the_bus_goes_quiet() {
-    let source = TestDb::new("quiet_src").await;
+    let server = own_server();
+    let source = TestDb::on(&server.url(), "quiet_src").await;
     orders(&source, 40_000, false).await;
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 200, "");
     p.set_sink(&p.parquet_sink());
@@ -345,8 +355,11 @@ async fn a_dead_broker_is_a_clear_error_and_nothing_is_checkpointed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_topic_stops_the_extractor_instead_of_losing_rows() {
-    let source = TestDb::new("deltopic_src").await;
-    let sink = TestDb::new("deltopic_sink").await;
+    // A server of its own: on the shared one, other tests' open transactions (their sinks' loads)
+    // may hold the re-publish's bound below the rows written for it (see `own_server`).
+    let server = own_server();
+    let source = TestDb::on(&server.url(), "deltopic_src").await;
+    let sink = TestDb::on(&server.url(), "deltopic_sink").await;
     orders(&source, 200, false).await;
     let topics = prefix("deltopic");
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 50, &mysql_sink(&sink, 50));
