@@ -235,18 +235,13 @@ fn extract_and_load_once(p: &Pipeline) {
     }
 }
 
-/// A MariaDB of the test's own, for a test that checks a `--once` run copied every row.
-/// Open transactions are the server's, not a database's: on the shared server another test's
-/// open transaction (a sink's bulk load) holds the bound of every source below its start, and
-/// a `--once` run then rightly leaves the rows above it to the next run. Seen in CI: 1,023 of
-/// 40,000 rows, and 200 of 250.
-fn own_server() -> harness::OwnServer {
-    harness::OwnServer::start()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_daemon_loader_makes_what_it_holds_durable_once_the_bus_goes_quiet() {
-    let server = own_server();
+    // A server of its own: open transactions are the server's, not a database's. On the shared
+    // server another test's (a sink's bulk load, a lock it holds) holds every source's bound
+    // below its start, and a `--once` run then rightly leaves the rows above it to the next
+    // run (seen in CI: 1,023 of 40,000 rows here, 200 of 250 in the deleted-topic test).
+    let server = harness::OwnServer::start();
     let source = TestDb::on(&server.url(), "quiet_src").await;
     orders(&source, 40_000, false).await;
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 200, "");
@@ -355,9 +350,9 @@ async fn a_dead_broker_is_a_clear_error_and_nothing_is_checkpointed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_topic_stops_the_extractor_instead_of_losing_rows() {
-    // A server of its own: on the shared one, other tests' open transactions (their sinks' loads)
-    // may hold the re-publish's bound below the rows written for it (see `own_server`).
-    let server = own_server();
+    // A server of its own: on the shared one, other tests' open transactions may hold the
+    // re-publish's bound below the rows written for it (see the quiet-bus test).
+    let server = harness::OwnServer::start();
     let source = TestDb::on(&server.url(), "deltopic_src").await;
     let sink = TestDb::on(&server.url(), "deltopic_sink").await;
     orders(&source, 200, false).await;

@@ -115,9 +115,12 @@ impl ParquetSink {
     fn make_durable(&mut self) -> Result<(), SinkError> {
         self.refuse_if_broken()?;
         self.group.make_durable().inspect_err(|e| {
-            if let SinkError::Io { path, source } = e {
-                self.broken = Some((path.clone(), source.to_string()));
-            }
+            // Whatever the failure, the group is gone: a flush that then found nothing to do
+            // would let the runner checkpoint batches no file holds.
+            self.broken = Some(match e {
+                SinkError::Io { path, source } => (path.clone(), source.to_string()),
+                other => (self.root.clone(), other.to_string()),
+            });
             self.group.abandon();
         })
     }
