@@ -209,7 +209,29 @@ pub enum Position {
     /// cursor is NULL or at most `bound`, the bound taken when the copy began: the key of the
     /// last row read. After the copy, reading goes on in cursor order from the rows whose
     /// cursor is above `bound`: every row at or below it existed when the copy began.
-    Copy { bound: DateTime, key: Key },
+    /// `ranges`: the key ranges of a copy read in parallel (see [`KeyRanges`]).
+    Copy {
+        bound: DateTime,
+        key: Key,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ranges: Option<Box<KeyRanges>>,
+    },
+}
+
+/// The key ranges a first copy reads in parallel: how many key values each covers, and the
+/// highest key when they were planned. Positions inside the copy carry them, so a copy resumed
+/// from one reads the very same ranges, the same batches with the same positions, whatever the
+/// table's row estimate or highest key say by then. An extractor that publishes to Kafka and
+/// restarts behind what it published (killed between the broker's acknowledgement and its own
+/// checkpoint) then sends those batches again under the names the Parquet loader already
+/// wrote: the files are rewritten, not added to. Planned afresh, the ranges would differ and
+/// the rows between would land in two files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyRanges {
+    /// Key values per range (at least 1).
+    pub step: u64,
+    /// The highest key when the ranges were planned: the end of the last one.
+    pub max: KeyValue,
 }
 
 impl Position {
@@ -224,7 +246,7 @@ impl Position {
             (NullCursor { .. }, At { .. }) | (Copy { .. }, At { .. }) => Some(Ordering::Less),
             (At { .. }, NullCursor { .. }) | (At { .. }, Copy { .. }) => Some(Ordering::Greater),
             (NullCursor { key: a }, NullCursor { key: b }) | (Key { key: a }, Key { key: b }) => cmp_keys(a, b),
-            (Copy { bound: ba, key: a }, Copy { bound: bb, key: b }) if ba == bb => cmp_keys(a, b),
+            (Copy { bound: ba, key: a, .. }, Copy { bound: bb, key: b, .. }) if ba == bb => cmp_keys(a, b),
             // A table is read either by cursor or by key, never both; a first copy either reads
             // the NULL cursors first (before the key-order copy existed) or copies them.
             (Key { .. }, _) | (_, Key { .. }) | (Copy { .. }, _) | (_, Copy { .. }) => None,
@@ -266,7 +288,7 @@ impl fmt::Display for Position {
             Position::NullCursor { key } => write!(f, "(NULL, {})", DisplayKey(key)),
             Position::At { cursor, key } => write!(f, "({cursor}, {})", DisplayKey(key)),
             Position::Key { key } => write!(f, "(key {})", DisplayKey(key)),
-            Position::Copy { bound, key } => write!(f, "(first copy up to {bound}, key {})", DisplayKey(key)),
+            Position::Copy { bound, key, .. } => write!(f, "(first copy up to {bound}, key {})", DisplayKey(key)),
         }
     }
 }
@@ -389,19 +411,29 @@ mod tests {
     #[test]
     fn a_first_copy_orders_by_key_and_comes_before_cursor_order() {
         let bound = dt("2026-01-01 00:00:00");
-        let copy = |k: u64| Position::Copy { bound, key: vec![KeyValue::UInt(k)] };
+        let copy = |k: u64| Position::Copy { bound, key: vec![KeyValue::UInt(k)], ranges: None };
         assert!(Position::Start.is_behind(&copy(1)));
         assert!(copy(1).is_behind(&copy(2)) && !copy(2).is_behind(&copy(1)));
         // Cursor order follows the copy, whatever the keys.
         let at = Position::At { cursor: dt("2000-01-01 00:00:00"), key: vec![KeyValue::UInt(1)] };
         assert!(copy(1_000).is_behind(&at) && !at.is_behind(&copy(1_000)));
         // Copies up to other bounds, and the NULL-cursor phase, cannot be ordered here.
-        let other = Position::Copy { bound: dt("2026-01-02 00:00:00"), key: vec![KeyValue::UInt(1)] };
+        let other = Position::Copy { bound: dt("2026-01-02 00:00:00"), key: vec![KeyValue::UInt(1)], ranges: None };
         assert_eq!(copy(2).known_cmp(&other), None);
         assert_eq!(copy(2).known_cmp(&Position::NullCursor { key: vec![KeyValue::UInt(1)] }), None);
         assert_eq!(copy(7).file_token(), "copy_7");
         let json = serde_json::to_string(&copy(7)).expect("serializes");
         assert_eq!(serde_json::from_str::<Position>(&json).expect("parses"), copy(7));
+        // A copy in key ranges keeps them, and compares as any other copy; positions written
+        // before ranges were kept read as copies without them.
+        let ranges = Some(Box::new(KeyRanges { step: u64::MAX, max: KeyValue::Int(i64::MIN) }));
+        let ranged = Position::Copy { bound, key: vec![KeyValue::UInt(7)], ranges };
+        let json = serde_json::to_string(&ranged).expect("serializes");
+        assert_eq!(serde_json::from_str::<Position>(&json).expect("parses"), ranged);
+        assert_eq!(ranged.file_token(), "copy_7");
+        assert_eq!(ranged.known_cmp(&copy(8)), Some(Ordering::Less));
+        let old = serde_json::to_string(&copy(7)).expect("serializes");
+        assert!(!old.contains("ranges"), "{old}");
     }
 
     #[test]

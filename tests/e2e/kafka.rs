@@ -214,6 +214,45 @@ async fn an_extractor_killed_mid_copy_resumes_and_nothing_is_lost() {
     sink.drop_db().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_extractor_restarted_behind_what_it_published_rewrites_the_same_parquet_files() {
+    // A server of its own: the run must copy every row (see the quiet-bus test).
+    let server = harness::OwnServer::start();
+    let source = TestDb::on(&server.url(), "behind_src").await;
+    orders(&source, 20_000, false).await;
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 200, "");
+    p.set_sink(&p.parquet_sink());
+    with_bus(&p, &bus(&prefix("behind"), "loader", "arrow"));
+
+    // An extractor publishes the whole copy; its checkpoint as it stood early in the copy is
+    // kept. Put back, it is an extractor killed after the broker acknowledged those batches
+    // but before it checkpointed them: they are published again, in ranges of 180 keys.
+    let checkpoints = p.dir.path().join("state/test.extract.checkpoints.json");
+    let mut extractor = role(&p, "extract");
+    extractor.arg("--once").stdout(Stdio::null()).stderr(Stdio::null());
+    let mut extractor = KillOnDrop(extractor.spawn().expect("starts"));
+    let early = loop {
+        if let Ok(text) = std::fs::read_to_string(&checkpoints) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert!(extractor.0.wait().expect("ends").success());
+    let state: serde_json::Value = serde_json::from_str(&early).expect("JSON");
+    assert_eq!(state["tables"][0]["position"]["phase"], "copy", "kept from the middle of the copy: {early}");
+    std::fs::write(&checkpoints, &early).expect("the earlier checkpoint put back");
+
+    // Planned afresh, the ranges would now be other ones: one row far above the others (its
+    // cursor above the copy's bound) makes the key span 50 million times wider.
+    source.exec("INSERT INTO orders VALUES (1000000000000, NOW(6), 'far', 1)").await;
+    source.exec("ANALYZE TABLE orders").await;
+    extract_and_load_once(&p);
+    let files = read_parquet(&p.out().join("orders"), &["id"], "update_time");
+    assert_same_rows("after the second copy", &source.canonical("orders").await, &files.rows, &[]);
+    assert_eq!((files.file_rows, files.versions), (20_001, 20_001), "each row in one file");
+    source.drop_db().await;
+}
+
 /// Runs `p`'s extractor as a daemon and kills it (`kill -9`) once it has checkpointed some
 /// batches; returns its checkpoints then.
 async fn extract_until_killed(p: &Pipeline) -> String {

@@ -7,7 +7,7 @@ use arrow_array::{Array, RecordBatch};
 use highwater_mysql::Pool;
 use highwater_pipeline::batch::{BatchStats, ChangeBatch, Op};
 use highwater_pipeline::config::{MysqlSourceConfig, TableConfig, ZeroDates};
-use highwater_pipeline::cursor::{DateTime, Key, KeyValue, Position};
+use highwater_pipeline::cursor::{DateTime, Key, KeyRanges, KeyValue, Position};
 use highwater_pipeline::ident::quote;
 use highwater_pipeline::metrics::Metrics;
 use highwater_pipeline::schema::{Evolution, TableId, TableSchema};
@@ -373,7 +373,7 @@ impl MysqlSource {
             // A first copy reads by key; one begun earlier goes on up to its own bound.
             let copy = match after {
                 Position::Start if key_order => Some((upper, None)),
-                Position::Copy { bound, key } => Some((*bound, Some(key))),
+                Position::Copy { bound, key, .. } => Some((*bound, Some(key))),
                 _ => None,
             };
             let mut result = None;
@@ -452,26 +452,33 @@ impl MysqlSource {
         let mut plan = match self.copy_plan.take() {
             Some(plan) if plan.table == table && &plan.expects == after => plan,
             _ => {
-                // A new copy, or one resumed (after a restart or a retry): plan from `after`.
-                let (bound, lo) = match after {
-                    Position::Copy { bound, key } => (*bound, key.first().and_then(key_int)),
-                    _ => (upper, None),
+                // A new copy, or one resumed (after a restart or a retry): plan from `after`,
+                // in the ranges it was read in when it has them.
+                let (bound, lo, planned) = match after {
+                    Position::Copy { bound, key, ranges } => (*bound, key.first().and_then(key_int), ranges.as_ref()),
+                    _ => (upper, None, None),
                 };
-                let mut conn = self.pool.get().await?;
-                let span = key_span(&mut conn, t).await;
-                let Some((min, max)) = span.map_err(|e| query_error(format!("the keys of {}", t.schema.id), e))? else {
-                    return Ok(None);
+                let ranges = match (lo, planned.and_then(|r| Some((key_int(&r.max)?, r.step)))) {
+                    (Some(lo), Some((max, step))) => Ranges::resume(lo, max, step),
+                    _ => {
+                        let mut conn = self.pool.get().await?;
+                        let span = key_span(&mut conn, t).await;
+                        let what = || format!("the keys of {}", t.schema.id);
+                        let Some((min, max)) = span.map_err(|e| query_error(what(), e))? else { return Ok(None) };
+                        let lo = match lo {
+                            Some(lo) => lo,
+                            // Below the lowest key, unless that is the lowest an i64 holds.
+                            None if min > i128::from(i64::MIN) => min - 1,
+                            None => return Ok(None),
+                        };
+                        Ranges::new(lo, min, max, t.estimated_rows.unwrap_or(0), t.queries.limit)
+                    }
                 };
-                let lo = match lo {
-                    Some(lo) => lo,
-                    // Below the lowest key, unless that is the lowest an i64 holds.
-                    None if min > i128::from(i64::MIN) => min - 1,
-                    None => return Ok(None),
-                };
-                let ranges = Ranges::new(lo, min, max, t.estimated_rows.unwrap_or(0), t.queries.limit);
                 CopyPlan { table, bound, expects: after.clone(), ranges, reads: InFlight::default() }
             }
         };
+        let (step, max) = plan.ranges.plan();
+        let key_ranges = Some(Box::new(KeyRanges { step, max: int_key(max, unsigned) }));
         plan.fill(&self.pool, t, self.zero_dates, max_rows, unsigned);
         let Some((_, hi, task)) = plan.reads.pop_front() else { return Ok(None) };
         let read = task.await.map_err(|e| SourceError::Query {
@@ -479,12 +486,16 @@ impl MysqlSource {
             retryable: true,
             source: Box::new(e),
         })??;
-        let copied_up_to = |k: i128| Position::Copy { bound: plan.bound, key: vec![int_key(k, unsigned)] };
+        let copied_up_to =
+            |k: i128| Position::Copy { bound: plan.bound, key: vec![int_key(k, unsigned)], ranges: key_ranges.clone() };
         let mut page = match read {
-            Some(page) if page.fetched >= t.queries.limit => {
+            Some(mut page) if page.fetched >= t.queries.limit => {
                 // The range filled its page: the rest of it comes next, before any other.
-                let last = match &page.upto {
-                    Position::Copy { key, .. } => key.first().and_then(key_int),
+                let last = match &mut page.upto {
+                    Position::Copy { key, ranges, .. } => {
+                        *ranges = key_ranges.clone();
+                        key.first().and_then(key_int)
+                    }
                     _ => None,
                 };
                 if let Some(last) = last {
@@ -753,7 +764,7 @@ async fn read(
     let upto = match phase {
         Phase::NullCursor => Position::NullCursor { key },
         Phase::Key => Position::Key { key },
-        Phase::Copy(bound) => Position::Copy { bound, key },
+        Phase::Copy(bound) => Position::Copy { bound, key, ranges: None },
         Phase::Cursor(_) => {
             let c = t.schema.cursor;
             let value = last.as_ref(c).unwrap_or(&Value::NULL);

@@ -5,7 +5,9 @@
 //! 90% of a batch, so that a range rarely fills its `LIMIT`; when one does, the rest of it,
 //! `(last key read, hi]`, is read next, before any later range. Pages are handed on strictly in
 //! key order, so the position after each is exact: `Copy { bound, key: hi }` ("every row up to
-//! `hi` is copied"), and a restart resumes from it.
+//! `hi` is copied"), and a restart resumes from it, in the same ranges: the position carries
+//! their width and end ([`KeyRanges`](highwater_pipeline::cursor::KeyRanges)), so the batches
+//! read again after a restart are the ones read before, under the same names.
 //!
 //! Rows inserted after the ranges were planned, above the highest key, have cursors above the
 //! copy's bound: cursor order reads them after the copy.
@@ -35,6 +37,17 @@ impl Ranges {
         let rows = i128::from(estimated_rows.max(1));
         let step = (span * limit as i128 * 9 / 10 / rows).max(1);
         Ranges { next_lo: lo, max, step }
+    }
+
+    /// The ranges after `lo` of a copy planned earlier, `step` keys each up to `max` (what
+    /// [`Ranges::plan`] said then): the same ranges as that plan's from there on.
+    pub fn resume(lo: i128, max: i128, step: u64) -> Ranges {
+        Ranges { next_lo: lo, max, step: i128::from(step.max(1)) }
+    }
+
+    /// The width of the ranges and where they end, to [`Ranges::resume`] them from.
+    pub fn plan(&self) -> (u64, i128) {
+        (u64::try_from(self.step).unwrap_or(u64::MAX), self.max)
     }
 
     /// The next range, `None` once `max` is reached.
@@ -121,5 +134,27 @@ mod tests {
         // Keys wider than i64 (BIGINT UNSIGNED) and an estimate of 0 rows.
         let mut wide = Ranges::new(i128::from(u64::MAX) - 10, 0, i128::from(u64::MAX), 0, 10);
         assert_eq!(wide.next_range(), Some((i128::from(u64::MAX) - 10, i128::from(u64::MAX))));
+    }
+
+    #[test]
+    fn a_resumed_plan_reads_the_ranges_the_first_would_have() {
+        let mut first = Ranges::new(0, 1, 1_000_000, 1_000_000, 10_000);
+        first.next_range();
+        // Stopped before its second range, (9000, 18000], was read.
+        let second = first.next_range().expect("a second range");
+        let lo = second.0;
+        let (step, max) = first.plan();
+        // Planned afresh from there, with another estimate and a higher key since, the ranges
+        // differ: (9000, 12600] instead of (9000, 18000].
+        let mut afresh = Ranges::new(lo, 1, 2_000_000, 5_000_000, 10_000);
+        assert_eq!(afresh.next_range(), Some((9_000, 12_600)));
+        let rest = |r: &mut Ranges| std::iter::from_fn(|| r.next_range()).collect::<Vec<_>>();
+        let resumed = rest(&mut Ranges::resume(lo, max, step));
+        assert_eq!(resumed[0], (9_000, 18_000));
+        assert_eq!(resumed[1..], rest(&mut first));
+        // A step wider than u64 is kept as the widest there is: one range to the end.
+        let wide = Ranges::new(i128::from(i64::MIN), i128::from(i64::MIN), i128::from(i64::MAX), 1, 10);
+        let (step, max) = wide.plan();
+        assert_eq!(Ranges::resume(0, max, step).next_range(), Some((0, i128::from(i64::MAX))));
     }
 }
