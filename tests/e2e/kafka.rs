@@ -206,7 +206,10 @@ async fn an_extractor_killed_mid_copy_resumes_and_nothing_is_lost() {
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 200, &mysql_sink(&sink, 100));
     with_bus(&p, &bus(&prefix("xkill"), "loader", "arrow"));
     let text = extract_until_killed(&p).await;
-    assert!(!text.contains("40000"), "killed before the end: {text}");
+    let state: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let position = &state["tables"][0]["position"];
+    assert_eq!(position["phase"], "copy", "killed before the end: {text}");
+    assert!(position["key"][0]["u_int"].as_u64().is_some_and(|k| k < 40_000), "killed before the end: {text}");
 
     extract_and_load_once(&p);
     assert_same_rows("after the restart", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);

@@ -21,7 +21,8 @@ use tokio::task::JoinHandle;
 /// from the server while the others are decoded.
 pub const PARALLEL: usize = 3;
 
-/// The key ranges still to read, `(lo, hi]`, up to the highest key when they were planned.
+/// The key ranges still to read, `(lo, hi]`, up to the highest key when they were planned,
+/// each ending on `max - k * step`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ranges {
     next_lo: i128,
@@ -40,7 +41,7 @@ impl Ranges {
     }
 
     /// The ranges after `lo` of a copy planned earlier, `step` keys each up to `max` (what
-    /// [`Ranges::plan`] said then): the same ranges as that plan's from there on.
+    /// [`Ranges::plan`] said then): the same range ends as that plan's from there on.
     pub fn resume(lo: i128, max: i128, step: u64) -> Ranges {
         Ranges { next_lo: lo, max, step: i128::from(step.max(1)) }
     }
@@ -55,7 +56,10 @@ impl Ranges {
         if self.next_lo >= self.max {
             return None;
         }
-        let hi = self.next_lo.saturating_add(self.step).min(self.max);
+        // Ranges end on a grid counted back from `max`: `max`, `max - step`, ... The first
+        // range may be shorter, and a copy resumed from any key, at a range's end or inside
+        // one (after a page that filled its `LIMIT`), goes on to the same ends.
+        let hi = self.max - (self.max - self.next_lo - 1) / self.step * self.step;
         let range = (self.next_lo, hi);
         self.next_lo = hi;
         Some(range)
@@ -110,13 +114,16 @@ mod tests {
 
     #[test]
     fn ranges_cover_every_key_once_in_order() {
-        // 1,000,000 keys from 1, 10,000 rows a page: ranges of 9,000 keys.
+        // 1,000,000 keys from 1, 10,000 rows a page: ranges of 9,000 keys, ending on
+        // 1,000,000 - k * 9,000, the first one shorter.
         let mut r = Ranges::new(0, 1, 1_000_000, 1_000_000, 10_000);
-        let mut covered = 0;
-        let mut last_hi = 0;
+        assert_eq!(r.next_range(), Some((0, 1_000)));
+        assert_eq!(r.next_range(), Some((1_000, 10_000)));
+        let mut covered = 10_000;
+        let mut last_hi = 10_000;
         while let Some((lo, hi)) = r.next_range() {
             assert_eq!(lo, last_hi, "contiguous");
-            assert!(hi > lo && hi - lo <= 9_000);
+            assert_eq!(hi - lo, 9_000);
             covered += hi - lo;
             last_hi = hi;
         }
@@ -130,28 +137,37 @@ mod tests {
         assert_eq!(r.next_range(), Some((0, 1_000_000_000_000)));
         assert_eq!(r.next_range(), None);
         let mut resumed = Ranges::new(500, 1, 1_000, 1_000, 100);
-        assert_eq!(resumed.next_range(), Some((500, 590)));
+        assert_eq!(resumed.next_range(), Some((500, 550)));
+        assert_eq!(resumed.next_range(), Some((550, 640)));
         // Keys wider than i64 (BIGINT UNSIGNED) and an estimate of 0 rows.
         let mut wide = Ranges::new(i128::from(u64::MAX) - 10, 0, i128::from(u64::MAX), 0, 10);
         assert_eq!(wide.next_range(), Some((i128::from(u64::MAX) - 10, i128::from(u64::MAX))));
+        let mut signed = Ranges::new(i128::from(i64::MIN), i128::from(i64::MIN) + 1, i128::from(i64::MAX), 1, 10);
+        assert_eq!(signed.next_range(), Some((i128::from(i64::MIN), i128::from(i64::MAX))));
     }
 
     #[test]
-    fn a_resumed_plan_reads_the_ranges_the_first_would_have() {
+    fn a_resumed_plan_goes_on_to_the_range_ends_the_first_would_have() {
+        let rest = |r: &mut Ranges| std::iter::from_fn(|| r.next_range()).collect::<Vec<_>>();
         let mut first = Ranges::new(0, 1, 1_000_000, 1_000_000, 10_000);
         first.next_range();
-        // Stopped before its second range, (9000, 18000], was read.
+        // Stopped before its second range, (1000, 10000], was read.
         let second = first.next_range().expect("a second range");
-        let lo = second.0;
         let (step, max) = first.plan();
+        let ahead = rest(&mut first.clone());
         // Planned afresh from there, with another estimate and a higher key since, the ranges
-        // differ: (9000, 12600] instead of (9000, 18000].
-        let mut afresh = Ranges::new(lo, 1, 2_000_000, 5_000_000, 10_000);
-        assert_eq!(afresh.next_range(), Some((9_000, 12_600)));
-        let rest = |r: &mut Ranges| std::iter::from_fn(|| r.next_range()).collect::<Vec<_>>();
-        let resumed = rest(&mut Ranges::resume(lo, max, step));
-        assert_eq!(resumed[0], (9_000, 18_000));
-        assert_eq!(resumed[1..], rest(&mut first));
+        // differ.
+        let mut afresh = Ranges::new(second.0, 1, 2_000_000, 5_000_000, 10_000);
+        assert_eq!(afresh.next_range(), Some((1_000, 2_000)));
+        // Resumed, they are the same.
+        let resumed = rest(&mut Ranges::resume(second.0, max, step));
+        assert_eq!(resumed[0], second);
+        assert_eq!(resumed[1..], ahead);
+        // Stopped inside that range, after a page that filled its LIMIT at key 4321: the rest
+        // of the range, then the same ranges.
+        let inside = rest(&mut Ranges::resume(4_321, max, step));
+        assert_eq!(inside[0], (4_321, 10_000));
+        assert_eq!(inside[1..], ahead);
         // A step wider than u64 is kept as the widest there is: one range to the end.
         let wide = Ranges::new(i128::from(i64::MIN), i128::from(i64::MIN), i128::from(i64::MAX), 1, 10);
         let (step, max) = wide.plan();
