@@ -381,6 +381,14 @@ mod tests {
     use arrow_array::{Array, Decimal256Array, DurationMicrosecondArray, TimestampMicrosecondArray};
 
     #[test]
+    fn text_must_be_utf8() {
+        let mut b = ColumnBuilder::new(Kind::Text, 2);
+        assert_eq!(b.push(Some(&Value::Bytes("ünïcödé ✓ 😀".into()))), Ok(Pushed::Value));
+        let err = b.push(Some(&Value::Bytes(b"caf\xe9".to_vec()))).expect_err("latin1 is not UTF-8");
+        assert!(err.contains("not UTF-8"), "{err}");
+    }
+
+    #[test]
     fn decimals_are_exact() {
         assert_eq!(parse_decimal("-2.111", 3), Ok(-2111));
         assert_eq!(parse_decimal("12345.67", 2), Ok(1_234_567));
