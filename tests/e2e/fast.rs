@@ -1,7 +1,7 @@
 //! The fast paths of a first copy (issue 6), tested for what they must keep: every row once,
 //! the version guard, and a way back when the server refuses them.
 
-use crate::harness::{KillOnDrop, OwnServer, Pipeline, TestDb, assert_same_rows, mysql_sink, read_parquet};
+use crate::harness::{self, KillOnDrop, OwnServer, Pipeline, TestDb, assert_same_rows, mysql_sink, read_parquet};
 use crate::orders;
 use mysql_async::prelude::Queryable;
 
@@ -258,5 +258,33 @@ async fn a_first_copy_into_parquet_looks_past_an_ordered_start_before_it_reads_i
         )
         .await;
     copies_in_cursor_order(&source).await;
+    source.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_parquet_copy_commits_its_checkpoint_once_per_group_not_once_per_batch() {
+    let source = TestDb::new("one_commit").await;
+    orders(&source, 1_000, false).await;
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 10, "");
+    p.set_sink(&p.parquet_sink());
+    let (mut daemon, port) = p.spawn_daemon();
+    let table = format!("table=\"{}.orders\"", source.name);
+    let scrape = |name: &str, label: &str| {
+        let (_, body) = harness::http_get(port, "/metrics")?;
+        harness::sample(&body, name, &[label, "pipeline=\"test\""])
+    };
+    // Rows count as loaded once their checkpoint is committed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while scrape("highwater_rows_loaded_total", &table).is_none_or(|rows| rows < 1_000.0) {
+        assert!(std::time::Instant::now() < deadline, "the copy did not finish within 60 s");
+        assert!(daemon.0.try_wait().expect("wait").is_none(), "the daemon exited early");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let batches = scrape("highwater_batches_total", &table).expect("batches");
+    let commits = scrape("highwater_stage_seconds_count", "stage=\"checkpoint\"").expect("checkpoint commits");
+    // The files of a pass are made durable together, and the checkpoint follows once: at the
+    // end of the pass (or after a quiet second on a slow machine), not after each batch.
+    assert!(batches >= 100.0, "1,000 rows in batches of at most 10: {batches}");
+    assert!((1.0..=5.0).contains(&commits), "{commits} checkpoint commits for {batches} batches");
     source.drop_db().await;
 }
