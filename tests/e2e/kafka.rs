@@ -221,11 +221,7 @@ async fn an_extractor_killed_mid_copy_resumes_and_nothing_is_lost() {
 async fn an_extractor_restarted_behind_what_it_published_rewrites_the_same_parquet_files() {
     // A server of its own: the run must copy every row (see the quiet-bus test).
     let server = harness::OwnServer::start();
-    let source = TestDb::on(&server.url(), "behind_src").await;
-    orders(&source, 20_000, false).await;
-    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 200, "");
-    p.set_sink(&p.parquet_sink());
-    with_bus(&p, &bus(&prefix("behind"), "loader", "arrow"));
+    let (source, p) = orders_to_parquet(&server, "behind", 20_000).await;
 
     // An extractor publishes the whole copy; its checkpoint as it stood early in the copy is
     // kept. Put back, it is an extractor killed after the broker acknowledged those batches
@@ -256,6 +252,17 @@ async fn an_extractor_restarted_behind_what_it_published_rewrites_the_same_parqu
     source.drop_db().await;
 }
 
+/// `rows` orders in a database of `server`, and a pipeline from them through the bus (topics
+/// and group named after `tag`, Arrow, batches of 200) into Parquet.
+async fn orders_to_parquet(server: &harness::OwnServer, tag: &str, rows: u32) -> (TestDb, Pipeline) {
+    let source = TestDb::on(&server.url(), &format!("{tag}_src")).await;
+    orders(&source, rows, false).await;
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 200, "");
+    p.set_sink(&p.parquet_sink());
+    with_bus(&p, &bus(&prefix(tag), "loader", "arrow"));
+    (source, p)
+}
+
 /// Runs `p`'s extractor as a daemon and kills it (`kill -9`) once it has checkpointed some
 /// batches; returns its checkpoints then.
 async fn extract_until_killed(p: &Pipeline) -> String {
@@ -284,11 +291,7 @@ async fn a_daemon_loader_makes_what_it_holds_durable_once_the_bus_goes_quiet() {
     // below its start, and a `--once` run then rightly leaves the rows above it to the next
     // run (seen in CI: 1,023 of 40,000 rows here, 200 of 250 in the deleted-topic test).
     let server = harness::OwnServer::start();
-    let source = TestDb::on(&server.url(), "quiet_src").await;
-    orders(&source, 40_000, false).await;
-    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 200, "");
-    p.set_sink(&p.parquet_sink());
-    with_bus(&p, &bus(&prefix("quiet"), "loader", "arrow"));
+    let (source, p) = orders_to_parquet(&server, "quiet", 40_000).await;
     let to_load = on_own_port(&p);
     let mut loader = KillOnDrop(role(&to_load, "load").stderr(Stdio::null()).spawn().expect("starts"));
     extract_until_killed(&p).await;
