@@ -230,11 +230,15 @@ async fn an_extractor_restarted_behind_what_it_published_rewrites_the_same_parqu
     let mut extractor = role(&p, "extract");
     extractor.arg("--once").stdout(Stdio::null()).stderr(Stdio::null());
     let mut extractor = KillOnDrop(extractor.spawn().expect("starts"));
+    let deadline = Instant::now() + Duration::from_secs(60);
     let early = loop {
+        let ended = extractor.0.try_wait().expect("wait").is_some();
         if let Ok(text) = std::fs::read_to_string(&checkpoints) {
             break text;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        assert!(!ended, "the extractor ended without a checkpoint");
+        assert!(Instant::now() < deadline, "no checkpoint within 60 s");
+        tokio::time::sleep(Duration::from_millis(2)).await;
     };
     assert!(extractor.0.wait().expect("ends").success());
     let state: serde_json::Value = serde_json::from_str(&early).expect("JSON");
