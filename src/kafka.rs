@@ -3,6 +3,9 @@
 //! batch), the load role (Kafka -> sink, offsets committed once the sink made a batch durable),
 //! or both in one process.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use highwater_kafka::{KafkaPublisher, KafkaSubscriber};
 use highwater_pipeline::checkpoint::{CheckpointStore, FileCheckpointStore};
 use highwater_pipeline::config::bus::KafkaBusConfig;
@@ -24,12 +27,18 @@ pub async fn run(
 ) -> anyhow::Result<RunReport> {
     match role {
         Role::Extract => extract(config, bus, options, shutdown).await,
-        Role::Load => load(config, bus, options, shutdown).await,
+        Role::Load => load(config, bus, options, shutdown, None).await,
         Role::All => {
-            let (extracted, loaded) = tokio::join!(
-                extract(config, bus, options.clone(), shutdown.clone()),
-                load(config, bus, options, shutdown)
-            );
+            // A `--once` loader waits for the extractor beside it before a quiet bus ends it.
+            let extracting = Arc::new(AtomicBool::new(true));
+            let (extract_options, extract_shutdown) = (options.clone(), shutdown.clone());
+            let extract_then_say_so = async {
+                let extracted = extract(config, bus, extract_options, extract_shutdown).await;
+                extracting.store(false, Ordering::Release);
+                extracted
+            };
+            let (extracted, loaded) =
+                tokio::join!(extract_then_say_so, load(config, bus, options, shutdown, Some(extracting.clone())));
             extracted?;
             loaded
         }
@@ -69,9 +78,13 @@ async fn load(
     bus: &KafkaBusConfig,
     options: RunOptions,
     shutdown: CancellationToken,
+    extracting: Option<Arc<AtomicBool>>,
 ) -> anyhow::Result<RunReport> {
     let tables = configured_tables(config);
-    let subscriber = KafkaSubscriber::connect(bus, &tables, options.once)?;
+    let mut subscriber = KafkaSubscriber::connect(bus, &tables, options.once)?;
+    if let Some(extracting) = extracting {
+        subscriber = subscriber.while_extracting(extracting);
+    }
     let name = &config.pipeline.name;
     tracing::info!(pipeline = %name, brokers = %bus.brokers, group = %bus.group, "loading from Kafka");
     Ok(match &config.sink {

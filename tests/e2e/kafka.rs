@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{self, KillOnDrop, Pipeline, TestDb, assert_same_rows, mysql_sink, read_parquet};
 use crate::orders;
+use mysql_async::prelude::Queryable;
 
 fn brokers() -> String {
     let b = std::env::var("HIGHWATER_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
@@ -253,6 +254,37 @@ async fn an_extractor_restarted_behind_what_it_published_rewrites_the_same_parqu
     let files = read_parquet(&p.out().join("orders"), &["id"], "update_time");
     assert_same_rows("after the second copy", &source.canonical("orders").await, &files.rows, &[]);
     assert_eq!((files.file_rows, files.versions), (20_001, 20_001), "each row in one file");
+    source.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_once_run_of_both_roles_loads_what_its_extractor_publishes_after_a_quiet_while() {
+    // A server of its own: the writer below holds every source's bound on its server.
+    let server = harness::OwnServer::start();
+    let (source, p) = orders_to_parquet(&server, "waits", 300).await;
+    // What an earlier extractor published is on the bus when the run starts ...
+    let mut cmd = role(&p, "extract");
+    cmd.arg("--once");
+    succeed(cmd);
+    source.exec("INSERT INTO orders SELECT 1000 + seq, NOW(6), 'later', 1 FROM seq_1_to_20").await;
+    // ... and this run's extractor waits 8 s for a writer before it publishes the 20 rows
+    // after them: longer than a quiet bus takes to end a `--once` loader (3 s).
+    source.exec("CREATE TABLE other (id INT PRIMARY KEY)").await;
+    let mut writer = source.conn().await;
+    writer.query_drop("BEGIN").await.expect("begin");
+    writer.query_drop("INSERT INTO other VALUES (1)").await.expect("a row written");
+    let commit_later = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        writer.query_drop("COMMIT").await.expect("commit");
+    });
+    let started = Instant::now();
+    let mut cmd = role(&p, "all");
+    cmd.arg("--once");
+    succeed(cmd);
+    assert!(started.elapsed() >= Duration::from_secs(7), "the pass waited for the writer");
+    commit_later.await.expect("committed");
+    let files = read_parquet(&p.out().join("orders"), &["id"], "update_time");
+    assert_same_rows("after the wait", &source.canonical("orders").await, &files.rows, &[]);
     source.drop_db().await;
 }
 

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
@@ -38,6 +39,10 @@ pub struct KafkaSubscriber {
     partial: HashMap<(String, i32), Partial>,
     /// `--once`: stop when idle.
     once: bool,
+    /// `--role all`: set while this process's extractor still publishes (see
+    /// [`KafkaSubscriber::while_extracting`]), and when it was seen done.
+    extracting: Option<Arc<AtomicBool>>,
+    extracted_at: Option<Instant>,
     started: Instant,
     warned_missing: bool,
     brokers: String,
@@ -89,11 +94,35 @@ impl KafkaSubscriber {
             tables: topics,
             partial: HashMap::new(),
             once,
+            extracting: None,
+            extracted_at: None,
             started: Instant::now(),
             warned_missing: false,
             brokers: config.brokers.clone(),
             backoff: FIRST_BACKOFF,
         })
+    }
+
+    /// A `--once` loader in the process of its extractor (`--role all`): a quiet bus does not
+    /// end it while `extracting` is set. The extractor may wait long before it publishes (for
+    /// a writer's transaction, up to `open_transaction_wait_secs`), and a loader that took that
+    /// for the end stopped with what the bus held so far and exited 0 (the rest waited, read
+    /// by no one, for the next run). Once the extractor is done, the loader stops after
+    /// [`ONCE_IDLE`] without a message, counted from then.
+    pub fn while_extracting(mut self, extracting: Arc<AtomicBool>) -> Self {
+        self.extracting = Some(extracting);
+        self
+    }
+
+    /// Whether a `--once` loader may stop for a quiet bus: no extractor of this process is
+    /// still publishing, and none finished less than [`ONCE_IDLE`] ago (its last messages may
+    /// still be on their way).
+    fn may_stop(&mut self) -> bool {
+        let Some(extracting) = &self.extracting else { return true };
+        if extracting.load(Ordering::Acquire) {
+            return false;
+        }
+        self.extracted_at.get_or_insert_with(Instant::now).elapsed() >= ONCE_IDLE
     }
 
     /// What one message adds: a finished message for the loader, or nothing yet.
@@ -177,9 +206,9 @@ impl Subscribe for KafkaSubscriber {
                 ONCE_ASSIGNMENT_WAIT.saturating_sub(self.started.elapsed()).max(ONCE_IDLE)
             };
             let received = match tokio::time::timeout(wait, self.consumer.recv()).await {
-                Err(_) if self.once => return Ok(None),
-                Err(_) => continue,
-                Ok(Ok(m)) => m.detach(),
+                // Quiet: decided below, once the consumer is no longer borrowed.
+                Err(_) => None,
+                Ok(Ok(m)) => Some(m.detach()),
                 // A topic the extractor has not created yet: wait for it.
                 Ok(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition))) => {
                     if !self.warned_missing {
@@ -205,6 +234,12 @@ impl Subscribe for KafkaSubscriber {
                     continue;
                 }
                 Ok(Err(e)) => return Err(broker_error(format!("consuming from {} (bus.brokers)", self.brokers), e)),
+            };
+            let Some(received) = received else {
+                if self.once && self.may_stop() {
+                    return Ok(None);
+                }
+                continue;
             };
             self.backoff = FIRST_BACKOFF;
             let ack = (received.topic().to_owned(), received.partition(), received.offset() + 1);
