@@ -179,7 +179,14 @@ async fn a_server_restart_mid_pass_is_retried_and_loses_nothing() {
         if let Some(status) = run.0.try_wait().expect("wait") {
             break status;
         }
-        assert!(Instant::now() < deadline, "highwater did not finish after the restart");
+        if Instant::now() >= deadline {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let server_log = server.log();
+            let tail = &server_log[server_log.len().saturating_sub(4000)..];
+            panic!(
+                "highwater did not finish within 120 s of the restart; its log:\n{text}\nthe server's, last lines:\n{tail}"
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let text = std::fs::read_to_string(&log).expect("log");
