@@ -136,9 +136,11 @@ impl TestDb {
     /// `mariadb` client (the dump's own `SET` and `LOCK` statements need it).
     pub fn load_matomo_fixture(&self) {
         let dump = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/matomo/log_data.sql");
+        // The server of this database: the shared one or a test's own (`OwnServer`).
+        let port = self.server.rsplit(':').next().filter(|p| p.chars().all(|c| c.is_ascii_digit())).unwrap_or("3306");
         let status = Command::new("sh")
             .arg("-c")
-            .arg(format!("mariadb -uroot -h127.0.0.1 {} < '{}'", self.name, dump.display()))
+            .arg(format!("mariadb -uroot -h127.0.0.1 -P{port} {} < '{}'", self.name, dump.display()))
             .status()
             .expect("mariadb client runs");
         assert!(status.success(), "loading {}", dump.display());
