@@ -1,6 +1,8 @@
 //! The fast paths of a first copy (issue 6), tested for what they must keep: every row once,
 //! the version guard, and a way back when the server refuses them.
 
+use std::time::{Duration, Instant};
+
 use crate::harness::{self, KillOnDrop, OwnServer, Pipeline, TestDb, assert_same_rows, mysql_sink, read_parquet};
 use crate::orders;
 use mysql_async::prelude::Queryable;
@@ -127,13 +129,13 @@ async fn running_load(db: &TestDb) -> String {
         "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '{}' AND INFO LIKE 'LOAD DATA LOCAL%'",
         db.name
     );
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     loop {
         if let Some(id) = db.rows(&find).await.first().and_then(|r| r[0].clone()) {
             return id;
         }
         assert!(started.elapsed().as_secs() < 60, "no LOAD DATA LOCAL in the sink's process list");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -274,11 +276,11 @@ async fn a_parquet_copy_commits_its_checkpoint_once_per_group_not_once_per_batch
         harness::sample(&body, name, &[label, "pipeline=\"test\""])
     };
     // Rows count as loaded once their checkpoint is committed.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while scrape("highwater_rows_loaded_total", &table).is_none_or(|rows| rows < 1_000.0) {
-        assert!(std::time::Instant::now() < deadline, "the copy did not finish within 60 s");
+        assert!(Instant::now() < deadline, "the copy did not finish within 60 s");
         assert!(daemon.0.try_wait().expect("wait").is_none(), "the daemon exited early");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let batches = scrape("highwater_batches_total", &table).expect("batches");
     let commits = scrape("highwater_stage_seconds_count", "stage=\"checkpoint\"").expect("checkpoint commits");

@@ -56,6 +56,13 @@ fn on_own_port(p: &Pipeline) -> Pipeline {
     own
 }
 
+/// `highwater run --role <role> --once` on `p`'s config, asserting success.
+fn succeed_once(p: &Pipeline, role_name: &str) -> Output {
+    let mut cmd = role(p, role_name);
+    cmd.arg("--once");
+    succeed(cmd)
+}
+
 fn succeed(mut cmd: Command) -> Output {
     let out = cmd.output().expect("highwater runs");
     assert!(out.status.success(), "{}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
@@ -79,9 +86,7 @@ async fn inserts_and_updates_reach_mysql_through_kafka_in_both_encodings() {
                     )
                     .await;
             }
-            let mut cmd = role(&p, "all");
-            cmd.arg("--once");
-            succeed(cmd);
+            succeed_once(&p, "all");
             let what = format!("{encoding} pass {pass}");
             assert_same_rows(&what, &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
         }
@@ -99,9 +104,7 @@ async fn one_extractor_fans_out_to_a_mysql_group_and_a_parquet_group() {
     let extractor = Pipeline::new(&source.url(), &[("orders", "update_time")], 60, "");
     extractor.set_sink(&extractor.parquet_sink());
     with_bus(&extractor, &bus(&topics, "unused", "json"));
-    let mut cmd = role(&extractor, "extract");
-    cmd.arg("--once");
-    succeed(cmd);
+    succeed_once(&extractor, "extract");
 
     let to_mysql = Pipeline::new(&source.url(), &[("orders", "update_time")], 60, &mysql_sink(&sink, 50));
     with_bus(&to_mysql, &bus(&topics, "mysql", "json"));
@@ -141,9 +144,7 @@ async fn a_loader_killed_mid_load_hands_its_partitions_to_the_other_and_nothing_
     orders(&source, 40_000, false).await;
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 500, &mysql_sink(&sink, 100));
     with_bus(&p, &bus(&prefix("group"), "loaders", "json"));
-    let mut cmd = role(&p, "extract");
-    cmd.arg("--once");
-    succeed(cmd);
+    succeed_once(&p, "extract");
 
     // Two loaders of one group, each with its own metrics port.
     let loader = |port: u16| -> (Pipeline, KillOnDrop) {
@@ -263,9 +264,7 @@ async fn a_once_run_of_both_roles_loads_what_its_extractor_publishes_after_a_qui
     let server = harness::OwnServer::start();
     let (source, p) = orders_to_parquet(&server, "waits", 300).await;
     // What an earlier extractor published is on the bus when the run starts ...
-    let mut cmd = role(&p, "extract");
-    cmd.arg("--once");
-    succeed(cmd);
+    succeed_once(&p, "extract");
     source.exec("INSERT INTO orders SELECT 1000 + seq, NOW(6), 'later', 1 FROM seq_1_to_20").await;
     // ... and this run's extractor waits 8 s for a writer before it publishes the 20 rows
     // after them: longer than a quiet bus takes to end a `--once` loader (3 s).
@@ -278,9 +277,7 @@ async fn a_once_run_of_both_roles_loads_what_its_extractor_publishes_after_a_qui
         writer.query_drop("COMMIT").await.expect("commit");
     });
     let started = Instant::now();
-    let mut cmd = role(&p, "all");
-    cmd.arg("--once");
-    succeed(cmd);
+    succeed_once(&p, "all");
     assert!(started.elapsed() >= Duration::from_secs(7), "the pass waited for the writer");
     commit_later.await.expect("committed");
     let files = read_parquet(&p.out().join("orders"), &["id"], "update_time");
@@ -314,9 +311,7 @@ async fn extract_until_killed(p: &Pipeline) -> String {
 /// The rest of the work, once: `--role extract --once`, then `--role load --once`.
 fn extract_and_load_once(p: &Pipeline) {
     for r in ["extract", "load"] {
-        let mut cmd = role(p, r);
-        cmd.arg("--once");
-        succeed(cmd);
+        succeed_once(p, r);
     }
 }
 
@@ -356,9 +351,7 @@ async fn an_independent_consumer_reads_the_documented_json_envelope() {
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 50, "");
     p.set_sink(&p.parquet_sink());
     with_bus(&p, &bus(&topics, "unused", "json"));
-    let mut cmd = role(&p, "extract");
-    cmd.arg("--once");
-    succeed(cmd);
+    succeed_once(&p, "extract");
 
     // confluent-kafka: librdkafka's own Python client, nothing of highwater.
     let script = r#"
@@ -464,9 +457,7 @@ async fn a_deleted_topic_stops_the_extractor_instead_of_losing_rows() {
     // The fix the message gives: publish again from the start.
     std::fs::remove_file(p.dir.path().join("state/test.extract.checkpoints.json")).expect("remove");
     assert!(extract_once().status.success());
-    let mut cmd = role(&p, "load");
-    cmd.arg("--once");
-    succeed(cmd);
+    succeed_once(&p, "load");
     assert_same_rows("after the re-publish", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
     source.drop_db().await;
     sink.drop_db().await;
