@@ -318,9 +318,10 @@ fn extract_and_load_once(p: &Pipeline) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_daemon_loader_makes_what_it_holds_durable_once_the_bus_goes_quiet() {
     // A server of its own: open transactions are the server's, not a database's. On the shared
-    // server another test's (a sink's bulk load, a lock it holds) holds every source's bound
+    // server another test's (a sink's bulk load, a lock it holds) may hold every source's bound
     // below its start, and a `--once` run then rightly leaves the rows above it to the next
-    // run (seen in CI: 1,023 of 40,000 rows here, 200 of 250 in the deleted-topic test).
+    // run (200 of 250 rows once in the deleted-topic test; 1,023 of 40,000 once here, where
+    // the dead loader below is the likelier cause).
     let server = harness::OwnServer::start();
     let (source, p) = orders_to_parquet(&server, "quiet", 40_000).await;
     let to_load = on_own_port(&p);
@@ -335,6 +336,11 @@ async fn a_daemon_loader_makes_what_it_holds_durable_once_the_bus_goes_quiet() {
     .await;
     loader.0.kill().expect("kill -9");
     let _ = loader.0.wait();
+    // tansu 0.6 expires a dead member only while handling a join after its session ran out
+    // (see the loader-kill test): a `--once` loader joining sooner shared the partitions with
+    // the dead one, read its own to their end and stopped (220 and 760 of 40,000 rows in two
+    // runs today, on this test's own server). A Kafka coordinator expires it by itself.
+    tokio::time::sleep(Duration::from_secs(8)).await;
 
     // The offsets it committed cover only files it made durable: killed now, it loses nothing.
     extract_and_load_once(&p);

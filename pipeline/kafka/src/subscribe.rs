@@ -25,7 +25,8 @@ use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 
 use crate::{broker_error, topic};
 
-/// With `--once`, the loader stops after this long without a message once it has partitions.
+/// With `--once`, the loader stops after this long without a message once it has partitions
+/// and has read them to their end.
 pub const ONCE_IDLE: Duration = Duration::from_secs(3);
 /// With `--once`, how long to wait for the group to assign partitions at all.
 const ONCE_ASSIGNMENT_WAIT: Duration = Duration::from_secs(60);
@@ -123,6 +124,33 @@ impl KafkaSubscriber {
             return false;
         }
         self.extracted_at.get_or_insert_with(Instant::now).elapsed() >= ONCE_IDLE
+    }
+
+    /// Whether this loader has read every message its partitions held a moment ago: in each
+    /// partition assigned to it, its position (before it read any there, its group's committed
+    /// offset, or else the partition's start) is at the partition's end. A quiet bus alone does
+    /// not say so: a rebalance (a killed member's partitions moving) or a slow broker also
+    /// keeps messages from coming for seconds. Asked only when the bus was quiet. Where the
+    /// broker cannot say (a topic deleted meanwhile), the quiet bus decides, as it did alone.
+    fn read_to_end(&self) -> bool {
+        const ASK: Duration = Duration::from_secs(5);
+        let Ok(assigned) = self.consumer.assignment() else { return true };
+        let positions = self.consumer.position().ok();
+        let committed = self.consumer.committed_offsets(assigned.clone(), ASK).ok();
+        let offset_in = |list: &Option<TopicPartitionList>, topic: &str, partition: i32| match list
+            .as_ref()?
+            .find_partition(topic, partition)?
+            .offset()
+        {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        };
+        assigned.elements().iter().all(|e| {
+            let (topic, partition) = (e.topic(), e.partition());
+            let Ok((start, end)) = self.consumer.fetch_watermarks(topic, partition, ASK) else { return true };
+            let at = offset_in(&positions, topic, partition).or_else(|| offset_in(&committed, topic, partition));
+            at.unwrap_or(start) >= end
+        })
     }
 
     /// What one message adds: a finished message for the loader, or nothing yet.
@@ -236,7 +264,7 @@ impl Subscribe for KafkaSubscriber {
                 Ok(Err(e)) => return Err(broker_error(format!("consuming from {} (bus.brokers)", self.brokers), e)),
             };
             let Some(received) = received else {
-                if self.once && self.may_stop() {
+                if self.once && self.may_stop() && self.read_to_end() {
                     return Ok(None);
                 }
                 continue;
