@@ -651,8 +651,11 @@ const MATOMO_IN_PLACE: &str = "UPDATE matomo_log_link_visit_action SET time_spen
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reread_catches_matomo_rows_that_change_without_their_time_moving() {
-    let source = TestDb::new("reread").await;
-    let sink = TestDb::new("reread_sink").await;
+    // A server of its own: on the shared one, its daemon's passes each waited for other tests'
+    // open writers (up to 30 s per writer), and the changed row once missed its 30 s.
+    let server = harness::OwnServer::start();
+    let source = TestDb::on(&server.url(), "reread").await;
+    let sink = TestDb::on(&server.url(), "reread_sink").await;
     source.load_matomo_fixture();
     let tables = ["matomo_log_link_visit_action", "matomo_log_visit"];
 
