@@ -52,7 +52,8 @@ async fn extract(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunReport> {
     let SourceConfig::Mysql(source_config) = &config.source;
-    let source = connect_source(source_config, &config.sink, &options).await?;
+    // Behind Kafka the Parquet loader writes a file per date and batch (see `merging_dates`).
+    let source = connect_source(source_config, matches!(config.sink, SinkConfig::Parquet(_)), &options).await?;
     let name = &config.pipeline.name;
     let store = FileCheckpointStore::open(&config.pipeline.state_dir, &format!("{name}.extract"))?;
     let publisher = KafkaPublisher::connect(bus, name, highwater_pipeline::source::Source::tables(&source)).await?;

@@ -222,13 +222,14 @@ async fn run_channel(
     options: RunOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunReport> {
-    let source = connect_source(source_config, &config.sink, &options).await?;
+    // The sink merges a first copy's scattered dates itself: the copy always reads by key.
+    let source = connect_source(source_config, false, &options).await?;
     let name = &config.pipeline.name;
     Ok(match &config.sink {
         SinkConfig::Parquet(p) => {
             let store = FileCheckpointStore::open(&config.pipeline.state_dir, name)?;
             tracing::info!(pipeline = %name, path = %p.path.display(), checkpoints = %store.path().display(), "starting");
-            runner::run(source, ParquetSink::new(p), store, options, shutdown).await?
+            runner::run(source, ParquetSink::new(p).merging_dates(), store, options, shutdown).await?
         }
         SinkConfig::Mysql(m) => {
             let sink = MysqlSink::connect(m, name, Some(&options.metrics)).await?;
@@ -239,11 +240,12 @@ async fn run_channel(
     })
 }
 
-/// The source, its discovery problems recorded against their tables. `sink` tells it whether
-/// the sink partitions by date (Parquet), which a first copy in key order must respect.
+/// The source, its discovery problems recorded against their tables. `date_files_per_batch`:
+/// the sink writes a file per date and batch (Parquet behind Kafka), which a first copy in key
+/// order must respect where its batches would span many dates.
 pub async fn connect_source(
     config: &MysqlSourceConfig,
-    sink: &SinkConfig,
+    date_files_per_batch: bool,
     options: &RunOptions,
 ) -> anyhow::Result<MysqlSource> {
     let mut source = MysqlSource::connect(config, &options.metrics).await.inspect_err(|e| {
@@ -251,7 +253,7 @@ pub async fn connect_source(
             options.table_errors.record(table, e);
         }
     })?;
-    source.partitioned_by_date(matches!(sink, SinkConfig::Parquet(_)));
+    source.partitioned_by_date(date_files_per_batch);
     Ok(source)
 }
 

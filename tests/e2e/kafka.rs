@@ -285,6 +285,34 @@ async fn a_once_run_of_both_roles_loads_what_its_extractor_publishes_after_a_qui
     source.drop_db().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_kafka_a_first_copy_of_scattered_dates_reads_in_cursor_order_even_past_an_ordered_start() {
+    let source = TestDb::new("kscatter").await;
+    // The first 300 keys on one day (an import of old rows, say), then dates all over the year:
+    // the first page alone would pick key order, and a file per date and batch after it (the
+    // loader writes each batch's files under the batch's name: see `merging_dates`).
+    source
+        .exec(
+            "CREATE TABLE events (id INT PRIMARY KEY, at DATETIME NULL, KEY (at)); \
+             INSERT INTO events SELECT seq, IF(seq <= 300, '2024-06-01' + INTERVAL seq SECOND, \
+             IF(seq % 97 = 0, NULL, '2025-01-01' + INTERVAL (seq * 7919 % 365) DAY)) FROM seq_1_to_2000",
+        )
+        .await;
+    let p = Pipeline::new(&source.url(), &[("events", "at")], 100, "");
+    p.set_sink(&p.parquet_sink());
+    with_bus(&p, &bus(&prefix("kscatter"), "loader", "arrow"));
+    let mut extract = role(&p, "extract");
+    extract.env("HIGHWATER_LOG", "info").arg("--once");
+    let log = String::from_utf8_lossy(&succeed(extract).stderr).into_owned();
+    assert!(log.contains("the first copy reads in cursor order"), "{log}");
+    succeed_once(&p, "load");
+    let files = read_parquet(&p.out().join("events"), &["id"], "at");
+    assert_same_rows("parquet", &source.canonical("events").await, &files.rows, &[]);
+    // About a file per date (366) and one more per batch boundary, not one per date per batch.
+    assert!(files.files.len() < 500, "{} files", files.files.len());
+    source.drop_db().await;
+}
+
 /// `rows` orders in a database of `server`, and a pipeline from them through the bus (topics
 /// and group named after `tag`, Arrow, batches of 200) into Parquet.
 async fn orders_to_parquet(server: &harness::OwnServer, tag: &str, rows: u32) -> (TestDb, Pipeline) {

@@ -116,7 +116,7 @@ pub struct MysqlSource {
     last_holder: Option<Holder>,
     /// The key ranges of a first copy being read on several connections (see [`super::ranges`]).
     copy_plan: Option<CopyPlan>,
-    /// The sink writes a file per date and batch (Parquet): a first copy reads in key order
+    /// The sink writes a file per date and batch (Parquet behind Kafka): a first copy reads in key order
     /// only where a page's rows fall on few dates.
     partitioned_by_date: bool,
 }

@@ -15,6 +15,7 @@
 //! the checkpoint does not cover, removed by `discard_after`.
 
 mod group;
+mod spill;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::take::take_record_batch;
 use highwater_pipeline::batch::ChangeBatch;
 use highwater_pipeline::civil;
@@ -34,6 +35,7 @@ use highwater_pipeline::schema::{TableId, TableSchema};
 use highwater_pipeline::sink::{Durability, Sink, SinkError};
 
 use self::group::Group;
+use self::spill::Spill;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -48,6 +50,13 @@ pub const WRITTEN_AT_COLUMN: &str = "_hw_written_at";
 pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 /// zstd level 1: most of the size win of higher levels at a fraction of their CPU.
 const ZSTD_LEVEL: i32 = 1;
+/// The dates a batch may span before, where the sink merges dates ([`ParquetSink::merging_dates`]),
+/// its table's rows are kept by date ([`spill`]) instead of written as a file per date.
+const MAX_DATES_PER_BATCH: usize = 8;
+/// The rows kept by date (Arrow's uncompressed size) at which they are written and made
+/// durable, in multiples of `sink.commit_mb` (64 MiB by default: 512 MiB, which Parquet makes
+/// 5 to 10 times smaller).
+pub const SPILL_COMMITS: u64 = 8;
 
 pub struct ParquetSink {
     root: PathBuf,
@@ -60,6 +69,13 @@ pub struct ParquetSink {
     /// Why the sink takes nothing more: a group failed to become durable (this path, this
     /// error), and its batches must be read again by a new run.
     broken: Option<(PathBuf, String)>,
+    /// Batches of many dates are kept by date and written as a file per date per group (see
+    /// [`Self::merging_dates`]).
+    merge_dates: bool,
+    /// The tables whose rows are kept by date, not yet written.
+    spills: HashMap<TableId, Spill>,
+    /// The bytes of rows a table keeps by date in memory before they go to disk.
+    spill_held_bytes: usize,
 }
 
 impl ParquetSink {
@@ -70,7 +86,21 @@ impl ParquetSink {
             group: Group::default(),
             commit_bytes: (config.commit_mb as u64) << 20,
             broken: None,
+            merge_dates: false,
+            spills: HashMap::new(),
+            spill_held_bytes: spill::HELD_BYTES,
         }
+    }
+
+    /// Keeps the rows of batches that span many dates (a first copy in key order of a table
+    /// whose cursor does not follow its key) by date, and writes them as one file per date per
+    /// group, named after the first and the last batch kept ([`spill`]). Only for batches of
+    /// one extractor that resumes from the sink's own checkpoint (the channel bus): an
+    /// extractor that publishes to Kafka may send batches again after a restart, and they must
+    /// land under the names of the files already written, a file per date and batch.
+    pub fn merging_dates(mut self) -> Self {
+        self.merge_dates = true;
+        self
     }
 
     /// `path/<table>`: the name as it is, but `%` and `/` (legal in MySQL names) percent-encoded.
@@ -88,6 +118,20 @@ impl ParquetSink {
         rows: &RecordBatch,
         props: &WriterProperties,
     ) -> Result<(), SinkError> {
+        let props = file_properties(props, rows.schema_ref(), &has_values(rows));
+        self.stage_chunks(table_dir, after, path, rows.schema_ref(), props, [Ok(rows.clone())])
+    }
+
+    /// [`Self::stage_file`] for a file of several record batches (`rows`), all of `schema`.
+    fn stage_chunks(
+        &mut self,
+        table_dir: &Path,
+        after: &Position,
+        path: PathBuf,
+        schema: &SchemaRef,
+        props: WriterProperties,
+        rows: impl IntoIterator<Item = Result<RecordBatch, SinkError>>,
+    ) -> Result<(), SinkError> {
         let io = |source| SinkError::Io { path: path.clone(), source };
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
@@ -95,9 +139,11 @@ impl ParquetSink {
         let tmp = dir.join(format!(".{name}.tmp"));
         let written = (|| {
             let file = File::create(&tmp).map_err(io)?;
-            let mut writer = ArrowWriter::try_new(file, rows.schema(), Some(file_properties(props, rows)))
-                .map_err(|e| io(std::io::Error::other(e)))?;
-            writer.write(rows).map_err(|e| io(std::io::Error::other(e)))?;
+            let mut writer =
+                ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| io(std::io::Error::other(e)))?;
+            for chunk in rows {
+                writer.write(&chunk?).map_err(|e| io(std::io::Error::other(e)))?;
+            }
             let file = writer.into_inner().map_err(|e| io(std::io::Error::other(e)))?;
             file.metadata().map(|m| m.len()).map_err(io)
         })();
@@ -111,18 +157,83 @@ impl ParquetSink {
         }
     }
 
-    /// Makes the group durable; after a failure the sink takes nothing more.
+    /// Writes the rows kept by date of table `id` into the group: a file per date, under the
+    /// part name of the first and the last batch kept.
+    fn write_spill(&mut self, id: &TableId) -> Result<(), SinkError> {
+        let Some(mut spill) = self.spills.remove(id) else { return Ok(()) };
+        let dir = self.table_dir(&spill.table);
+        let name = format!("part-{}-{}.parquet", spill.after.file_token(), spill.upto.file_token());
+        // Not the cached settings: the table may have changed since these rows were read.
+        let props = writer_properties(&spill.table);
+        let schema = spill.schema().clone();
+        let (dates, mut rounds) = spill.finish()?;
+        for date in dates {
+            let path = dir.join(format!("date={}", date.date)).join(&name);
+            let props = file_properties(&props, &schema, &date.has_values);
+            let chunks: Vec<_> = date.chunks.into_iter().map(|c| rounds.read(c)).collect();
+            self.stage_chunks(&dir, &spill.after, path, &schema, props, chunks)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every table's rows kept by date into the group ([`Self::write_spill`]).
+    fn write_spills(&mut self) -> Result<(), SinkError> {
+        let tables: Vec<TableId> = self.spills.keys().cloned().collect();
+        for table in tables {
+            self.write_spill(&table)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps `rows`, all of `batch`, by date ([`spill`]).
+    fn keep_by_date(&mut self, batch: &ChangeBatch, rows: RecordBatch, dir: &Path) -> Result<(), SinkError> {
+        let id = &batch.table.id;
+        let kept = (|| {
+            if self.spills.get(id).is_some_and(|s| s.schema() != rows.schema_ref()) {
+                // The table's columns changed: the rows kept before are written on their own.
+                self.write_spill(id)?;
+            }
+            let spill = match self.spills.entry(id.clone()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    // The files are added to the group when written, after the table's files
+                    // of earlier batches (if any): its record starts where the first one did.
+                    let (schema, after) = (rows.schema(), batch.after.clone());
+                    e.insert(Spill::new(batch.table.clone(), dir.to_owned(), schema, after, self.spill_held_bytes))
+                }
+            };
+            spill.keep(rows, &batch.upto)
+        })();
+        // Rows kept before may be lost with the failure: nothing more until a new run.
+        kept.inspect_err(|e| self.break_on(e))
+    }
+
+    /// The rows kept by date, in all tables.
+    fn spilled_bytes(&self) -> u64 {
+        self.spills.values().map(Spill::bytes).sum()
+    }
+
+    /// The sink takes nothing more: `e` lost what it held since the last durable group.
+    fn break_on(&mut self, e: &SinkError) {
+        self.broken = Some(match e {
+            SinkError::Io { path, source } => (path.clone(), source.to_string()),
+            other => (self.root.clone(), other.to_string()),
+        });
+        self.spills.clear();
+        self.group.abandon();
+    }
+
+    /// Makes the group durable, with the rows kept by date; after a failure the sink takes
+    /// nothing more.
     fn make_durable(&mut self) -> Result<(), SinkError> {
         self.refuse_if_broken()?;
-        self.group.make_durable().inspect_err(|e| {
-            // Whatever the failure, the group is gone: a flush that then found nothing to do
-            // would let the runner checkpoint batches no file holds.
-            self.broken = Some(match e {
-                SinkError::Io { path, source } => (path.clone(), source.to_string()),
-                other => (self.root.clone(), other.to_string()),
-            });
-            self.group.abandon();
-        })
+        if let Err(e) = self.write_spills() {
+            self.break_on(&e);
+            return Err(e);
+        }
+        // Whatever the failure, the group is gone: a flush that then found nothing to do
+        // would let the runner checkpoint batches no file holds.
+        self.group.make_durable().inspect_err(|e| self.break_on(e))
     }
 
     fn refuse_if_broken(&self) -> Result<(), SinkError> {
@@ -173,8 +284,12 @@ impl Sink for ParquetSink {
         if !matches!(cursor.data_type(), DataType::Timestamp(_, _) | DataType::Date32) {
             // A table read by its key alone has no date to partition by.
             self.stage_file(&dir, &batch.after, dir.join(&name), &rows, &props)?;
+        } else if self.merge_dates
+            && (self.spills.contains_key(&batch.table.id) || distinct_dates(&row_dates(cursor)) > MAX_DATES_PER_BATCH)
+        {
+            self.keep_by_date(batch, rows, &dir)?;
         } else {
-            for (date, part) in date_groups(cursor) {
+            for (date, part) in date_groups(&row_dates(cursor)) {
                 let path = dir.join(format!("date={date}")).join(&name);
                 let part = match part {
                     Rows::Run(offset, len) => rows.slice(offset, len),
@@ -188,7 +303,7 @@ impl Sink for ParquetSink {
                 self.stage_file(&dir, &batch.after, path, &part, &props)?;
             }
         }
-        if self.group.bytes() < self.commit_bytes {
+        if self.group.bytes() < self.commit_bytes && self.spilled_bytes() < self.commit_bytes * SPILL_COMMITS {
             return Ok(Durability::Buffered);
         }
         self.make_durable()?;
@@ -201,6 +316,7 @@ impl Sink for ParquetSink {
 
     async fn shutdown(mut self) -> Result<(), SinkError> {
         // What was not flushed was not checkpointed either: it is read again by the next run.
+        self.spills.clear();
         self.group.abandon();
         Ok(())
     }
@@ -238,11 +354,10 @@ fn is_bytes(t: &DataType) -> bool {
 /// The table's settings, but no compression (nor dictionary) for the columns that are NULL in
 /// every row of the file: there is nothing to compress, and setting up zstd for each such
 /// column chunk took 13% of the CPU of a copy of Matomo's log tables (45 columns, most NULL).
-fn file_properties(table: &WriterProperties, rows: &RecordBatch) -> WriterProperties {
-    let empty: Vec<&str> = (rows.schema_ref().fields().iter().zip(rows.columns()))
-        .filter(|(_, c)| !c.is_empty() && c.null_count() == c.len())
-        .map(|(f, _)| f.name().as_str())
-        .collect();
+/// `has_values`: per column of `schema`, whether some row of the file has a value.
+fn file_properties(table: &WriterProperties, schema: &Schema, has_values: &[bool]) -> WriterProperties {
+    let empty: Vec<&str> =
+        (schema.fields().iter().zip(has_values)).filter(|(_, has)| !**has).map(|(f, _)| f.name().as_str()).collect();
     if empty.is_empty() {
         return table.clone();
     }
@@ -253,6 +368,11 @@ fn file_properties(table: &WriterProperties, rows: &RecordBatch) -> WriterProper
             .set_column_dictionary_enabled(ColumnPath::from(name), false);
     }
     props.build()
+}
+
+/// Per column of `rows`: whether some row has a value (an empty column counts as one).
+fn has_values(rows: &RecordBatch) -> Vec<bool> {
+    rows.columns().iter().map(|c| c.is_empty() || c.null_count() < c.len()).collect()
 }
 
 /// Whether a source column type usually holds few distinct values: enums and sets, short
@@ -293,37 +413,55 @@ enum Rows {
     Picked(Vec<u32>),
 }
 
-/// The batch's rows by cursor date, each date once, in the order dates first appear. Rows read
-/// in cursor order make one run per date; a key-order copy may scatter a date's rows.
-fn date_groups(cursor: &ArrayRef) -> Vec<(String, Rows)> {
-    let date_of = |i: usize| -> Option<i32> {
-        if cursor.is_null(i) {
-            return None;
+/// The date of each row's cursor (days since 1970-01-01), `None` for a NULL cursor.
+fn row_dates(cursor: &ArrayRef) -> Vec<Option<i32>> {
+    let valid = |i: usize| !cursor.is_null(i);
+    match cursor.data_type() {
+        DataType::Timestamp(_, _) => (cursor.as_primitive::<TimestampMicrosecondType>().values().iter().enumerate())
+            .map(|(i, us)| valid(i).then(|| us.div_euclid(civil::MICROS_PER_DAY) as i32))
+            .collect(),
+        DataType::Date32 => (cursor.as_primitive::<Date32Type>().values().iter().enumerate())
+            .map(|(i, &days)| valid(i).then_some(days))
+            .collect(),
+        _ => vec![None; cursor.len()],
+    }
+}
+
+/// How many dates `dates` holds.
+fn distinct_dates(dates: &[Option<i32>]) -> usize {
+    let mut distinct: Vec<Option<i32>> = dates.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    distinct.len()
+}
+
+/// The Hive partition of `date` (see [`row_dates`]).
+fn date_name(date: Option<i32>) -> String {
+    match date {
+        Some(days) => {
+            let (y, m, d) = civil::civil_from_days(days);
+            format!("{y:04}-{m:02}-{d:02}")
         }
-        match cursor.data_type() {
-            DataType::Timestamp(_, _) => {
-                let us = cursor.as_primitive::<TimestampMicrosecondType>().value(i);
-                Some(us.div_euclid(civil::MICROS_PER_DAY) as i32)
-            }
-            DataType::Date32 => Some(cursor.as_primitive::<Date32Type>().value(i)),
-            _ => None,
-        }
-    };
+        None => NULL_PARTITION.to_owned(),
+    }
+}
+
+/// The batch's rows by cursor date (see [`row_dates`]), each date once, in the order dates
+/// first appear. Rows read in cursor order make one run per date; a key-order copy may scatter
+/// a date's rows.
+fn date_groups(dates: &[Option<i32>]) -> Vec<(String, Rows)> {
     let mut runs: Vec<(Option<i32>, usize, usize)> = Vec::new();
-    for i in 0..cursor.len() {
-        let d = date_of(i);
+    for (i, &d) in dates.iter().enumerate() {
         match runs.last_mut() {
             Some((last, _, len)) if *last == d => *len += 1,
             _ => runs.push((d, i, 1)),
         }
     }
-    let mut dates: Vec<Option<i32>> = runs.iter().map(|r| r.0).collect();
-    dates.sort_unstable();
-    dates.dedup();
-    let groups: Vec<(Option<i32>, Rows)> = if dates.len() == runs.len() {
+    let distinct = distinct_dates(&runs.iter().map(|r| r.0).collect::<Vec<_>>());
+    let groups: Vec<(Option<i32>, Rows)> = if distinct == runs.len() {
         runs.into_iter().map(|(d, offset, len)| (d, Rows::Run(offset, len))).collect()
     } else {
-        let mut groups: Vec<(Option<i32>, Vec<u32>)> = Vec::with_capacity(dates.len());
+        let mut groups: Vec<(Option<i32>, Vec<u32>)> = Vec::with_capacity(distinct);
         for (d, offset, len) in runs {
             let rows = offset as u32..(offset + len) as u32;
             match groups.iter_mut().find(|(g, _)| *g == d) {
@@ -333,19 +471,7 @@ fn date_groups(cursor: &ArrayRef) -> Vec<(String, Rows)> {
         }
         groups.into_iter().map(|(d, indices)| (d, Rows::Picked(indices))).collect()
     };
-    groups
-        .into_iter()
-        .map(|(d, rows)| {
-            let name = match d {
-                Some(days) => {
-                    let (y, m, d) = civil::civil_from_days(days);
-                    format!("{y:04}-{m:02}-{d:02}")
-                }
-                None => NULL_PARTITION.to_owned(),
-            };
-            (name, rows)
-        })
-        .collect()
+    groups.into_iter().map(|(d, rows)| (date_name(d), rows)).collect()
 }
 
 /// Removes the `.part-*.tmp` files (and a group record's temporary) a crash left under `dir`.
@@ -387,6 +513,7 @@ mod tests {
         let day = root.path().join("t/date=2026-01-01");
         std::fs::create_dir_all(&day).expect("dirs");
         std::fs::write(day.join(".part-a-b.parquet.tmp"), b"half").expect("writes");
+        std::fs::write(root.path().join("t/.part-spill-0.tmp"), b"rows kept by date").expect("writes");
         std::fs::write(day.join("part-a-b.parquet"), b"whole").expect("writes");
         let table = root.path().join("t");
         std::fs::write(table.join(".hw-group.json.tmp"), b"half").expect("writes");
@@ -418,6 +545,11 @@ mod tests {
     /// Rows `(after, upto]` of `d.orders` (key, cursor), two per key: the first on 2026-01-01,
     /// the second on 2026-01-02.
     fn orders_batch(after: i64, upto: i64) -> ChangeBatch {
+        dated_batch(after, upto, 2)
+    }
+
+    /// Rows `(after, upto]` of `d.orders` (key, cursor), key `k` on day `k % days` of 2026.
+    fn dated_batch(after: i64, upto: i64, days: i64) -> ChangeBatch {
         use highwater_pipeline::batch::{BatchStats, Op};
         use highwater_pipeline::schema::ColumnSchema;
         let column = |name: &str, source_type: &str, data_type: DataType| ColumnSchema {
@@ -441,7 +573,7 @@ mod tests {
         let keys: Vec<i64> = (after + 1..=upto).collect();
         let day = civil::MICROS_PER_DAY;
         let base = 20_454 * day; // 2026-01-01
-        let times: Vec<i64> = keys.iter().map(|k| base + (k % 2) * day).collect();
+        let times: Vec<i64> = keys.iter().map(|k| base + (k % days) * day).collect();
         let rows = RecordBatch::try_new(
             table.arrow.clone(),
             vec![Arc::new(arrow_array::Int64Array::from(keys)), Arc::new(TimestampMicrosecondArray::from(times))],
@@ -564,6 +696,87 @@ mod tests {
         assert_eq!(files_under(&dir), Vec::<String>::new(), "nothing visible after the next run's discard");
     }
 
+    /// The keys in the Parquet files under `dir`, with the directory of their date, sorted.
+    fn keys_by_date(dir: &Path) -> Vec<(i64, String)> {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let mut rows = Vec::new();
+        for f in files_under(dir).into_iter().filter(|f| f.ends_with(".parquet")) {
+            let date = f.split('/').next().expect("a date").to_owned();
+            let file = File::open(dir.join(&f)).expect("opens");
+            for batch in ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet").build().expect("reader") {
+                let batch = batch.expect("reads");
+                let keys = batch.column(0).as_primitive::<arrow_array::types::Int64Type>();
+                rows.extend(keys.values().iter().map(|&k| (k, date.clone())));
+            }
+        }
+        rows.sort();
+        rows
+    }
+
+    #[tokio::test]
+    async fn batches_of_many_dates_become_a_file_per_date_per_group_from_memory_and_from_disk() {
+        // Held in memory until the flush; then sorted to disk at every batch.
+        for (held, on_disk) in [(spill::HELD_BYTES, vec![]), (1, vec![".part-spill-0.tmp", ".part-spill-1.tmp"])] {
+            let root = tempfile::tempdir().expect("tempdir");
+            let mut sink = ParquetSink { spill_held_bytes: held, ..sink_at(root.path(), 1 << 30).merging_dates() };
+            // A batch of 2 dates is written as it comes; the next, of 30 dates, is kept, and so
+            // is every later batch of the table.
+            for (after, upto, days) in [(0, 10, 2), (10, 100, 30), (100, 150, 2)] {
+                let durability = sink.write(&dated_batch(after, upto, days)).await.expect("writes");
+                assert_eq!(durability, Durability::Buffered);
+            }
+            let dir = root.path().join("orders");
+            let hidden: Vec<String> = files_under(&dir).into_iter().filter(|f| !f.contains('/')).collect();
+            assert_eq!(hidden, on_disk);
+
+            sink.flush().await.expect("flushes");
+            let first = format!("part-{}-{}.parquet", at(0).file_token(), at(10).file_token());
+            let kept = format!("part-{}-{}.parquet", at(10).file_token(), at(150).file_token());
+            let mut expected: Vec<String> = (1..=30).map(|d| format!("date=2026-01-{d:02}/{kept}")).collect();
+            expected.extend((1..=2).map(|d| format!("date=2026-01-{d:02}/{first}")));
+            expected.push(group::RECORD.to_owned());
+            expected.sort();
+            assert_eq!(files_under(&dir), expected, "a file per date of the batches kept");
+            let mut expected: Vec<(i64, String)> = (1..=150)
+                .map(|k| {
+                    let days = if (11..=100).contains(&k) { 30 } else { 2 };
+                    (k, format!("date=2026-01-{:02}", k % days + 1))
+                })
+                .collect();
+            expected.sort();
+            assert_eq!(keys_by_date(&dir), expected, "every row once, under its date");
+
+            // Never checkpointed: the next run removes them all.
+            let record: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join(group::RECORD)).expect("record")).expect("json");
+            assert_eq!(record["after"], serde_json::to_value(at(0)).expect("json"));
+            let mut next = sink_at(root.path(), 1 << 20);
+            next.discard_after(&orders_batch(0, 0).table, &at(0)).await.expect("discards");
+            assert_eq!(files_under(&dir), Vec::<String>::new());
+        }
+    }
+
+    #[tokio::test]
+    async fn rows_kept_by_date_go_with_their_files_when_a_run_stops_without_its_flush() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut sink = ParquetSink { spill_held_bytes: 1, ..sink_at(root.path(), 1 << 30).merging_dates() };
+        sink.write(&dated_batch(0, 100, 30)).await.expect("writes");
+        assert_eq!(files_under(&root.path().join("orders")), [".part-spill-0.tmp"]);
+        sink.shutdown().await.expect("shuts down");
+        assert_eq!(files_under(&root.path().join("orders")), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn without_merging_a_batch_of_many_dates_is_a_file_per_date() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut sink = sink_at(root.path(), 1 << 30);
+        sink.write(&dated_batch(0, 100, 30)).await.expect("writes");
+        sink.write(&dated_batch(100, 200, 30)).await.expect("writes");
+        sink.flush().await.expect("flushes");
+        let files = files_under(&root.path().join("orders"));
+        assert_eq!(files.iter().filter(|f| f.ends_with(".parquet")).count(), 60, "{files:?}");
+    }
+
     #[tokio::test]
     async fn a_run_that_stops_without_its_flush_leaves_no_temporary_file() {
         let root = tempfile::tempdir().expect("tempdir");
@@ -579,7 +792,7 @@ mod tests {
         let cursor: ArrayRef =
             Arc::new(TimestampMicrosecondArray::from(vec![None, None, Some(0), Some(day - 1), Some(day), Some(-1)]));
         assert_eq!(
-            date_groups(&cursor),
+            date_groups(&row_dates(&cursor)),
             [
                 (NULL_PARTITION.to_owned(), Rows::Run(0, 2)),
                 ("1970-01-01".to_owned(), Rows::Run(2, 2)),
@@ -635,7 +848,7 @@ mod tests {
         )
         .expect("batch");
         let mut file = Vec::new();
-        let props = file_properties(&writer_properties(&table), &rows);
+        let props = file_properties(&writer_properties(&table), rows.schema_ref(), &has_values(&rows));
         let mut writer = ArrowWriter::try_new(&mut file, rows.schema(), Some(props)).expect("writer");
         writer.write(&rows).expect("writes");
         writer.close().expect("closes");
@@ -654,7 +867,7 @@ mod tests {
         let cursor: ArrayRef =
             Arc::new(TimestampMicrosecondArray::from(vec![Some(day), Some(0), Some(1), None, Some(day + 5), Some(2)]));
         assert_eq!(
-            date_groups(&cursor),
+            date_groups(&row_dates(&cursor)),
             [
                 ("1970-01-02".to_owned(), Rows::Picked(vec![0, 4])),
                 ("1970-01-01".to_owned(), Rows::Picked(vec![1, 2, 5])),
