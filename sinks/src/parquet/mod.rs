@@ -74,6 +74,10 @@ pub struct ParquetSink {
     merge_dates: bool,
     /// The tables whose rows are kept by date, not yet written.
     spills: HashMap<TableId, Spill>,
+    /// The tables whose directory was rid of what a crash left: once a run, at its first
+    /// `prepare`. A later one (the table's columns changed) must not remove the files and the
+    /// rows kept by date that this run holds.
+    cleaned: std::collections::HashSet<TableId>,
     /// The bytes of rows a table keeps by date in memory before they go to disk.
     spill_held_bytes: usize,
 }
@@ -89,6 +93,7 @@ impl ParquetSink {
             merge_dates: false,
             spills: HashMap::new(),
             spill_held_bytes: spill::HELD_BYTES,
+            cleaned: Default::default(),
         }
     }
 
@@ -264,7 +269,9 @@ impl Sink for ParquetSink {
             self.props.remove(&t.id);
             let dir = self.table_dir(t);
             std::fs::create_dir_all(&dir).map_err(|source| SinkError::Io { path: dir.clone(), source })?;
-            remove_temporaries(&dir)?;
+            if self.cleaned.insert(t.id.clone()) {
+                remove_temporaries(&dir)?;
+            }
         }
         Ok(())
     }
@@ -550,6 +557,15 @@ mod tests {
 
     /// Rows `(after, upto]` of `d.orders` (key, cursor), key `k` on day `k % days` of 2026.
     fn dated_batch(after: i64, upto: i64, days: i64) -> ChangeBatch {
+        let batch = noted_batch(after, upto, days);
+        let table = Arc::new(TableSchema::new(batch.table.id.clone(), batch.table.columns[..2].to_vec(), vec![0], 1));
+        let rows = batch.rows.project(&[0, 1]).expect("projects");
+        let rows = RecordBatch::try_new(table.arrow.clone(), rows.columns().to_vec()).expect("batch");
+        ChangeBatch { table, rows, ..batch }
+    }
+
+    /// [`dated_batch`] with a third column, `note` (`n<k>`): the table after a column was added.
+    fn noted_batch(after: i64, upto: i64, days: i64) -> ChangeBatch {
         use highwater_pipeline::batch::{BatchStats, Op};
         use highwater_pipeline::schema::ColumnSchema;
         let column = |name: &str, source_type: &str, data_type: DataType| ColumnSchema {
@@ -566,17 +582,23 @@ mod tests {
             vec![
                 column("id", "bigint", DataType::Int64),
                 column("update_time", "datetime(6)", DataType::Timestamp(TimeUnit::Microsecond, None)),
+                column("note", "varchar(16)", DataType::Utf8),
             ],
             vec![0],
             1,
         ));
         let keys: Vec<i64> = (after + 1..=upto).collect();
+        let notes: Vec<String> = keys.iter().map(|k| format!("n{k}")).collect();
         let day = civil::MICROS_PER_DAY;
         let base = 20_454 * day; // 2026-01-01
         let times: Vec<i64> = keys.iter().map(|k| base + (k % days) * day).collect();
         let rows = RecordBatch::try_new(
             table.arrow.clone(),
-            vec![Arc::new(arrow_array::Int64Array::from(keys)), Arc::new(TimestampMicrosecondArray::from(times))],
+            vec![
+                Arc::new(arrow_array::Int64Array::from(keys)),
+                Arc::new(TimestampMicrosecondArray::from(times)),
+                Arc::new(StringArray::from(notes)),
+            ],
         )
         .expect("batch");
         ChangeBatch {
@@ -754,6 +776,27 @@ mod tests {
             next.discard_after(&orders_batch(0, 0).table, &at(0)).await.expect("discards");
             assert_eq!(files_under(&dir), Vec::<String>::new());
         }
+    }
+
+    #[tokio::test]
+    async fn a_table_that_gains_a_column_while_its_rows_are_kept_by_date_loses_none_of_them() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut sink = ParquetSink { spill_held_bytes: 1, ..sink_at(root.path(), 1 << 30).merging_dates() };
+        let before = dated_batch(0, 100, 30);
+        sink.prepare(std::slice::from_ref(&before.table)).await.expect("prepares");
+        sink.write(&before).await.expect("writes");
+        // The runner prepares the sink again for the new columns, then writes.
+        let after = noted_batch(100, 200, 30);
+        sink.prepare(std::slice::from_ref(&after.table)).await.expect("prepares");
+        sink.write(&after).await.expect("writes");
+        sink.flush().await.expect("flushes");
+        let dir = root.path().join("orders");
+        let mut expected: Vec<(i64, String)> =
+            (1..=200).map(|k| (k, format!("date=2026-01-{:02}", k % 30 + 1))).collect();
+        expected.sort();
+        assert_eq!(keys_by_date(&dir), expected, "every row once, under its date");
+        let files: Vec<String> = files_under(&dir).into_iter().filter(|f| f.ends_with(".parquet")).collect();
+        assert_eq!(files.len(), 60, "a file per date for the rows before the change, one for those after: {files:?}");
     }
 
     #[tokio::test]
