@@ -124,42 +124,8 @@ impl ParquetSink {
         props: &WriterProperties,
     ) -> Result<(), SinkError> {
         let props = file_properties(props, rows.schema_ref(), &has_values(rows));
-        self.stage_chunks(table_dir, after, path, rows.schema_ref(), props, [Ok(rows.clone())])
-    }
-
-    /// [`Self::stage_file`] for a file of several record batches (`rows`), all of `schema`.
-    fn stage_chunks(
-        &mut self,
-        table_dir: &Path,
-        after: &Position,
-        path: PathBuf,
-        schema: &SchemaRef,
-        props: WriterProperties,
-        rows: impl IntoIterator<Item = Result<RecordBatch, SinkError>>,
-    ) -> Result<(), SinkError> {
-        let io = |source| SinkError::Io { path: path.clone(), source };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("part");
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let written = (|| {
-            let file = File::create(&tmp).map_err(io)?;
-            let mut writer =
-                ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| io(std::io::Error::other(e)))?;
-            for chunk in rows {
-                writer.write(&chunk?).map_err(|e| io(std::io::Error::other(e)))?;
-            }
-            let file = writer.into_inner().map_err(|e| io(std::io::Error::other(e)))?;
-            file.metadata().map(|m| m.len()).map_err(io)
-        })();
-        match written {
-            Ok(bytes) => self.group.add(table_dir, after, tmp, path, bytes),
-            Err(e) => {
-                // The final name was never touched.
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
+        let (tmp, bytes) = write_file(&path, rows.schema_ref(), props, [Ok(rows.clone())])?;
+        self.group.add(table_dir, after, tmp, path, bytes)
     }
 
     /// Writes the rows kept by date of table `id` into the group: a file per date, under the
@@ -171,12 +137,52 @@ impl ParquetSink {
         // Not the cached settings: the table may have changed since these rows were read.
         let props = writer_properties(&spill.table);
         let schema = spill.schema().clone();
-        let (dates, mut rounds) = spill.finish()?;
-        for date in dates {
-            let path = dir.join(format!("date={}", date.date)).join(&name);
-            let props = file_properties(&props, &schema, &date.has_values);
-            let chunks: Vec<_> = date.chunks.into_iter().map(|c| rounds.read(c)).collect();
-            self.stage_chunks(&dir, &spill.after, path, &schema, props, chunks)?;
+        let (dates, rounds) = spill.finish()?;
+        // The files are independent: written on as many threads as there are cores (the
+        // copy's read is over), each reading the rounds on its own.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+        let mut shares: Vec<Vec<spill::DateRows>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, date) in dates.into_iter().enumerate() {
+            shares[i % threads].push(date);
+        }
+        let write_share = |share: Vec<spill::DateRows>, written: &mut Vec<Written>| {
+            let mut readers = rounds.open()?;
+            for date in share {
+                let path = dir.join(format!("date={}", date.date)).join(&name);
+                let props = file_properties(&props, &schema, &date.has_values);
+                let chunks = date.chunks.into_iter().map(|c| readers.read(c));
+                let (tmp, bytes) = write_file(&path, &schema, props, chunks)?;
+                written.push((path, tmp, bytes));
+            }
+            Ok::<_, SinkError>(())
+        };
+        let results: Vec<(Vec<Written>, Result<(), SinkError>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (shares.into_iter())
+                .map(|share| {
+                    scope.spawn(|| {
+                        let mut written = Vec::new();
+                        let result = write_share(share, &mut written);
+                        (written, result)
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+        });
+        let mut files: Vec<Written> = Vec::new();
+        let mut failed = None;
+        for (written, result) in results {
+            files.extend(written);
+            failed = failed.or(result.err());
+        }
+        if let Some(e) = failed {
+            for (_, tmp, _) in files {
+                let _ = std::fs::remove_file(tmp);
+            }
+            return Err(e);
+        }
+        files.sort();
+        for (path, tmp, bytes) in files {
+            self.group.add(&dir, &spill.after, tmp, path, bytes)?;
         }
         Ok(())
     }
@@ -326,6 +332,42 @@ impl Sink for ParquetSink {
         self.spills.clear();
         self.group.abandon();
         Ok(())
+    }
+}
+
+/// A file written in full: its final name, its temporary name, its size.
+type Written = (PathBuf, PathBuf, u64);
+
+/// Writes `rows` (all of `schema`) in full to a hidden temporary file beside `path`, not
+/// fsynced: its name and size. On an error no temporary file is left.
+fn write_file(
+    path: &Path,
+    schema: &SchemaRef,
+    props: WriterProperties,
+    rows: impl IntoIterator<Item = Result<RecordBatch, SinkError>>,
+) -> Result<(PathBuf, u64), SinkError> {
+    let io = |source| SinkError::Io { path: path.to_owned(), source };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("part");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let written = (|| {
+        let file = File::create(&tmp).map_err(io)?;
+        let mut writer =
+            ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| io(std::io::Error::other(e)))?;
+        for chunk in rows {
+            writer.write(&chunk?).map_err(|e| io(std::io::Error::other(e)))?;
+        }
+        let file = writer.into_inner().map_err(|e| io(std::io::Error::other(e)))?;
+        file.metadata().map(|m| m.len()).map_err(io)
+    })();
+    match written {
+        Ok(bytes) => Ok((tmp, bytes)),
+        Err(e) => {
+            // The final name was never touched.
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
 }
 
@@ -797,6 +839,21 @@ mod tests {
         assert_eq!(keys_by_date(&dir), expected, "every row once, under its date");
         let files: Vec<String> = files_under(&dir).into_iter().filter(|f| f.ends_with(".parquet")).collect();
         assert_eq!(files.len(), 60, "a file per date for the rows before the change, one for those after: {files:?}");
+    }
+
+    #[tokio::test]
+    async fn a_date_file_that_cannot_be_written_fails_the_flush_and_leaves_no_temporary_file() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut sink = ParquetSink { spill_held_bytes: 1, ..sink_at(root.path(), 1 << 30).merging_dates() };
+        sink.write(&dated_batch(0, 100, 30)).await.expect("writes");
+        sink.write(&dated_batch(100, 200, 30)).await.expect("writes");
+        // A file where one date's directory must go: that date's file cannot be written.
+        let dir = root.path().join("orders");
+        std::fs::write(dir.join("date=2026-01-05"), b"in the way").expect("writes");
+        let error = sink.flush().await.expect_err("a date cannot be written").to_string();
+        assert!(error.contains("date=2026-01-05"), "{error}");
+        assert_eq!(files_under(&dir), ["date=2026-01-05"], "no round, no other date's file");
+        assert!(sink.write(&dated_batch(200, 300, 30)).await.is_err(), "the sink takes nothing more");
     }
 
     #[tokio::test]

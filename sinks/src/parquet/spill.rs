@@ -188,8 +188,8 @@ impl Spill {
     }
 
     /// Each date's rows, in date order (the NULL partition first). Read the chunks with
-    /// [`Rounds`].
-    pub fn finish(&mut self) -> Result<(Vec<DateRows>, Rounds), SinkError> {
+    /// [`RoundFiles::open`].
+    pub fn finish(&mut self) -> Result<(Vec<DateRows>, RoundFiles), SinkError> {
         let mut in_memory: BTreeMap<Option<i32>, RecordBatch> = BTreeMap::new();
         if let Some((sorted, runs)) = self.sort_held()? {
             for (date, offset, len) in runs {
@@ -206,13 +206,12 @@ impl Spill {
                 DateRows { date: date_name(date), has_values: d.has_values, chunks }
             })
             .collect();
-        let rounds = Rounds::open(std::mem::take(&mut self.rounds))?;
-        Ok((dates, rounds))
+        Ok((dates, RoundFiles { paths: std::mem::take(&mut self.rounds) }))
     }
 }
 
 impl Drop for Spill {
-    /// Removes the rounds on disk not handed to [`Rounds`] (a spill never finished).
+    /// Removes the rounds on disk not handed to [`RoundFiles`] (a spill never finished).
     fn drop(&mut self) {
         for path in &self.rounds {
             let _ = std::fs::remove_file(path);
@@ -220,23 +219,39 @@ impl Drop for Spill {
     }
 }
 
-/// The rounds of a finished spill, open for reading; removed when dropped.
-pub struct Rounds {
+/// The rounds on disk of a finished spill; removed when dropped.
+pub struct RoundFiles {
     paths: Vec<PathBuf>,
+}
+
+impl RoundFiles {
+    /// Opens every round for reading (each thread that reads them opens its own).
+    pub fn open(&self) -> Result<Rounds<'_>, SinkError> {
+        let mut readers = Vec::with_capacity(self.paths.len());
+        for path in &self.paths {
+            let io = |source| SinkError::Io { path: path.clone(), source };
+            let file = File::open(path).map_err(io)?;
+            readers.push(FileReader::try_new_buffered(file, None).map_err(|e| io(std::io::Error::other(e)))?);
+        }
+        Ok(Rounds { paths: &self.paths, readers })
+    }
+}
+
+impl Drop for RoundFiles {
+    fn drop(&mut self) {
+        for path in &self.paths {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The rounds of a finished spill, open for reading.
+pub struct Rounds<'a> {
+    paths: &'a [PathBuf],
     readers: Vec<FileReader<BufReader<File>>>,
 }
 
-impl Rounds {
-    fn open(paths: Vec<PathBuf>) -> Result<Rounds, SinkError> {
-        let mut rounds = Rounds { paths, readers: Vec::new() };
-        for path in &rounds.paths {
-            let io = |source| SinkError::Io { path: path.clone(), source };
-            let file = File::open(path).map_err(io)?;
-            rounds.readers.push(FileReader::try_new_buffered(file, None).map_err(|e| io(std::io::Error::other(e)))?);
-        }
-        Ok(rounds)
-    }
-
+impl Rounds<'_> {
     /// The rows of `chunk`.
     pub fn read(&mut self, chunk: Chunk) -> Result<RecordBatch, SinkError> {
         let (round, batch) = match chunk {
@@ -250,15 +265,6 @@ impl Rounds {
         match reader.next() {
             Some(rows) => rows.map_err(io),
             None => Err(io(arrow_schema::ArrowError::IpcError(format!("record batch {batch} is missing")))),
-        }
-    }
-}
-
-impl Drop for Rounds {
-    fn drop(&mut self) {
-        self.readers.clear();
-        for path in &self.paths {
-            let _ = std::fs::remove_file(path);
         }
     }
 }
