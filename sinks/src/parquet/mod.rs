@@ -624,7 +624,7 @@ mod tests {
             vec![
                 column("id", "bigint", DataType::Int64),
                 column("update_time", "datetime(6)", DataType::Timestamp(TimeUnit::Microsecond, None)),
-                column("note", "varchar(16)", DataType::Utf8),
+                ColumnSchema { nullable: true, source_nullable: true, ..column("note", "varchar(16)", DataType::Utf8) },
             ],
             vec![0],
             1,
@@ -839,6 +839,42 @@ mod tests {
         assert_eq!(keys_by_date(&dir), expected, "every row once, under its date");
         let files: Vec<String> = files_under(&dir).into_iter().filter(|f| f.ends_with(".parquet")).collect();
         assert_eq!(files.len(), 60, "a file per date for the rows before the change, one for those after: {files:?}");
+    }
+
+    #[tokio::test]
+    async fn a_column_null_in_every_row_of_a_round_on_disk_comes_back_null_and_typed() {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        for held in [spill::HELD_BYTES, 1] {
+            let root = tempfile::tempdir().expect("tempdir");
+            let mut sink = ParquetSink { spill_held_bytes: held, ..sink_at(root.path(), 1 << 30).merging_dates() };
+            // Keys 1-100 have no note; 101-200 have one.
+            let mut first = noted_batch(0, 100, 30);
+            let mut columns = first.rows.columns().to_vec();
+            columns[2] = Arc::new(StringArray::from(vec![None::<&str>; 100]));
+            first.rows = RecordBatch::try_new(first.rows.schema(), columns).expect("batch");
+            sink.write(&first).await.expect("writes");
+            sink.write(&noted_batch(100, 200, 30)).await.expect("writes");
+            sink.flush().await.expect("flushes");
+            let dir = root.path().join("orders");
+            let mut notes = Vec::new();
+            for f in files_under(&dir).into_iter().filter(|f| f.ends_with(".parquet")) {
+                let file = File::open(dir.join(&f)).expect("opens");
+                for batch in ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet").build().expect("reader") {
+                    let batch = batch.expect("reads");
+                    assert_eq!(batch.schema().field(2).data_type(), &DataType::Utf8, "{f}");
+                    let keys = batch.column(0).as_primitive::<arrow_array::types::Int64Type>();
+                    let note = batch.column(2).as_string::<i32>();
+                    notes.extend(
+                        (0..batch.num_rows())
+                            .map(|i| (keys.value(i), note.is_valid(i).then(|| note.value(i).to_owned()))),
+                    );
+                }
+            }
+            notes.sort();
+            let expected: Vec<(i64, Option<String>)> =
+                (1..=200).map(|k| (k, (k > 100).then(|| format!("n{k}")))).collect();
+            assert_eq!(notes, expected, "held {held}");
+        }
     }
 
     #[tokio::test]

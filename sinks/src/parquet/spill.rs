@@ -23,13 +23,13 @@ use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow_array::{Array, RecordBatch};
+use arrow_array::{Array, ArrayRef, NullArray, RecordBatch, new_null_array};
 use arrow_ipc::reader::FileReader;
 use arrow_ipc::writer::FileWriter;
-use arrow_schema::SchemaRef;
-use arrow_select::interleave::interleave_record_batch;
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use arrow_select::interleave::interleave;
 use highwater_pipeline::cursor::Position;
-use highwater_pipeline::schema::TableSchema;
+use highwater_pipeline::schema::{TableId, TableSchema};
 use highwater_pipeline::sink::SinkError;
 
 use super::{date_name, row_dates};
@@ -72,7 +72,7 @@ impl Date {
     fn saw(&mut self, rows: &RecordBatch) {
         self.has_values.resize(rows.num_columns(), false);
         for (seen, c) in self.has_values.iter_mut().zip(rows.columns()) {
-            *seen |= c.null_count() < c.len();
+            *seen |= c.logical_null_count() < c.len();
         }
     }
 }
@@ -147,8 +147,24 @@ impl Spill {
         }
         rows.sort_by_key(|r| r.0);
         let indices: Vec<(usize, usize)> = rows.iter().map(|r| (r.1, r.2)).collect();
-        let held: Vec<&RecordBatch> = self.held.iter().collect();
-        let sorted = interleave_record_batch(&held, &indices).map_err(|e| SinkError::Data {
+        let mut fields = Vec::with_capacity(self.schema.fields().len());
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(fields.capacity());
+        for (c, field) in self.schema.fields().iter().enumerate() {
+            let values: Vec<&dyn Array> = self.held.iter().map(|b| b.column(c).as_ref()).collect();
+            if values.iter().all(|v| v.logical_null_count() == v.len()) {
+                // NULL in every row held: nothing to sort, and nothing to write to disk, where
+                // Arrow would keep a value's width under each NULL (see `restore`).
+                fields.push(Field::new(field.name(), DataType::Null, true));
+                columns.push(Arc::new(NullArray::new(indices.len())));
+            } else {
+                fields.push(field.as_ref().clone());
+                columns.push(interleave(&values, &indices).map_err(|e| SinkError::Data {
+                    table: self.table.id.clone(),
+                    reason: format!("cannot sort rows by date: {e}"),
+                })?);
+            }
+        }
+        let sorted = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| SinkError::Data {
             table: self.table.id.clone(),
             reason: format!("cannot sort rows by date: {e}"),
         })?;
@@ -173,7 +189,8 @@ impl Spill {
         std::fs::create_dir_all(&self.dir).map_err(io)?;
         let file = File::create(&path).map_err(io)?;
         self.rounds.push(path.clone());
-        let mut writer = FileWriter::try_new_buffered(file, &self.schema).map_err(|e| io(std::io::Error::other(e)))?;
+        let mut writer =
+            FileWriter::try_new_buffered(file, sorted.schema_ref()).map_err(|e| io(std::io::Error::other(e)))?;
         for (n, (date, offset, len)) in runs.into_iter().enumerate() {
             let rows = sorted.slice(offset, len);
             writer.write(&rows).map_err(|e| io(std::io::Error::other(e)))?;
@@ -206,7 +223,8 @@ impl Spill {
                 DateRows { date: date_name(date), has_values: d.has_values, chunks }
             })
             .collect();
-        Ok((dates, RoundFiles { paths: std::mem::take(&mut self.rounds) }))
+        let (paths, schema, table) = (std::mem::take(&mut self.rounds), self.schema.clone(), self.table.id.clone());
+        Ok((dates, RoundFiles { paths, schema, table }))
     }
 }
 
@@ -222,6 +240,9 @@ impl Drop for Spill {
 /// The rounds on disk of a finished spill; removed when dropped.
 pub struct RoundFiles {
     paths: Vec<PathBuf>,
+    /// The table's rows (see [`restore`]).
+    schema: SchemaRef,
+    table: TableId,
 }
 
 impl RoundFiles {
@@ -233,7 +254,7 @@ impl RoundFiles {
             let file = File::open(path).map_err(io)?;
             readers.push(FileReader::try_new_buffered(file, None).map_err(|e| io(std::io::Error::other(e)))?);
         }
-        Ok(Rounds { paths: &self.paths, readers })
+        Ok(Rounds { paths: &self.paths, schema: &self.schema, table: &self.table, readers })
     }
 }
 
@@ -248,6 +269,8 @@ impl Drop for RoundFiles {
 /// The rounds of a finished spill, open for reading.
 pub struct Rounds<'a> {
     paths: &'a [PathBuf],
+    schema: &'a SchemaRef,
+    table: &'a TableId,
     readers: Vec<FileReader<BufReader<File>>>,
 }
 
@@ -255,16 +278,33 @@ impl Rounds<'_> {
     /// The rows of `chunk`.
     pub fn read(&mut self, chunk: Chunk) -> Result<RecordBatch, SinkError> {
         let (round, batch) = match chunk {
-            Chunk::Held(rows) => return Ok(rows),
+            Chunk::Held(rows) => {
+                return restore(rows, self.schema).map_err(|e| SinkError::Data {
+                    table: self.table.clone(),
+                    reason: format!("rows kept by date: {e}"),
+                });
+            }
             Chunk::OnDisk(round, batch) => (round, batch),
         };
         let path = &self.paths[round];
-        let io = |e: arrow_schema::ArrowError| SinkError::Io { path: path.clone(), source: std::io::Error::other(e) };
+        let io = |e: ArrowError| SinkError::Io { path: path.clone(), source: std::io::Error::other(e) };
         let reader = &mut self.readers[round];
         reader.set_index(batch).map_err(io)?;
         match reader.next() {
-            Some(rows) => rows.map_err(io),
-            None => Err(io(arrow_schema::ArrowError::IpcError(format!("record batch {batch} is missing")))),
+            Some(rows) => restore(rows.map_err(io)?, self.schema).map_err(io),
+            None => Err(io(ArrowError::IpcError(format!("record batch {batch} is missing")))),
         }
     }
+}
+
+/// `rows` of a round, as the table's `schema` has them: a column NULL in every row of the
+/// round was kept as Arrow's `Null` type, without values.
+fn restore(rows: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let columns = (schema.fields().iter().zip(rows.columns()))
+        .map(|(field, column)| match column.data_type() {
+            DataType::Null if field.data_type() != &DataType::Null => new_null_array(field.data_type(), column.len()),
+            _ => column.clone(),
+        })
+        .collect();
+    RecordBatch::try_new(schema.clone(), columns)
 }
