@@ -296,6 +296,65 @@ async fn kill_9_twenty_times_under_a_writer_loses_nothing_and_doubles_nothing() 
     sink.drop_db().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_a_copy_whose_rows_are_kept_by_date_loses_nothing_and_doubles_nothing() {
+    let source = TestDb::new("kill_scatter").await;
+    // 40,000 rows of about 1 KB, their dates all over 2025: batches of 200 span about 160 dates,
+    // so the sink keeps the rows by date, and with `commit_mb = 1` makes them durable in
+    // groups of 8 MiB of rows, a checkpoint each.
+    source
+        .exec(
+            "CREATE TABLE events (id INT PRIMARY KEY, at DATETIME NOT NULL, pad VARCHAR(1100) NOT NULL, KEY (at)); \
+             INSERT INTO events SELECT seq, '2025-01-01' + INTERVAL (seq * 7919 % 365) DAY + INTERVAL seq SECOND, \
+             REPEAT(MD5(seq), 32) FROM seq_1_to_40000",
+        )
+        .await;
+    let p = Pipeline::new(&source.url(), &[("events", "at")], 200, "");
+    p.set_sink(&format!("{}\ncommit_mb = 1", p.parquet_sink()));
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    let mut random = Lcg(seed);
+    eprintln!("kill moments seed: {seed}");
+    let position = || -> serde_json::Value {
+        let state: serde_json::Value = std::fs::read_to_string(p.state_file())
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        state["tables"][0]["position"].clone()
+    };
+    // Each run is killed at a random moment after its first checkpoint: inside a group, while
+    // it writes its files, or between the rename and the checkpoint; until the copy is done.
+    let mut resumed_from = Vec::new();
+    for _ in 0..10 {
+        let before = position();
+        let mut daemon = KillOnDrop(p.command().spawn().expect("highwater starts"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while position() == before {
+            assert!(Instant::now() < deadline, "no checkpoint within 60 s");
+            assert!(daemon.0.try_wait().expect("wait").is_none(), "the daemon exited on its own");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(random.below(500))).await;
+        daemon.0.kill().expect("SIGKILL");
+        daemon.0.wait().expect("reaped");
+        let now = position();
+        if now["phase"] != "copy" {
+            break;
+        }
+        resumed_from.push(now["key"][0].to_string());
+    }
+    assert!(!resumed_from.is_empty(), "no kill found the copy past its first group");
+    eprintln!("killed in the copy after keys {resumed_from:?}");
+
+    p.run_once();
+    let files = read_parquet(&p.out().join("events"), &["id"], "at");
+    assert_same_rows("parquet after the kills", &source.canonical("events").await, &files.rows, &[]);
+    assert_eq!(files.file_rows, files.versions, "no row is in two files (resumed from keys {resumed_from:?})");
+    assert!(files.files.len() < 365 * 10, "a file per date and group: {}", files.files.len());
+    let left: Vec<String> = harness::files_below(&p.out()).into_iter().filter(|f| f.ends_with(".tmp")).collect();
+    assert!(left.is_empty(), "what the killed runs left half-written is gone: {left:?}");
+    source.drop_db().await;
+}
+
 /// A tmpfs of `size` mounted for one test, unmounted when dropped.
 struct SmallDisk(std::path::PathBuf);
 
