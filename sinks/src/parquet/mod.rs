@@ -50,12 +50,12 @@ pub const WRITTEN_AT_COLUMN: &str = "_hw_written_at";
 pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 /// zstd level 1: most of the size win of higher levels at a fraction of their CPU.
 const ZSTD_LEVEL: i32 = 1;
-/// The dates a batch may span before, where the sink merges dates ([`ParquetSink::merging_dates`]),
-/// its table's rows are kept by date ([`spill`]) instead of written as a file per date.
+/// Where the sink merges dates ([`ParquetSink::merging_dates`]): a batch that spans more dates
+/// than this has its table's rows kept by date ([`spill`]), not written as a file per date.
 const MAX_DATES_PER_BATCH: usize = 8;
-/// The rows kept by date (Arrow's uncompressed size) at which they are written and made
-/// durable, in multiples of `sink.commit_mb` (64 MiB by default: 512 MiB, which Parquet makes
-/// 5 to 10 times smaller).
+/// The rows kept by date (uncompressed, in memory and on disk) at which they are written and
+/// made durable, in multiples of `sink.commit_mb` (64 MiB by default: 512 MiB, which Parquet
+/// makes several times smaller: 249 MB of Matomo actions became 39 MB).
 pub const SPILL_COMMITS: u64 = 8;
 
 pub struct ParquetSink {
@@ -297,23 +297,26 @@ impl Sink for ParquetSink {
         if !matches!(cursor.data_type(), DataType::Timestamp(_, _) | DataType::Date32) {
             // A table read by its key alone has no date to partition by.
             self.stage_file(&dir, &batch.after, dir.join(&name), &rows, &props)?;
-        } else if self.merge_dates
-            && (self.spills.contains_key(&batch.table.id) || distinct_dates(&row_dates(cursor)) > MAX_DATES_PER_BATCH)
-        {
-            self.keep_by_date(batch, rows, &dir)?;
         } else {
-            for (date, part) in date_groups(&row_dates(cursor)) {
-                let path = dir.join(format!("date={date}")).join(&name);
-                let part = match part {
-                    Rows::Run(offset, len) => rows.slice(offset, len),
-                    Rows::Picked(indices) => {
-                        take_record_batch(&rows, &UInt32Array::from(indices)).map_err(|e| SinkError::Data {
-                            table: batch.table.id.clone(),
-                            reason: format!("cannot group rows by date: {e}"),
-                        })?
-                    }
-                };
-                self.stage_file(&dir, &batch.after, path, &part, &props)?;
+            let dates = row_dates(cursor);
+            let keep = self.merge_dates
+                && (self.spills.contains_key(&batch.table.id) || distinct_dates(&dates) > MAX_DATES_PER_BATCH);
+            if keep {
+                self.keep_by_date(batch, rows, &dir)?;
+            } else {
+                for (date, part) in date_groups(&dates) {
+                    let path = dir.join(format!("date={date}")).join(&name);
+                    let part = match part {
+                        Rows::Run(offset, len) => rows.slice(offset, len),
+                        Rows::Picked(indices) => {
+                            take_record_batch(&rows, &UInt32Array::from(indices)).map_err(|e| SinkError::Data {
+                                table: batch.table.id.clone(),
+                                reason: format!("cannot group rows by date: {e}"),
+                            })?
+                        }
+                    };
+                    self.stage_file(&dir, &batch.after, path, &part, &props)?;
+                }
             }
         }
         if self.group.bytes() < self.commit_bytes && self.spilled_bytes() < self.commit_bytes * SPILL_COMMITS {
