@@ -219,9 +219,11 @@ async fn a_sink_server_that_refuses_load_data_local_gets_inserts() {
     source.drop_db().await;
 }
 
-/// `events`: 2,000 rows keyed by `id` whose cursor `at` jumps around 2025 (every date of it),
-/// NULL for every 97th key. Read by key, each batch of 100 spans about 90 dates.
-pub async fn scattered_events(source: &TestDb) {
+#[tokio::test]
+async fn a_first_copy_into_parquet_of_dates_scattered_over_the_keys_reads_by_key_and_writes_a_file_per_date() {
+    let source = TestDb::new("scatter").await;
+    // 2,000 rows whose cursor jumps around 2025 (every date of it), NULL for every 97th key:
+    // read by key, each batch of 100 spans about 90 dates.
     source
         .exec(
             "CREATE TABLE events (id INT PRIMARY KEY, at DATETIME NULL, KEY (at)); \
@@ -229,12 +231,6 @@ pub async fn scattered_events(source: &TestDb) {
              FROM seq_1_to_2000",
         )
         .await;
-}
-
-#[tokio::test]
-async fn a_first_copy_into_parquet_of_dates_scattered_over_the_keys_reads_by_key_and_writes_a_file_per_date() {
-    let source = TestDb::new("scatter").await;
-    scattered_events(&source).await;
     let p = Pipeline::new(&source.url(), &[("events", "at")], 100, "type = \"parquet\"\npath = \"OUT\"");
     p.set_sink(&p.parquet_sink());
     let log = run_logged(&p);
@@ -244,6 +240,7 @@ async fn a_first_copy_into_parquet_of_dates_scattered_over_the_keys_reads_by_key
     // The 20 batches' rows kept by date and written once: 365 dates and the NULL partition,
     // where a file per date and batch would be about 1,800.
     assert_eq!(files.files.len(), 366, "{:?}", files.files);
+    assert_eq!((files.file_rows, files.versions), (2_000, 2_000), "every row once");
     source.drop_db().await;
 }
 
