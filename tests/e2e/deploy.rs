@@ -193,9 +193,7 @@ async fn a_real_prometheus_scrapes_a_daemon_and_sees_rows_move_and_lag_fall() {
     let sink = TestDb::on(&server.url(), "prom_sink").await;
     orders(&source, 300, false).await;
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 50, &mysql_sink(&sink, 50));
-    let (metrics_port, prom_port) = (harness::free_port(), harness::free_port());
-    let config = std::fs::read_to_string(&p.config).expect("config");
-    std::fs::write(&p.config, format!("{config}\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n")).expect("config");
+    let (metrics_port, prom_port) = (p.serve_metrics_on_a_free_port(), harness::free_port());
 
     // The repository's scrape config and rules, pointed at this daemon, scraping every second.
     let prom_dir = p.dir.path().join("prometheus");

@@ -392,11 +392,18 @@ impl Pipeline {
 
     /// Starts `highwater run` as a daemon serving metrics on a free port: (process, port).
     pub fn spawn_daemon(&self) -> (KillOnDrop, u16) {
+        let port = self.serve_metrics_on_a_free_port();
+        (KillOnDrop(self.command().spawn().expect("highwater starts")), port)
+    }
+
+    /// Sets the config's metrics address to a free port, which it returns: daemons of other
+    /// tests on the default port would keep this one's from starting.
+    pub fn serve_metrics_on_a_free_port(&self) -> u16 {
         let port = free_port();
         let config = std::fs::read_to_string(&self.config).expect("config");
         assert!(!config.contains("[metrics]"), "the daemon's metrics are set here");
         std::fs::write(&self.config, format!("{config}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n")).expect("config");
-        (KillOnDrop(self.command().spawn().expect("highwater starts")), port)
+        port
     }
 
     /// `highwater run --once`, asserting success.

@@ -302,9 +302,7 @@ async fn a_daemon_keeps_up_and_stops_cleanly_on_sigterm() {
     let sink = TestDb::new("daemon_sink").await;
     orders(&source, 100, false).await;
     let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 20, &mysql_sink(&sink, 20));
-    let port = harness::free_port();
-    let config = std::fs::read_to_string(&p.config).expect("config");
-    std::fs::write(&p.config, format!("{config}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n")).expect("config");
+    let port = p.serve_metrics_on_a_free_port();
     let mut daemon = KillOnDrop(p.command().spawn().expect("highwater starts"));
 
     // Waits until `sql` answers `expected` (the target table appears with the first pass).

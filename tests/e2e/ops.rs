@@ -26,9 +26,7 @@ async fn a_daemon_keeps_its_pools_in_bounds_and_never_prints_its_password() {
     let sink_table = format!("type = \"mysql\"\nurl = \"{}\"\nbatch_rows = 20\n{pool}", user.url(&sink));
     let p = Pipeline::new(&user.url(&source), &[("orders", "update_time")], 20, &sink_table);
     p.add_source_setting(pool);
-    let port = harness::free_port();
-    let config = std::fs::read_to_string(&p.config).expect("config");
-    std::fs::write(&p.config, format!("{config}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n")).expect("config");
+    let port = p.serve_metrics_on_a_free_port();
     let log = p.dir.path().join("daemon.log");
     let mut daemon = KillOnDrop(
         p.command()

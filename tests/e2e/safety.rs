@@ -248,6 +248,7 @@ async fn kill_9_twenty_times_under_a_writer_loses_nothing_and_doubles_nothing() 
     parquet.set_sink(&parquet.parquet_sink());
     for p in [&mysql, &parquet] {
         p.set_open_transaction_wait(1);
+        p.serve_metrics_on_a_free_port();
     }
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
     let mut random = Lcg(seed);
@@ -311,6 +312,7 @@ async fn kill_9_during_a_copy_whose_rows_are_kept_by_date_loses_nothing_and_doub
         .await;
     let p = Pipeline::new(&source.url(), &[("events", "at")], 200, "");
     p.set_sink(&format!("{}\ncommit_mb = 1", p.parquet_sink()));
+    p.serve_metrics_on_a_free_port();
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
     let mut random = Lcg(seed);
     eprintln!("kill moments seed: {seed}");
