@@ -253,7 +253,7 @@ pub async fn connect_source(
             options.table_errors.record(table, e);
         }
     })?;
-    source.partitioned_by_date(date_files_per_batch);
+    source.date_files_per_batch(date_files_per_batch);
     Ok(source)
 }
 

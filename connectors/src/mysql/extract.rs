@@ -116,23 +116,24 @@ pub struct MysqlSource {
     last_holder: Option<Holder>,
     /// The key ranges of a first copy being read on several connections (see [`super::ranges`]).
     copy_plan: Option<CopyPlan>,
-    /// The sink writes a file per date and batch (Parquet behind Kafka): a first copy reads in key order
-    /// only where a page's rows fall on few dates.
-    partitioned_by_date: bool,
+    /// The sink writes a file per date and batch (Parquet behind Kafka): a first copy reads in
+    /// key order only where a page's rows fall on few dates.
+    date_files_per_batch: bool,
 }
 
-/// The dates a first page may span for a first copy in key order into a sink partitioned by
-/// date; above it, rows scattered over many dates would make a file per date and batch.
+/// The dates a first page may span for a first copy in key order into a sink that writes a
+/// file per date and batch; above it, rows scattered over many dates would make as many files.
 const MAX_DATES_PER_PAGE: u64 = 8;
 
 impl MysqlSource {
-    /// Tells the source that its sink partitions by date (see `MAX_DATES_PER_PAGE`).
-    pub fn partitioned_by_date(&mut self, yes: bool) {
-        self.partitioned_by_date = yes;
+    /// Tells the source that its sink writes a file per date and batch (see
+    /// `MAX_DATES_PER_PAGE`).
+    pub fn date_files_per_batch(&mut self, yes: bool) {
+        self.date_files_per_batch = yes;
     }
 
-    /// Whether `table`'s first copy reads in key order: always, unless the sink partitions by
-    /// date and the first page's rows, or those of the page from the middle of an integer key's
+    /// Whether `table`'s first copy reads in key order: always, unless the sink writes a file
+    /// per date and batch and the first page's rows, or those of the page from the middle of an integer key's
     /// span, fall on more than [`MAX_DATES_PER_PAGE`] dates (cursors that do not follow the
     /// key), where cursor order keeps each batch to a date or two.
     async fn copies_in_key_order(&mut self, table: usize, bound: &DateTime) -> Result<bool, SourceError> {
@@ -142,7 +143,7 @@ impl MysqlSource {
         let t = &self.tables[table];
         let mut decided = true;
         // Only called for tables read by cursor: a cursor that is a date or time.
-        if self.partitioned_by_date {
+        if self.date_files_per_batch {
             let mut conn = self.pool.get().await?;
             let what = || format!("the first rows of {}", t.schema.id);
             let mut dates: Option<u64> = conn
@@ -209,7 +210,7 @@ impl MysqlSource {
             open_transaction_wait: Duration::from_secs(config.open_transaction_wait_secs),
             last_holder: None,
             copy_plan: None,
-            partitioned_by_date: false,
+            date_files_per_batch: false,
         })
     }
 
