@@ -489,11 +489,19 @@ impl OwnServer {
     }
 
     /// [`OwnServer::start`] with more `mariadbd` options.
+    ///
+    /// The instance keeps its temporary tables in a directory of its own (`--tmpdir`, also for
+    /// `mariadb-install-db`'s bootstrap server): a starting `mariadbd` deletes every `#sql*`
+    /// file in its tmpdir as left over from an earlier run, and in the shared `/tmp` those
+    /// were the live temporary tables of the shared server and of other tests' instances
+    /// still bootstrapping (one failed with "Unknown table 'mysql.tmp_user_nopasswd'").
     pub fn start_with(options: &[String]) -> OwnServer {
         let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("tmp")).expect("the instance's tmpdir");
         let out = Command::new("mariadb-install-db")
             .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
             .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .arg(format!("--tmpdir={}", dir.path().join("tmp").display()))
             .output()
             .expect("mariadb-install-db runs");
         assert!(out.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&out.stderr));
@@ -517,6 +525,7 @@ impl OwnServer {
             .arg(format!("--datadir={}", d.join("data").display()))
             .arg(format!("--socket={}", d.join("sock").display()))
             .arg(format!("--pid-file={}", d.join("pid").display()))
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .arg(format!("--port={}", self.port))
             .args(["--bind-address=127.0.0.1", "--user=root", "--innodb-buffer-pool-size=64M", "--skip-log-bin"])
             .args(&self.options)
