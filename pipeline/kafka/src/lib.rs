@@ -7,7 +7,10 @@
 //!   returns only when every message is acknowledged, so the extractor may checkpoint.
 //! - [`subscribe`]: [`KafkaSubscriber`] reads in a consumer group with auto-commit off,
 //!   rebuilds each piece of a batch, and commits offsets only for what the sink made durable.
+//! - [`once`]: when a `--once` loader may stop: its group has loaded everything its topics
+//!   held, partition by partition, as the broker confirms.
 
+pub mod once;
 pub mod publish;
 pub mod subscribe;
 pub mod topic;

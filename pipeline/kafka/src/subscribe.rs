@@ -23,10 +23,11 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 
+use crate::once::{self, ONCE_STUCK, PartitionFacts, Stuck};
 use crate::{broker_error, topic};
 
-/// With `--once`, the loader stops after this long without a message once it has partitions
-/// and has read them to their end.
+/// With `--once`, the loader stops after this long without a message once its group has
+/// loaded every message of its topics (see [`crate::once`]).
 pub const ONCE_IDLE: Duration = Duration::from_secs(3);
 /// With `--once`, how long to wait for the group to assign partitions at all.
 const ONCE_ASSIGNMENT_WAIT: Duration = Duration::from_secs(60);
@@ -47,6 +48,9 @@ pub struct KafkaSubscriber {
     started: Instant,
     warned_missing: bool,
     brokers: String,
+    group: String,
+    /// `--once`: how long it has been unable to confirm its topics read.
+    stuck: Stuck,
     /// The wait before the next try while the brokers are unreachable.
     backoff: Duration,
 }
@@ -100,6 +104,8 @@ impl KafkaSubscriber {
             started: Instant::now(),
             warned_missing: false,
             brokers: config.brokers.clone(),
+            group: config.group.clone(),
+            stuck: Stuck::default(),
             backoff: FIRST_BACKOFF,
         })
     }
@@ -126,31 +132,80 @@ impl KafkaSubscriber {
         self.extracted_at.get_or_insert_with(Instant::now).elapsed() >= ONCE_IDLE
     }
 
-    /// Whether this loader has read every message its partitions held a moment ago: in each
-    /// partition assigned to it, its position (before it read any there, its group's committed
-    /// offset, or else the partition's start) is at the partition's end. A quiet bus alone does
-    /// not say so: a rebalance (a killed member's partitions moving) or a slow broker also
-    /// keeps messages from coming for seconds. Asked only when the bus was quiet. Where the
-    /// broker cannot say (a topic deleted meanwhile), the quiet bus decides, as it did alone.
-    fn read_to_end(&self) -> bool {
+    /// Whether this `--once` loader's group has loaded every message its topics held a moment
+    /// ago (see [`crate::once`]); an error once it could not confirm that for [`ONCE_STUCK`]
+    /// with nothing moving. Asked only when the bus was quiet.
+    fn read_to_end(&mut self) -> Result<bool, BusError> {
+        let facts = self.partition_facts();
+        let Some((first, verdict)) = once::first_unread(&facts) else { return Ok(true) };
+        let waited = self.stuck.unconfirmed(&facts, Instant::now());
+        tracing::info!(topic = %first.topic, partition = first.partition, ?verdict, waited_secs = waited.as_secs(),
+            "--once: not every partition is read to its end yet");
+        if waited >= ONCE_STUCK {
+            return Err(BusError::Message(once::stuck_error(&self.group, first, &verdict)));
+        }
+        Ok(false)
+    }
+
+    /// What the broker says of every partition of this loader's topics, assigned to it or not.
+    /// A topic the broker does not know has none.
+    fn partition_facts(&self) -> Vec<PartitionFacts> {
         const ASK: Duration = Duration::from_secs(5);
-        let Ok(assigned) = self.consumer.assignment() else { return true };
-        let positions = self.consumer.position().ok();
-        let committed = self.consumer.committed_offsets(assigned.clone(), ASK).ok();
-        let offset_in = |list: &Option<TopicPartitionList>, topic: &str, partition: i32| match list
-            .as_ref()?
-            .find_partition(topic, partition)?
-            .offset()
-        {
-            Offset::Offset(o) => Some(o),
-            _ => None,
-        };
-        assigned.elements().iter().all(|e| {
-            let (topic, partition) = (e.topic(), e.partition());
-            let Ok((start, end)) = self.consumer.fetch_watermarks(topic, partition, ASK) else { return true };
-            let at = offset_in(&positions, topic, partition).or_else(|| offset_in(&committed, topic, partition));
-            at.unwrap_or(start) >= end
-        })
+        let assigned = self.consumer.assignment().unwrap_or_default();
+        let positions = self.consumer.position().unwrap_or_default();
+        let mut facts = Vec::new();
+        let mut topics: Vec<&String> = self.tables.keys().collect();
+        topics.sort();
+        let mut all = TopicPartitionList::new();
+        for topic in topics {
+            let metadata = self.consumer.fetch_metadata(Some(topic), ASK).map_err(|e| e.to_string());
+            let partitions = match &metadata {
+                Ok(metadata) => match metadata.topics().iter().find(|t| t.name() == topic) {
+                    None => Ok(Vec::new()),
+                    Some(t) => match t.error().map(RDKafkaErrorCode::from) {
+                        None => Ok(t.partitions().iter().map(|p| p.id()).collect()),
+                        Some(RDKafkaErrorCode::UnknownTopicOrPartition) => Ok(Vec::new()),
+                        Some(code) => Err(code.to_string()),
+                    },
+                },
+                Err(e) => Err(e.clone()),
+            };
+            let partitions = match partitions {
+                Ok(partitions) => partitions,
+                Err(e) => {
+                    let watermarks = Err(format!("the metadata of topic {topic}: {e}"));
+                    facts.push(PartitionFacts {
+                        topic: topic.clone(),
+                        partition: -1,
+                        watermarks,
+                        mine: false,
+                        position: None,
+                        committed: None,
+                    });
+                    continue;
+                }
+            };
+            for partition in partitions {
+                all.add_partition(topic, partition);
+                let watermarks = self.consumer.fetch_watermarks(topic, partition, ASK).map_err(|e| e.to_string());
+                let mine = assigned.find_partition(topic, partition).is_some();
+                let position = offset_in(&positions, topic, partition);
+                facts.push(PartitionFacts {
+                    topic: topic.clone(),
+                    partition,
+                    watermarks,
+                    mine,
+                    position,
+                    committed: None,
+                });
+            }
+        }
+        if let Ok(committed) = self.consumer.committed_offsets(all, ASK) {
+            for f in &mut facts {
+                f.committed = offset_in(&committed, &f.topic, f.partition);
+            }
+        }
+        facts
     }
 
     /// What one message adds: a finished message for the loader, or nothing yet.
@@ -264,12 +319,13 @@ impl Subscribe for KafkaSubscriber {
                 Ok(Err(e)) => return Err(broker_error(format!("consuming from {} (bus.brokers)", self.brokers), e)),
             };
             let Some(received) = received else {
-                if self.once && self.may_stop() && self.read_to_end() {
+                if self.once && self.may_stop() && self.read_to_end()? {
                     return Ok(None);
                 }
                 continue;
             };
             self.backoff = FIRST_BACKOFF;
+            self.stuck.moved();
             let ack = (received.topic().to_owned(), received.partition(), received.offset() + 1);
             if let Some(message) = self.take(&received)? {
                 return Ok(Some((message, ack)));
@@ -335,6 +391,14 @@ fn batch(
     piece: (i32, u32),
 ) -> ChangeBatch {
     ChangeBatch { table, rows, ops, after, upto, stats: BatchStats::default(), piece: Some(piece) }
+}
+
+/// The offset `list` holds for a partition, if a real one.
+fn offset_in(list: &TopicPartitionList, topic: &str, partition: i32) -> Option<i64> {
+    match list.find_partition(topic, partition)?.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }
 }
 
 fn header(m: &OwnedMessage, key: &str) -> Option<String> {
