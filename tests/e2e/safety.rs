@@ -437,6 +437,57 @@ async fn a_full_disk_fails_clearly_leaves_no_partial_file_and_keeps_the_checkpoi
 }
 
 #[tokio::test]
+async fn a_disk_that_fills_while_rows_are_kept_by_date_fails_clearly_and_the_next_run_loses_nothing() {
+    let source = TestDb::new("full_scatter").await;
+    // 40,000 rows of about 1 KB over all of 2025: the sink keeps them by date.
+    source
+        .exec(
+            "CREATE TABLE events (id INT PRIMARY KEY, at DATETIME NOT NULL, pad VARCHAR(1100) NOT NULL, KEY (at)); \
+             INSERT INTO events SELECT seq, '2025-01-01' + INTERVAL (seq * 7919 % 365) DAY + INTERVAL seq SECOND, \
+             REPEAT(MD5(seq), 32) FROM seq_1_to_40000",
+        )
+        .await;
+    // With `commit_mb = 1` a group is made durable at 8 MiB of rows, from memory: the disk
+    // fills with the date files. With 4, the rows pass 16 MiB first and go to a round on disk:
+    // it fills with the round.
+    for (commit_mb, filling) in [(1, "part-"), (4, ".part-spill-")] {
+        let p = Pipeline::new(&source.url(), &[("events", "at")], 200, "");
+        p.set_sink(&format!("{}\ncommit_mb = {commit_mb}", p.parquet_sink()));
+        let disk = SmallDisk::mount(p.out(), "2m");
+
+        let out = p.command().arg("--once").output().expect("highwater runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "a full disk fails the run: {stderr}");
+        assert!(
+            stderr.contains("No space left on device") && stderr.contains(&p.out().display().to_string()),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("/{filling}")),
+            "commit_mb = {commit_mb}: the disk fills writing {filling}: {stderr}"
+        );
+        let left: Vec<String> = harness::files_below(&p.out()).into_iter().filter(|f| f.ends_with(".tmp")).collect();
+        assert!(left.is_empty(), "the failed run's rounds and temporary files are gone: {left:?}");
+        // What a checkpoint counts is in the files, and no more.
+        let table = p.out().join("events");
+        let written = if table.exists() { read_parquet(&table, &["id"], "at").file_rows } else { 0 };
+        let state = std::fs::read_to_string(p.state_file()).unwrap_or_default();
+        assert!(
+            written == 0 || state.contains(&format!("\"rows_loaded\": {written}")),
+            "{written} rows in files: {state}"
+        );
+
+        disk.grow("256m");
+        p.run_once();
+        let files = read_parquet(&table, &["id"], "at");
+        assert_same_rows("after the disk grew", &source.canonical("events").await, &files.rows, &[]);
+        assert_eq!(files.file_rows, 40_000, "commit_mb = {commit_mb}: no row twice");
+        drop(disk);
+    }
+    source.drop_db().await;
+}
+
+#[tokio::test]
 async fn soft_deletes_remove_rows_from_mysql_and_are_recorded_in_parquet() {
     let source = TestDb::new("soft").await;
     let sink = TestDb::new("soft_sink").await;
