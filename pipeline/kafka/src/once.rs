@@ -117,9 +117,10 @@ pub fn stuck_error(group: &str, facts: &PartitionFacts, verdict: &Verdict) -> St
         Verdict::Unknown(why) => format!("the broker does not tell its end offset: {why}"),
         Verdict::Read => "read".to_owned(),
     };
+    // A topic whose metadata did not come has no partition to name.
+    let place = if partition < 0 { format!("topic {topic}") } else { format!("topic {topic} partition {partition}") };
     format!(
-        "--once: topic {topic} partition {partition}: {why}. Waited {} s with nothing moving; the rows stay on \
-         the bus for the next run",
+        "--once: {place}: {why}. Waited {} s with nothing moving; the rows stay on the bus for the next run",
         ONCE_STUCK.as_secs()
     )
 }
@@ -170,6 +171,16 @@ mod tests {
         let all = [facts(Ok((0, 5)), true, Some(5), None), facts(Err("timed out".to_owned()), true, None, None)];
         assert_eq!(first_unread(&all).map(|(_, v)| v), Some(Verdict::Unknown("timed out".to_owned())));
         assert_eq!(first_unread(&all[..1]), None);
+    }
+
+    #[test]
+    fn the_error_of_a_stuck_loader_names_the_partition_and_why() {
+        let theirs = PartitionFacts { partition: 2, ..facts(Ok((0, 100)), false, None, Some(86)) };
+        let e = stuck_error("g", &theirs, &theirs.verdict());
+        assert!(e.contains("topic t partition 2: 14 messages are not loaded") && e.contains("group g"), "{e}");
+        let no_metadata = PartitionFacts { partition: -1, ..facts(Err("timed out".to_owned()), false, None, None) };
+        let e = stuck_error("g", &no_metadata, &no_metadata.verdict());
+        assert!(e.starts_with("--once: topic t: the broker does not tell its end offset: timed out"), "{e}");
     }
 
     #[test]
