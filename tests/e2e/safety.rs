@@ -297,12 +297,10 @@ async fn kill_9_twenty_times_under_a_writer_loses_nothing_and_doubles_nothing() 
     sink.drop_db().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn kill_9_during_a_copy_whose_rows_are_kept_by_date_loses_nothing_and_doubles_nothing() {
-    let source = TestDb::new("kill_scatter").await;
-    // 40,000 rows of about 1 KB, their dates all over 2025: batches of 200 span about 160 dates,
-    // so the sink keeps the rows by date, and with `commit_mb = 1` makes them durable in
-    // groups of 8 MiB of rows, a checkpoint each.
+/// A database whose `events` holds 40,000 rows of about 1 KB, their dates (`at`) all over 2025
+/// whatever their key: a copy into Parquet keeps them by date.
+async fn scattered_events(tag: &str) -> TestDb {
+    let source = TestDb::new(tag).await;
     source
         .exec(
             "CREATE TABLE events (id INT PRIMARY KEY, at DATETIME NOT NULL, pad VARCHAR(1100) NOT NULL, KEY (at)); \
@@ -310,6 +308,14 @@ async fn kill_9_during_a_copy_whose_rows_are_kept_by_date_loses_nothing_and_doub
              REPEAT(MD5(seq), 32) FROM seq_1_to_40000",
         )
         .await;
+    source
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_a_copy_whose_rows_are_kept_by_date_loses_nothing_and_doubles_nothing() {
+    // Batches of 200 span about 160 dates, so the sink keeps the rows by date, and with
+    // `commit_mb = 1` makes them durable in groups of 8 MiB of rows, a checkpoint each.
+    let source = scattered_events("kill_scatter").await;
     let p = Pipeline::new(&source.url(), &[("events", "at")], 200, "");
     p.set_sink(&format!("{}\ncommit_mb = 1", p.parquet_sink()));
     p.serve_metrics_on_a_free_port();
@@ -392,6 +398,16 @@ impl Drop for SmallDisk {
     }
 }
 
+/// `run --once` of `p`, whose output directory is a disk too small: asserts that it fails
+/// (exit 1) naming the directory and the full disk, and returns its log.
+fn run_onto_a_full_disk(p: &Pipeline) -> String {
+    let out = p.command().arg("--once").output().expect("highwater runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "a full disk fails the run: {stderr}");
+    assert!(stderr.contains("No space left on device") && stderr.contains(&p.out().display().to_string()), "{stderr}");
+    stderr
+}
+
 #[tokio::test]
 async fn a_full_disk_fails_clearly_leaves_no_partial_file_and_keeps_the_checkpoint() {
     let source = TestDb::new("full").await;
@@ -408,10 +424,7 @@ async fn a_full_disk_fails_clearly_leaves_no_partial_file_and_keeps_the_checkpoi
     p.set_sink(&format!("{}\ncommit_mb = 1", p.parquet_sink()));
     let disk = SmallDisk::mount(p.out(), "2m");
 
-    let out = p.command().arg("--once").output().expect("highwater runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "a full disk fails the run: {stderr}");
-    assert!(stderr.contains("No space left on device") && stderr.contains(&p.out().display().to_string()), "{stderr}");
+    run_onto_a_full_disk(&p);
 
     // Every visible file is whole (pyarrow reads them all), no temporary file is left (the one
     // hidden file is the sink's record of its last group), and the checkpoint counts exactly
@@ -438,15 +451,7 @@ async fn a_full_disk_fails_clearly_leaves_no_partial_file_and_keeps_the_checkpoi
 
 #[tokio::test]
 async fn a_disk_that_fills_while_rows_are_kept_by_date_fails_clearly_and_the_next_run_loses_nothing() {
-    let source = TestDb::new("full_scatter").await;
-    // 40,000 rows of about 1 KB over all of 2025: the sink keeps them by date.
-    source
-        .exec(
-            "CREATE TABLE events (id INT PRIMARY KEY, at DATETIME NOT NULL, pad VARCHAR(1100) NOT NULL, KEY (at)); \
-             INSERT INTO events SELECT seq, '2025-01-01' + INTERVAL (seq * 7919 % 365) DAY + INTERVAL seq SECOND, \
-             REPEAT(MD5(seq), 32) FROM seq_1_to_40000",
-        )
-        .await;
+    let source = scattered_events("full_scatter").await;
     // With `commit_mb = 1` a group is made durable at 8 MiB of rows, from memory: the disk
     // fills with the date files. With 4, the rows pass 16 MiB first and go to a round on disk:
     // it fills with the round.
@@ -455,13 +460,7 @@ async fn a_disk_that_fills_while_rows_are_kept_by_date_fails_clearly_and_the_nex
         p.set_sink(&format!("{}\ncommit_mb = {commit_mb}", p.parquet_sink()));
         let disk = SmallDisk::mount(p.out(), "2m");
 
-        let out = p.command().arg("--once").output().expect("highwater runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "a full disk fails the run: {stderr}");
-        assert!(
-            stderr.contains("No space left on device") && stderr.contains(&p.out().display().to_string()),
-            "{stderr}"
-        );
+        let stderr = run_onto_a_full_disk(&p);
         assert!(
             stderr.contains(&format!("/{filling}")),
             "commit_mb = {commit_mb}: the disk fills writing {filling}: {stderr}"
