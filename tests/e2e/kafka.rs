@@ -49,10 +49,9 @@ fn role(p: &Pipeline, role: &str) -> Command {
 /// A copy of `p`'s config (the same state, sink and bus) whose daemon serves its metrics on a
 /// port of its own: two daemons on the default port, of one test or of two, cannot both start.
 fn on_own_port(p: &Pipeline) -> Pipeline {
-    let config = std::fs::read_to_string(&p.config).expect("config");
     let own = Pipeline::new("mysql://unused", &[], 1, "");
-    let metrics = format!("\n[metrics]\nlisten = \"127.0.0.1:{}\"\n", harness::free_port());
-    std::fs::write(&own.config, format!("{config}{metrics}")).expect("config");
+    std::fs::copy(&p.config, &own.config).expect("config");
+    own.serve_metrics_on_a_free_port();
     own
 }
 

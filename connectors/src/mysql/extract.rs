@@ -133,9 +133,9 @@ impl MysqlSource {
     }
 
     /// Whether `table`'s first copy reads in key order: always, unless the sink writes a file
-    /// per date and batch and the first page's rows, or those of the page from the middle of an integer key's
-    /// span, fall on more than [`MAX_DATES_PER_PAGE`] dates (cursors that do not follow the
-    /// key), where cursor order keeps each batch to a date or two.
+    /// per date and batch and the first page's rows, or those of the page from the middle of an
+    /// integer key's span, fall on more than [`MAX_DATES_PER_PAGE`] dates (cursors that do not
+    /// follow the key), where cursor order keeps each batch to a date or two.
     async fn copies_in_key_order(&mut self, table: usize, bound: &DateTime) -> Result<bool, SourceError> {
         if let Some(decided) = self.tables[table].key_order {
             return Ok(decided);

@@ -17,7 +17,7 @@
 mod group;
 mod spill;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -77,7 +77,7 @@ pub struct ParquetSink {
     /// The tables whose directory was rid of what a crash left: once a run, at its first
     /// `prepare`. A later one (the table's columns changed) must not remove the files and the
     /// rows kept by date that this run holds.
-    cleaned: std::collections::HashSet<TableId>,
+    cleaned: HashSet<TableId>,
     /// The bytes of rows a table keeps by date in memory before they go to disk.
     spill_held_bytes: usize,
 }
