@@ -136,7 +136,10 @@ impl KafkaSubscriber {
     /// ago (see [`crate::once`]); an error once it could not confirm that for [`ONCE_STUCK`]
     /// with nothing moving. Asked only when the bus was quiet.
     fn read_to_end(&mut self) -> Result<bool, BusError> {
-        let facts = self.partition_facts();
+        // The broker's answers can take seconds (three requests, 5 s each at most): outside the
+        // runtime's workers, so that its other tasks (`/metrics`) are not held up behind them,
+        // on a one-core machine (one worker) too.
+        let facts = tokio::task::block_in_place(|| self.partition_facts());
         let Some((first, verdict)) = once::first_unread(&facts) else { return Ok(true) };
         let waited = self.stuck.unconfirmed(&facts, Instant::now());
         tracing::info!(topic = %first.topic, partition = first.partition, ?verdict, waited_secs = waited.as_secs(),
@@ -357,7 +360,8 @@ impl Subscribe for KafkaSubscriber {
             list.add_partition_offset(t, *p, Offset::Offset(*o))
                 .map_err(|e| broker_error(format!("the offset of {t} partition {p}"), e))?;
         }
-        if let Err(e) = self.consumer.commit(&list, CommitMode::Sync) {
+        // A synchronous commit waits for the broker's answer: off the runtime's workers.
+        if let Err(e) = tokio::task::block_in_place(|| self.consumer.commit(&list, CommitMode::Sync)) {
             // After a rebalance the partition may be another loader's: it starts from the last
             // commit and writes these rows again, which the sinks accept. Nothing is lost.
             tracing::warn!(error = %e, "could not commit offsets (a rebalance?): the new owner will replay from the last commit");
