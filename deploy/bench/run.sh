@@ -11,7 +11,8 @@
 #   2. the same rows -> another MySQL database: highwater, LOAD DATA INFILE into an empty copy
 #      (the limit), and mysqldump | mariadb;
 #   3. incremental passes (`run --once` into Parquet after a first copy) on a 100k-row and a
-#      5M-row version of the table: with 1,000 changed rows, and with none;
+#      5M-row version of the table: with 1,000 changed rows, and with none; then, as the
+#      baseline, the server's own time for the pass's statement on each (pass-server-time.py);
 #   4. streaming: a daemon into MySQL while the source takes 1,000 changes/s; the latency from
 #      each change's commit to its row in the sink, p50 and p99 (the daemon's log is left in
 #      /tmp/hwbench-stream.log).
@@ -47,6 +48,7 @@ ensure_mariadb
 ensure_pyarrow
 ensure_gnu_time
 python3 -c 'import connectorx' 2>/dev/null || python3 -m pip install --quiet connectorx
+python3 -c 'import pymysql' 2>/dev/null || python3 -m pip install --quiet pymysql
 echo "== building highwater (release)"
 cargo build --release --locked --quiet
 bin="$CARGO_TARGET_DIR/release/highwater"
@@ -338,6 +340,10 @@ path = \"$work/inc-out-$size\"" | sed "s#^state_dir = .*#state_dir = \"$work/inc
         "$pass" "$pass_min" "$pass_max" "$(awk -v p="$pass" -v b="$base" 'BEGIN { print p / b }')"
     done
   done
+  # The baseline: what the server alone takes for the same statement on each table. What the
+  # bigger table costs more there, highwater's pass cannot take away.
+  echo
+  python3 deploy/bench/pass-server-time.py "$MYSQL_HOST" "$MYSQL_PORT" "$inc_runs" "${inc}_small" "${inc}_big"
   mysql_cli -e "DROP DATABASE IF EXISTS ${inc}_small; DROP DATABASE IF EXISTS ${inc}_big"
 fi
 
