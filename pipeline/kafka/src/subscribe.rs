@@ -32,7 +32,8 @@ pub const ONCE_IDLE: Duration = Duration::from_secs(3);
 /// With `--once`, how long to wait for the group to assign partitions at all.
 const ONCE_ASSIGNMENT_WAIT: Duration = Duration::from_secs(60);
 
-/// The loading side of the Kafka bus.
+/// The loading side of the Kafka bus. Its broker calls that wait for an answer run in
+/// [`tokio::task::block_in_place`], so it needs the multi-thread runtime.
 pub struct KafkaSubscriber {
     consumer: StreamConsumer,
     encoding: Encoding,
@@ -136,9 +137,9 @@ impl KafkaSubscriber {
     /// ago (see [`crate::once`]); an error once it could not confirm that for [`ONCE_STUCK`]
     /// with nothing moving. Asked only when the bus was quiet.
     fn read_to_end(&mut self) -> Result<bool, BusError> {
-        // The broker's answers can take seconds (three requests, 5 s each at most): outside the
-        // runtime's workers, so that its other tasks (`/metrics`) are not held up behind them,
-        // on a one-core machine (one worker) too.
+        // The broker's answers can take seconds (each topic's metadata, then three requests, up
+        // to 5 s each): outside the runtime's workers, so that its other tasks (`/metrics`) are
+        // not held up behind them, on a one-core machine (one worker) too.
         let facts = tokio::task::block_in_place(|| self.partition_facts());
         let Some((first, verdict)) = once::first_unread(&facts) else { return Ok(true) };
         let waited = self.stuck.unconfirmed(&facts, Instant::now());
