@@ -603,6 +603,23 @@ path = "./out"
     }
 
     #[test]
+    fn a_once_loaders_wait_for_a_stuck_group_defaults_to_120_s_and_is_checked() {
+        let kafka = format!("{QUICKSTART}\n[bus]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:9092\"\ngroup = \"g\"\n");
+        let Ok(Config { bus: BusConfig::Kafka(k), .. }) = parse(&kafka) else { panic!("a Kafka bus: {kafka}") };
+        assert_eq!(k.once_stuck_secs, 120);
+        let Ok(Config { bus: BusConfig::Kafka(k), .. }) = parse(&format!("{kafka}once_stuck_secs = 5\n")) else {
+            panic!("a Kafka bus")
+        };
+        assert_eq!(k.once_stuck_secs, 5);
+        let ConfigError::Invalid { problems, .. } =
+            parse(&format!("{kafka}once_stuck_secs = 0\n")).expect_err("invalid")
+        else {
+            panic!("expected validation problems")
+        };
+        assert_eq!(problems, ["bus.once_stuck_secs: must be between 1 and 86400"]);
+    }
+
+    #[test]
     fn tls_settings_are_checked_and_named() {
         let text = QUICKSTART.replace("lag_secs = 2", "lag_secs = 2\nssl_ca = \"/nonexistent/ca.pem\"");
         let ConfigError::Invalid { problems, .. } = parse(&text).expect_err("invalid") else {

@@ -443,6 +443,78 @@ print(json.dumps(rows))
     source.drop_db().await;
 }
 
+/// A member of a consumer group that reads its partitions and never commits (a loader stuck
+/// in its sink, say): confluent-kafka, librdkafka's own Python client. It prints `reading`
+/// once it got a message, and leaves the group when its stdin closes.
+const MEMBER_THAT_NEVER_COMMITS: &str = r#"
+import select, sys
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2], "auto.offset.reset": "earliest",
+              "enable.auto.commit": False, "session.timeout.ms": 6000, "max.poll.interval.ms": 6000})
+c.subscribe([sys.argv[3]])
+told = False
+while not select.select([sys.stdin], [], [], 0)[0]:
+    m = c.poll(0.2)
+    if m is not None and not m.error() and not told:
+        print("reading", flush=True)
+        told = True
+c.close()
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_once_loader_fails_while_another_member_of_its_group_holds_rows_and_never_commits() {
+    let source = TestDb::new("stuck").await;
+    orders(&source, 120, false).await;
+    let topics = prefix("stuck");
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 20, "");
+    p.set_sink(&p.parquet_sink());
+    with_bus(&p, &format!("{}once_stuck_secs = 5\n", bus(&topics, "loaders", "json")));
+    succeed_once(&p, "extract");
+
+    let topic = format!("{topics}{}.orders", source.name);
+    let mut member = Command::new("python3")
+        .args(["-c", MEMBER_THAT_NEVER_COMMITS, &brokers(), &format!("{topics}loaders"), &topic])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs (deploy/test.sh installs confluent-kafka)");
+    let mut said = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(member.stdout.take().expect("stdout")), &mut said)
+        .expect("the member's output");
+    assert_eq!(said.trim(), "reading", "the member joined the group and reads");
+
+    // The loader joins the group: the rows of the member's partitions are read by no one
+    // who commits. It must not exit 0.
+    let mut load = role(&p, "load");
+    load.arg("--once");
+    let out = load.output().expect("highwater runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--once: topic {topic} partition"))
+            && stderr.contains("messages are not loaded")
+            && stderr.contains("s with nothing moving (bus.once_stuck_secs)"),
+        "{stderr}"
+    );
+
+    // The rows stayed on the bus, and what the failed run wrote duplicates none: a loader of a
+    // new group reads every message again, from the start, into the same files. (In Kafka the
+    // same group would, once the member left; tansu 0.6 gave a loader joining that group
+    // afterwards no partition within 60 s, in each of 10 runs: 4 joining at once, 6 waiting
+    // 8 s after the leave.)
+    drop(member.stdin.take());
+    assert!(member.wait().expect("the member ends").success());
+    let text = std::fs::read_to_string(&p.config).expect("config");
+    let loaders = format!("group = \"{topics}loaders\"");
+    assert!(text.contains(&loaders), "{text}");
+    std::fs::write(&p.config, text.replace(&loaders, &format!("group = \"{topics}after\""))).expect("config");
+    succeed_once(&p, "load");
+    let files = read_parquet(&p.out().join("orders"), &["id"], "update_time");
+    assert_same_rows("after the member left", &source.canonical("orders").await, &files.rows, &[]);
+    assert_eq!(files.file_rows, 120, "each row once");
+    source.drop_db().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_broker_is_a_clear_error_and_nothing_is_checkpointed() {
     let source = TestDb::new("deadkafka").await;

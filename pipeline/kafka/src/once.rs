@@ -14,14 +14,10 @@
 //!
 //! A topic the broker does not know has nothing to read. Anything the broker could not tell
 //! (an error, a timeout) is not confirmed: the loader waits and asks again. A loader that
-//! cannot confirm for [`ONCE_STUCK`] while nothing moves in its group fails the run, naming
-//! the partition, rather than exit 0.
+//! cannot confirm for `bus.once_stuck_secs` (120 s) while nothing moves in its group fails the
+//! run, naming the partition, rather than exit 0.
 
 use std::time::{Duration, Instant};
-
-/// How long a `--once` loader waits, with nothing moving in its group (no message for it, no
-/// offset of its group advancing), for a partition it cannot confirm read to its end.
-pub const ONCE_STUCK: Duration = Duration::from_secs(120);
 
 /// What a loader knows of one partition of its topics when its bus is quiet.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,8 +99,8 @@ impl Stuck {
     }
 }
 
-/// The error of a `--once` loader that could not confirm its topics read for [`ONCE_STUCK`].
-pub fn stuck_error(group: &str, facts: &PartitionFacts, verdict: &Verdict) -> String {
+/// The error of a `--once` loader that could not confirm its topics read for `waited`.
+pub fn stuck_error(group: &str, facts: &PartitionFacts, verdict: &Verdict, waited: Duration) -> String {
     let (topic, partition) = (&facts.topic, facts.partition);
     let why = match verdict {
         Verdict::Behind { behind, mine: true } => {
@@ -120,8 +116,9 @@ pub fn stuck_error(group: &str, facts: &PartitionFacts, verdict: &Verdict) -> St
     // A topic whose metadata did not come has no partition to name.
     let place = if partition < 0 { format!("topic {topic}") } else { format!("topic {topic} partition {partition}") };
     format!(
-        "--once: {place}: {why}. Waited {} s with nothing moving; the rows stay on the bus for the next run",
-        ONCE_STUCK.as_secs()
+        "--once: {place}: {why}. Waited {} s with nothing moving (bus.once_stuck_secs); the rows stay on the bus \
+         for the next run",
+        waited.as_secs()
     )
 }
 
@@ -176,10 +173,11 @@ mod tests {
     #[test]
     fn the_error_of_a_stuck_loader_names_the_partition_and_why() {
         let theirs = PartitionFacts { partition: 2, ..facts(Ok((0, 100)), false, None, Some(86)) };
-        let e = stuck_error("g", &theirs, &theirs.verdict());
+        let e = stuck_error("g", &theirs, &theirs.verdict(), Duration::from_secs(120));
         assert!(e.contains("topic t partition 2: 14 messages are not loaded") && e.contains("group g"), "{e}");
+        assert!(e.contains("Waited 120 s with nothing moving (bus.once_stuck_secs)"), "{e}");
         let no_metadata = PartitionFacts { partition: -1, ..facts(Err("timed out".to_owned()), false, None, None) };
-        let e = stuck_error("g", &no_metadata, &no_metadata.verdict());
+        let e = stuck_error("g", &no_metadata, &no_metadata.verdict(), Duration::from_secs(5));
         assert!(e.starts_with("--once: topic t: the broker does not tell its end offset: timed out"), "{e}");
     }
 

@@ -23,7 +23,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 
-use crate::once::{self, ONCE_STUCK, PartitionFacts, Stuck};
+use crate::once::{self, PartitionFacts, Stuck};
 use crate::{broker_error, topic};
 
 /// With `--once`, the loader stops after this long without a message once its group has
@@ -50,8 +50,10 @@ pub struct KafkaSubscriber {
     warned_missing: bool,
     brokers: String,
     group: String,
-    /// `--once`: how long it has been unable to confirm its topics read.
+    /// `--once`: how long it has been unable to confirm its topics read, and how long it may be
+    /// (`bus.once_stuck_secs`).
     stuck: Stuck,
+    stuck_after: Duration,
     /// The wait before the next try while the brokers are unreachable.
     backoff: Duration,
 }
@@ -107,6 +109,7 @@ impl KafkaSubscriber {
             brokers: config.brokers.clone(),
             group: config.group.clone(),
             stuck: Stuck::default(),
+            stuck_after: Duration::from_secs(config.once_stuck_secs),
             backoff: FIRST_BACKOFF,
         })
     }
@@ -134,8 +137,8 @@ impl KafkaSubscriber {
     }
 
     /// Whether this `--once` loader's group has loaded every message its topics held a moment
-    /// ago (see [`crate::once`]); an error once it could not confirm that for [`ONCE_STUCK`]
-    /// with nothing moving. Asked only when the bus was quiet.
+    /// ago (see [`crate::once`]); an error once it could not confirm that for
+    /// `bus.once_stuck_secs` with nothing moving. Asked only when the bus was quiet.
     fn read_to_end(&mut self) -> Result<bool, BusError> {
         // The broker's answers can take seconds (each topic's metadata, then three requests, up
         // to 5 s each): outside the runtime's workers, so that its other tasks (`/metrics`) are
@@ -145,8 +148,8 @@ impl KafkaSubscriber {
         let waited = self.stuck.unconfirmed(&facts, Instant::now());
         tracing::info!(topic = %first.topic, partition = first.partition, ?verdict, waited_secs = waited.as_secs(),
             "--once: not every partition is read to its end yet");
-        if waited >= ONCE_STUCK {
-            return Err(BusError::Message(once::stuck_error(&self.group, first, &verdict)));
+        if waited >= self.stuck_after {
+            return Err(BusError::Message(once::stuck_error(&self.group, first, &verdict, waited)));
         }
         Ok(false)
     }

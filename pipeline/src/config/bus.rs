@@ -14,6 +14,9 @@ pub const DEFAULT_REPLICATION_FACTOR: i32 = 1;
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
 /// Seconds a loader may be silent before its group gives its partitions to another loader.
 pub const DEFAULT_SESSION_TIMEOUT_SECS: u64 = 10;
+/// Seconds a `--once` loader waits, with nothing moving in its group, for partitions it cannot
+/// confirm loaded before it fails the run.
+pub const DEFAULT_ONCE_STUCK_SECS: u64 = 120;
 
 /// The `[bus]` table, by its `type`.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +68,10 @@ pub struct KafkaBusConfig {
     pub max_message_bytes: usize,
     #[serde(default = "default_session_timeout_secs")]
     pub session_timeout_secs: u64,
+    /// `--once`: how long a loader waits, with no message for it and no offset of its group
+    /// advancing, for a partition it cannot confirm loaded to its end, before it fails.
+    #[serde(default = "default_once_stuck_secs")]
+    pub once_stuck_secs: u64,
 }
 
 impl KafkaBusConfig {
@@ -93,6 +100,9 @@ impl KafkaBusConfig {
         if !(1..=3600).contains(&self.session_timeout_secs) {
             out.push(("session_timeout_secs", "must be between 1 and 3600".to_owned()));
         }
+        if !(1..=86_400).contains(&self.once_stuck_secs) {
+            out.push(("once_stuck_secs", "must be between 1 and 86400".to_owned()));
+        }
         out
     }
 }
@@ -111,4 +121,7 @@ fn default_max_message_bytes() -> usize {
 }
 fn default_session_timeout_secs() -> u64 {
     DEFAULT_SESSION_TIMEOUT_SECS
+}
+fn default_once_stuck_secs() -> u64 {
+    DEFAULT_ONCE_STUCK_SECS
 }
