@@ -493,7 +493,7 @@ async fn a_once_loader_fails_while_another_member_of_its_group_holds_rows_and_ne
     assert!(
         stderr.contains(&format!("--once: topic {topic} partition"))
             && stderr.contains("messages are not loaded")
-            && stderr.contains("s with nothing moving (bus.once_stuck_secs)"),
+            && stderr.contains("s with nothing moving (bus.once_stuck_secs = 5)"),
         "{stderr}"
     );
 

@@ -99,8 +99,15 @@ impl Stuck {
     }
 }
 
-/// The error of a `--once` loader that could not confirm its topics read for `waited`.
-pub fn stuck_error(group: &str, facts: &PartitionFacts, verdict: &Verdict, waited: Duration) -> String {
+/// The error of a `--once` loader that could not confirm its topics read for `waited`, at
+/// least its `limit` (`bus.once_stuck_secs`).
+pub fn stuck_error(
+    group: &str,
+    facts: &PartitionFacts,
+    verdict: &Verdict,
+    waited: Duration,
+    limit: Duration,
+) -> String {
     let (topic, partition) = (&facts.topic, facts.partition);
     let why = match verdict {
         Verdict::Behind { behind, mine: true } => {
@@ -116,9 +123,10 @@ pub fn stuck_error(group: &str, facts: &PartitionFacts, verdict: &Verdict, waite
     // A topic whose metadata did not come has no partition to name.
     let place = if partition < 0 { format!("topic {topic}") } else { format!("topic {topic} partition {partition}") };
     format!(
-        "--once: {place}: {why}. Waited {} s with nothing moving (bus.once_stuck_secs); the rows stay on the bus \
-         for the next run",
-        waited.as_secs()
+        "--once: {place}: {why}. Waited {} s with nothing moving (bus.once_stuck_secs = {}); the rows stay on \
+         the bus for the next run",
+        waited.as_secs(),
+        limit.as_secs()
     )
 }
 
@@ -173,11 +181,11 @@ mod tests {
     #[test]
     fn the_error_of_a_stuck_loader_names_the_partition_and_why() {
         let theirs = PartitionFacts { partition: 2, ..facts(Ok((0, 100)), false, None, Some(86)) };
-        let e = stuck_error("g", &theirs, &theirs.verdict(), Duration::from_secs(120));
+        let e = stuck_error("g", &theirs, &theirs.verdict(), Duration::from_secs(123), Duration::from_secs(120));
         assert!(e.contains("topic t partition 2: 14 messages are not loaded") && e.contains("group g"), "{e}");
-        assert!(e.contains("Waited 120 s with nothing moving (bus.once_stuck_secs)"), "{e}");
+        assert!(e.contains("Waited 123 s with nothing moving (bus.once_stuck_secs = 120)"), "{e}");
         let no_metadata = PartitionFacts { partition: -1, ..facts(Err("timed out".to_owned()), false, None, None) };
-        let e = stuck_error("g", &no_metadata, &no_metadata.verdict(), Duration::from_secs(5));
+        let e = stuck_error("g", &no_metadata, &no_metadata.verdict(), Duration::from_secs(5), Duration::from_secs(5));
         assert!(e.starts_with("--once: topic t: the broker does not tell its end offset: timed out"), "{e}");
     }
 

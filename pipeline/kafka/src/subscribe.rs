@@ -50,9 +50,9 @@ pub struct KafkaSubscriber {
     warned_missing: bool,
     brokers: String,
     group: String,
-    /// `--once`: how long it has been unable to confirm its topics read, and how long it may be
-    /// (`bus.once_stuck_secs`).
+    /// `--once`: how long it has been unable to confirm its topics read.
     stuck: Stuck,
+    /// `--once`: how long it may be before it fails (`bus.once_stuck_secs`).
     stuck_after: Duration,
     /// The wait before the next try while the brokers are unreachable.
     backoff: Duration,
@@ -149,7 +149,7 @@ impl KafkaSubscriber {
         tracing::info!(topic = %first.topic, partition = first.partition, ?verdict, waited_secs = waited.as_secs(),
             "--once: not every partition is read to its end yet");
         if waited >= self.stuck_after {
-            return Err(BusError::Message(once::stuck_error(&self.group, first, &verdict, waited)));
+            return Err(BusError::Message(once::stuck_error(&self.group, first, &verdict, waited, self.stuck_after)));
         }
         Ok(false)
     }
