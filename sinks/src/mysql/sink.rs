@@ -88,10 +88,15 @@ pub struct MysqlSink {
     open: Option<OpenLoad>,
     /// Batches of a load that did not commit, to write by upserts before anything else.
     replays: VecDeque<ChangeBatch>,
-    /// The table and end of the last batch taken into a load: a write of it again (the
-    /// runner retries a failed write) is already in hand.
-    last_taken: Option<(TableId, Position)>,
+    /// The table, end and piece of the last batch taken into a load: a write of it again (the
+    /// runner retries a failed write) is already in hand. The piece tells apart the parts of
+    /// one source batch that a bus split by partition: they share their end, and one after
+    /// another they are not a retry.
+    last_taken: Option<Taken>,
 }
+
+/// What tells a batch taken into a load from another: its table, end and piece.
+type Taken = (TableId, Position, Option<(i32, u32)>);
 
 /// A table's statements, and whether its new rows still go by `LOAD DATA LOCAL`.
 struct Statements {
@@ -175,7 +180,10 @@ impl Sink for MysqlSink {
         let id = &batch.table.id;
         // The runner writes a batch again when the write failed. One the sink had taken into
         // a load is in that load still, or queued to be written by upserts.
-        let again = self.last_taken.as_ref().is_some_and(|(t, upto)| t == id && *upto == batch.upto);
+        let again = self
+            .last_taken
+            .as_ref()
+            .is_some_and(|(t, upto, piece)| t == id && *upto == batch.upto && *piece == batch.piece);
         self.write_replays().await?;
         if again {
             return Ok(self.durability());
@@ -206,7 +214,7 @@ impl Sink for MysqlSink {
             }
             self.open = Some(OpenLoad::open(id.clone(), conns, &self.statements[id].load));
         }
-        self.last_taken = Some((id.clone(), batch.upto.clone()));
+        self.last_taken = Some((id.clone(), batch.upto.clone(), batch.piece));
         let open = self.open.as_mut().expect("opened above");
         let fed = open.feed(batch).await;
         if let Err(reason) = fed {
