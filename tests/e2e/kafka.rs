@@ -68,14 +68,26 @@ fn succeed(mut cmd: Command) -> Output {
     out
 }
 
+/// A source of `rows` orders and an empty sink database, each its own, and a pipeline between
+/// them through Kafka in `encoding`, read `batch_rows` at a time.
+async fn orders_through_kafka_to_mysql(
+    tag: &str,
+    encoding: &str,
+    rows: u32,
+    batch_rows: usize,
+) -> (TestDb, TestDb, Pipeline) {
+    let source = TestDb::new(&format!("{tag}_src")).await;
+    let sink = TestDb::new(&format!("{tag}_sink")).await;
+    orders(&source, rows, false).await;
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], batch_rows, &mysql_sink(&sink, 50));
+    with_bus(&p, &bus(&prefix(encoding), "loader", encoding));
+    (source, sink, p)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn inserts_and_updates_reach_mysql_through_kafka_in_both_encodings() {
     for encoding in ["json", "arrow"] {
-        let source = TestDb::new("kafka_src").await;
-        let sink = TestDb::new("kafka_sink").await;
-        orders(&source, 300, false).await;
-        let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 50, &mysql_sink(&sink, 50));
-        with_bus(&p, &bus(&prefix(encoding), "loader", encoding));
+        let (source, sink, p) = orders_through_kafka_to_mysql("kafka", encoding, 300, 50).await;
         for pass in 0..2 {
             if pass == 1 {
                 source
@@ -112,11 +124,7 @@ async fn inserts_and_updates_reach_mysql_through_kafka_in_both_encodings() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_pieces_of_one_batch_on_three_partitions_all_reach_mysql() {
     for encoding in ["json", "arrow"] {
-        let source = TestDb::new("pieces_src").await;
-        let sink = TestDb::new("pieces_sink").await;
-        orders(&source, 30, false).await;
-        let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 1000, &mysql_sink(&sink, 50));
-        with_bus(&p, &bus(&prefix(encoding), "loader", encoding));
+        let (source, sink, p) = orders_through_kafka_to_mysql("pieces", encoding, 30, 1000).await;
         // Published first, the batch's pieces come to the loader partition after partition.
         let extracted = String::from_utf8_lossy(&succeed_once(&p, "extract").stdout).into_owned();
         assert!(extracted.contains("30 rows      1 batches"), "one batch: {extracted}");
