@@ -23,7 +23,8 @@ pub async fn run_check(config: &MysqlSourceConfig, as_json: bool) -> anyhow::Res
                 .index
                 .as_ref()
                 .map_or("no cursor index".to_owned(), |(n, cols)| format!("index {n} ({})", cols.join(", ")));
-            println!("{status} {}  cursor {} {}, {index}{plan}", c.table, c.cursor, c.cursor_type);
+            let zone = if c.zone.is_empty() { String::new() } else { format!(" (values in {})", c.zone) };
+            println!("{status} {}  cursor {} {}{zone}, {index}{plan}", c.table, c.cursor, c.cursor_type);
             for p in &c.problems {
                 println!("     problem: {p}");
             }
@@ -71,7 +72,7 @@ fn to_json(c: &TableCheck) -> serde_json::Value {
     json!({
         "table": c.table,
         "ok": c.ok(),
-        "cursor": { "column": c.cursor, "type": c.cursor_type, "nullable": c.cursor_nullable },
+        "cursor": { "column": c.cursor, "type": c.cursor_type, "nullable": c.cursor_nullable, "time_zone": c.zone },
         "index": c.index.as_ref().map(|(n, cols)| json!({ "name": n, "columns": cols })),
         "explain": c.plan.as_ref().map(|p| json!({ "type": p.access, "key": p.key, "rows": p.rows, "extra": p.extra })),
         "problems": c.problems,

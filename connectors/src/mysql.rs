@@ -2,6 +2,7 @@
 
 pub mod bound;
 pub mod check;
+pub mod clock;
 mod connect;
 mod decode;
 mod discover;

@@ -39,6 +39,11 @@ pub struct ColumnSchema {
     pub data_type: DataType,
     /// Whether the Arrow values can be null: NULL in the source, or a date with no Arrow value.
     pub nullable: bool,
+    /// The column's default as a SQL literal (`'x'`, `5`), when it has a constant one: a
+    /// column added to the source later holds it in every row that existed, so a sink that adds
+    /// the column fills its existing rows with it. `None`: no default, NULL, or an expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 /// A source table: columns in source order, the key columns and the cursor column.
@@ -190,6 +195,7 @@ mod tests {
             source_nullable: nullable,
             data_type: DataType::Int64,
             nullable,
+            default: None,
         }
     }
 

@@ -81,6 +81,11 @@ pub enum SourceError {
     MissingTable { table: TableId, key: String },
     #[error("table {table} has no column {column:?}: check {key}")]
     MissingColumn { table: TableId, column: String, key: String },
+    #[error(
+        "table {table} column {column} ({key}) is NOT NULL: a soft-delete column marks a row deleted once it is \
+         set, so every row would be a delete. Name a column that is NULL while the row lives (deleted_at)"
+    )]
+    SoftDeleteNotNull { table: TableId, column: String, key: String },
     #[error("table {table} has no primary key: keyset pagination needs one (add a PRIMARY KEY)")]
     NoPrimaryKey { table: TableId },
     #[error("table {table} column {column}: type {column_type} is not supported yet")]
@@ -90,6 +95,12 @@ pub enum SourceError {
          TIMESTAMP or DATE, or the table's single integer primary key (check {key})"
     )]
     UnsupportedCursor { table: TableId, column: String, column_type: String, key: String },
+    #[error(
+        "the time zone {zone:?} ({from}) is not known to the server: load its zone tables \
+         (mariadb-tzinfo-to-sql /usr/share/zoneinfo | mariadb mysql), or set source.time_zone to the offset \
+         the cursor values are written in, such as \"+08:00\""
+    )]
+    UnknownTimeZone { zone: String, from: String },
     #[error("table {table} column {column}: {reason}")]
     Decode { table: TableId, column: String, reason: String },
     #[error(
@@ -119,13 +130,14 @@ impl SourceError {
         match self {
             SourceError::MissingTable { table, .. }
             | SourceError::MissingColumn { table, .. }
+            | SourceError::SoftDeleteNotNull { table, .. }
             | SourceError::NoPrimaryKey { table }
             | SourceError::UnsupportedType { table, .. }
             | SourceError::UnsupportedCursor { table, .. }
             | SourceError::Decode { table, .. }
             | SourceError::SchemaChanged { table, .. }
             | SourceError::SourceReset { table, .. } => Some(table),
-            SourceError::Pool(_) | SourceError::Query { .. } => None,
+            SourceError::Pool(_) | SourceError::Query { .. } | SourceError::UnknownTimeZone { .. } => None,
         }
     }
 

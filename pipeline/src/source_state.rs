@@ -111,6 +111,7 @@ mod tests {
             source_nullable: false,
             data_type: DataType::Int64,
             nullable: false,
+            default: None,
         };
         let schema = TableSchema::new(id.clone(), vec![col("id"), col("v")], vec![0], 1);
         let state = SourceState::open(dir.path(), "p").expect("opens");

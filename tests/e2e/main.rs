@@ -7,6 +7,7 @@ mod harness;
 mod kafka;
 mod ops;
 mod safety;
+mod settings;
 
 use std::time::{Duration, Instant};
 

@@ -13,9 +13,11 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row, Value};
 
 use super::bound::OpenTransactions;
+use super::clock::{CursorZone, complete_below, cursor_step};
 use super::connect::{self, query_error};
 use super::discover::discover;
 use super::query::TableQueries;
+use highwater_pipeline::cursor::DateTime;
 
 const INDEXES_SQL: &str = "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
      WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX";
@@ -28,6 +30,8 @@ pub struct TableCheck {
     /// The cursor column's type, e.g. `datetime(6)`, and whether it admits NULL.
     pub cursor_type: String,
     pub cursor_nullable: bool,
+    /// The zone the cursor's values are read in (`UTC` for `TIMESTAMP` columns).
+    pub zone: String,
     /// An index whose leftmost column is the cursor: its name and columns.
     pub index: Option<(String, Vec<String>)>,
     pub plan: Option<Plan>,
@@ -65,9 +69,14 @@ pub async fn check(config: &MysqlSourceConfig) -> Result<Vec<TableCheck>, Source
     let pool = connect::open(config, None).await?;
     let mut conn = pool.get().await?;
     let database = config.url.database().unwrap_or_default().to_owned();
+    let zone = match CursorZone::resolve(&mut conn, config.time_zone.as_deref()).await {
+        Ok(zone) => Ok(zone),
+        Err(e @ SourceError::UnknownTimeZone { .. }) => Err(e.to_string()),
+        Err(e) => return Err(e),
+    };
     let mut checks = Vec::with_capacity(config.tables.len());
     for i in 0..config.tables.len() {
-        checks.push(check_table(&mut conn, config, &database, i).await?);
+        checks.push(check_table(&mut conn, config, &database, i, &zone).await?);
     }
     if let OpenTransactions::Hidden(why) = OpenTransactions::probe(&mut conn).await? {
         for c in &mut checks {
@@ -85,6 +94,7 @@ async fn check_table(
     config: &MysqlSourceConfig,
     database: &str,
     index: usize,
+    local: &Result<CursorZone, String>,
 ) -> Result<TableCheck, SourceError> {
     let t = &config.tables[index];
     let mut check = TableCheck {
@@ -92,6 +102,7 @@ async fn check_table(
         cursor: t.cursor.clone(),
         cursor_type: String::new(),
         cursor_nullable: false,
+        zone: String::new(),
         index: None,
         plan: None,
         problems: Vec::new(),
@@ -110,9 +121,9 @@ async fn check_table(
     };
     let schema = found.schema;
     if let Some(name) = &t.soft_delete
-        && !schema.columns.iter().any(|c| c.name.eq_ignore_ascii_case(name))
+        && let Err(e) = super::extract::soft_delete_column(&schema, name, index)
     {
-        check.problems.push(format!("no column {name:?} for source.tables[{index}].soft_delete"));
+        check.problems.push(e.to_string());
     }
     let cursor = schema.cursor_column();
     check.cursor = cursor.name.clone();
@@ -124,9 +135,21 @@ async fn check_table(
             cursor.name
         ));
     }
-    if !cursor.source_type.contains('(') && cursor.source_type != "date" {
+    let zone = match local {
+        Ok(local) => CursorZone::of_column(&cursor.source_type, local),
+        Err(why) => {
+            check.problems.push(why.clone());
+            return Ok(check);
+        }
+    };
+    check.zone = zone.name().to_owned();
+    if cursor.source_type == "date" {
+        check
+            .notes
+            .push(format!("{} is a DATE: a day's rows are read once that day is over in {}", cursor.name, check.zone));
+    } else if !cursor.source_type.contains('(') {
         check.notes.push(format!(
-            "{} has whole-second precision: many rows share a value (keyset pagination handles it)",
+            "{} has whole-second precision: a second's rows are read once that second is over",
             cursor.name
         ));
     }
@@ -153,9 +176,7 @@ async fn check_table(
             cursor.name
         ));
     }
-    let plan = explain(conn, &schema, found.incrementing, config)
-        .await
-        .map_err(|e| query_error(format!("EXPLAIN on {}", check.table), e))?;
+    let plan = explain(conn, &schema, found.incrementing, config, &zone).await?;
     match &check.index {
         None => {
             check.problems.push(format!(
@@ -201,39 +222,53 @@ pub async fn apply(
     Ok(())
 }
 
-/// `EXPLAIN` of the extraction statement after the window of one poll. Key values are NULL:
-/// the plan's choice of index depends on the cursor range.
+/// `EXPLAIN` of the extraction statement over the window of one poll before the bound a pass
+/// would take now (in the cursor's zone and unit). Key values are NULL: the plan's choice of
+/// index depends on the cursor range.
 async fn explain(
     conn: &mut Conn,
     schema: &highwater_pipeline::schema::TableSchema,
     incrementing: bool,
     config: &MysqlSourceConfig,
-) -> Result<Plan, mysql_async::Error> {
+    zone: &CursorZone,
+) -> Result<Plan, SourceError> {
+    let what = || format!("EXPLAIN on {}", schema.id);
     let queries = TableQueries::new(schema, config.batch_rows);
     if incrementing {
         // The window of a pass is the keys after the highest one.
         let key = quote(&schema.cursor_column().name);
         let table = format!("{}.{}", quote(&schema.id.database), quote(&schema.id.table));
-        let max: Option<Value> = conn.exec_first(format!("SELECT MAX({key}) FROM {table}"), ()).await?;
+        let max: Option<Value> =
+            conn.exec_first(format!("SELECT MAX({key}) FROM {table}"), ()).await.map_err(|e| query_error(what(), e))?;
         let rows: Vec<Row> = conn
             .exec(format!("EXPLAIN {}", queries.key_after), Params::Positional(vec![max.unwrap_or(Value::Int(0))]))
-            .await?;
-        return first_plan(rows);
+            .await
+            .map_err(|e| query_error(what(), e))?;
+        return first_plan(rows).map_err(|e| query_error(what(), e));
     }
-    let window = format!(
-        "SELECT NOW(6) - INTERVAL {} SECOND, NOW(6) - INTERVAL {} SECOND",
-        config.lag_secs + config.poll_interval_secs.max(1),
-        config.lag_secs
-    );
-    let mut row: Row =
-        conn.exec_first(window, ()).await?.ok_or(mysql_async::Error::Other("NOW() returned nothing".into()))?;
-    let after: Value = row.take(0).unwrap_or(Value::NULL);
-    let bound: Value = row.take(1).unwrap_or(Value::NULL);
+    let clock: Option<Value> = conn
+        .query_first(format!("SELECT NOW(6) - INTERVAL {} SECOND", config.lag_secs))
+        .await
+        .map_err(|e| query_error(what(), e))?;
+    let clock = super::decode::datetime(&clock.unwrap_or(Value::NULL)).map_err(|reason| SourceError::Query {
+        what: what(),
+        retryable: false,
+        source: reason.into(),
+    })?;
+    let (upper, _) = zone.floors(conn, clock, clock).await?;
+    let step = cursor_step(&schema.cursor_column().source_type);
+    let bound = complete_below(upper, step);
+    let poll = i64::try_from(config.poll_interval_secs.max(1)).unwrap_or(i64::MAX / 4_000_000) * 1_000_000;
+    let after = bound.unix_micros().map_or(bound, |b| DateTime::from_unix_micros(b - poll - step.unwrap_or(0)));
+    let after = super::decode::datetime_param(&after);
     let mut params = vec![after.clone(), after];
     params.extend(std::iter::repeat_n(Value::NULL, 2 * schema.key.len() - 1));
-    params.push(bound);
-    let rows: Vec<Row> = conn.exec(format!("EXPLAIN {}", queries.cursor_after), Params::Positional(params)).await?;
-    first_plan(rows)
+    params.push(super::decode::datetime_param(&bound));
+    let rows: Vec<Row> = conn
+        .exec(format!("EXPLAIN {}", queries.cursor_after), Params::Positional(params))
+        .await
+        .map_err(|e| query_error(what(), e))?;
+    first_plan(rows).map_err(|e| query_error(what(), e))
 }
 
 /// The plan of the first table of `EXPLAIN` output.

@@ -10,7 +10,8 @@ use super::connect::query_error;
 use super::types::{ColumnInfo, Kind};
 
 const COLUMNS_SQL: &str = "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, \
-     NUMERIC_SCALE, CHARACTER_OCTET_LENGTH, CHARACTER_SET_NAME, COLLATION_NAME \
+     NUMERIC_SCALE, CHARACTER_OCTET_LENGTH, CHARACTER_SET_NAME, COLLATION_NAME, COLUMN_DEFAULT, EXTRA, \
+     @@version LIKE '%MariaDB%' \
      FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION";
 
 const PRIMARY_KEY_SQL: &str = "SELECT COLUMN_NAME FROM information_schema.STATISTICS \
@@ -63,6 +64,7 @@ pub async fn discover(
             source_nullable: info.nullable,
             data_type: kind.arrow_type(),
             nullable: info.nullable || kind.is_date(),
+            default: None,
         });
         kinds.push(kind);
     }
@@ -121,6 +123,9 @@ fn column_info(mut row: Row) -> ColumnInfo {
     let octet_length = text(6).and_then(|s| s.parse().ok());
     let charset = text(7);
     let collation = text(8);
+    let default = text(9);
+    let extra = text(10).unwrap_or_default();
+    let mariadb = text(11).is_some_and(|v| v == "1");
     ColumnInfo {
         name,
         data_type,
@@ -131,5 +136,10 @@ fn column_info(mut row: Row) -> ColumnInfo {
         octet_length,
         charset,
         collation,
+        default,
+        // MariaDB shows expressions unquoted and literals quoted; MySQL shows literals bare and
+        // marks expressions.
+        default_generated: extra.contains("DEFAULT_GENERATED"),
+        default_quoted: mariadb,
     }
 }

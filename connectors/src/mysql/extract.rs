@@ -16,6 +16,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row, TxOpts, Value};
 
 use super::bound::{Holder, OpenTransactions};
+use super::clock::{CursorZone, complete_below, cursor_step};
 use super::connect::{self, query_error};
 use super::decode::{self, ColumnBuilder, Pushed};
 use super::discover::{Discovered, discover};
@@ -36,9 +37,11 @@ struct Table {
     ranged: Option<bool>,
     /// Whether this table's first copy reads in key order; `None` until its first read.
     key_order: Option<bool>,
-    /// The step of the cursor column's values in microseconds (a second for `DATETIME`), when
-    /// coarser than a microsecond; see [`complete_below`].
+    /// The step of the cursor column's values in microseconds (a second for `DATETIME`, a day
+    /// for `DATE`), when coarser than a microsecond; see [`complete_below`].
     cursor_step: Option<i64>,
+    /// The zone the cursor's values are written in: the pass's bound is taken in it.
+    zone: CursorZone,
     /// The soft-delete column: a row where it is set is a delete.
     soft_delete: Option<usize>,
     /// With `reread_secs`: the window, and the rows let through lately (see [`reread`]).
@@ -54,18 +57,16 @@ struct Table {
 
 impl Table {
     /// A discovered table, configured by `config` (`source.tables[i]`).
-    fn new(found: Discovered, config: &TableConfig, i: usize, batch_rows: usize) -> Result<Table, SourceError> {
+    fn new(
+        found: Discovered,
+        config: &TableConfig,
+        i: usize,
+        batch_rows: usize,
+        local: &CursorZone,
+    ) -> Result<Table, SourceError> {
         let soft_delete = match &config.soft_delete {
             None => None,
-            Some(name) => {
-                Some(found.schema.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name)).ok_or_else(|| {
-                    SourceError::MissingColumn {
-                        table: found.schema.id.clone(),
-                        column: name.clone(),
-                        key: format!("source.tables[{i}].soft_delete"),
-                    }
-                })?)
-            }
+            Some(name) => Some(soft_delete_column(&found.schema, name, i)?),
         };
         let ranged = match found.schema.key.as_slice() {
             [k] if config.reread_secs == 0 => match found.kinds[*k] {
@@ -83,6 +84,7 @@ impl Table {
             estimated_rows: None,
             queries: TableQueries::new(&schema, batch_rows),
             cursor_step: cursor_step(&schema.cursor_column().source_type),
+            zone: CursorZone::of_column(&schema.cursor_column().source_type, local),
             key_order: None,
             kinds: found.kinds,
             incrementing: found.incrementing,
@@ -93,6 +95,23 @@ impl Table {
             late_floor: None,
         })
     }
+}
+
+/// The index of `soft_delete` (`source.tables[i].soft_delete`): a column that is NULL while
+/// the row lives. A NOT NULL one would make every row a delete.
+pub(super) fn soft_delete_column(schema: &TableSchema, name: &str, i: usize) -> Result<usize, SourceError> {
+    let key = format!("source.tables[{i}].soft_delete");
+    let Some(c) = schema.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name)) else {
+        return Err(SourceError::MissingColumn { table: schema.id.clone(), column: name.to_owned(), key });
+    };
+    if !schema.columns[c].source_nullable {
+        return Err(SourceError::SoftDeleteNotNull {
+            table: schema.id.clone(),
+            column: schema.columns[c].name.clone(),
+            key,
+        });
+    }
+    Ok(c)
 }
 
 /// The server's row estimate of a table: instant (statistics), not a count.
@@ -110,6 +129,8 @@ pub struct MysqlSource {
     lag_secs: u64,
     zero_dates: ZeroDates,
     open_transactions: OpenTransactions,
+    /// The zone of the `DATETIME` and `DATE` cursors' values (`source.time_zone`).
+    local_zone: CursorZone,
     /// How long a pass waits for a writer that holds its bound down.
     open_transaction_wait: Duration,
     /// The last writer that held a bound, so that a long one is waited for (and logged) once.
@@ -181,6 +202,7 @@ impl MysqlSource {
         let mut conn = pool.get().await?;
         let database = config.url.database().unwrap_or_default().to_owned();
         let open_transactions = OpenTransactions::probe(&mut conn).await?;
+        let local_zone = CursorZone::resolve(&mut conn, config.time_zone.as_deref()).await?;
         if let OpenTransactions::Hidden(why) = &open_transactions {
             tracing::warn!("{why}");
         }
@@ -191,7 +213,7 @@ impl MysqlSource {
                 conn.exec_first(ESTIMATED_ROWS_SQL, (&database, &t.name))
                     .await
                     .map_err(|e| query_error(format!("the size of {database}.{}", t.name), e))?;
-            let mut table = Table::new(found, t, i, config.batch_rows)?;
+            let mut table = Table::new(found, t, i, config.batch_rows, &local_zone)?;
             table.estimated_rows = estimated_rows.flatten();
             tables.push(table);
         }
@@ -207,6 +229,7 @@ impl MysqlSource {
             lag_secs: config.lag_secs,
             zero_dates: config.zero_dates,
             open_transactions,
+            local_zone,
             open_transaction_wait: Duration::from_secs(config.open_transaction_wait_secs),
             last_holder: None,
             copy_plan: None,
@@ -241,9 +264,13 @@ impl MysqlSource {
             seen.prune();
             tracing::debug!(table = %t.schema.id, rows = seen.len(), "rows remembered for re-reading");
         }
+        let (upper, clock) = t.zone.floors(conn, b.upper, b.clock).await?;
         t.late_floor = t.clock_bound.max(t.late_floor);
-        t.clock_bound = Some(b.clock);
-        Ok(complete_below(b.upper, t.cursor_step))
+        t.clock_bound = Some(clock);
+        // A bound held below an open writer's start (whole seconds, less the lag) ends a
+        // second every later write is above; the clock ends inside a unit still filling.
+        let held = b.upper < b.clock && t.cursor_step.is_none_or(|step| step <= 1_000_000);
+        Ok(if held { upper } else { complete_below(upper, t.cursor_step) })
     }
 }
 
@@ -303,7 +330,7 @@ impl Source for MysqlSource {
             Evolution::Breaking(change) => Err(SourceError::SchemaChanged { table: old.schema.id.clone(), change }),
             Evolution::Added(columns) => {
                 tracing::info!(table = %old.schema.id, ?columns, "the table has new columns: they are read from now on and the sink adds them");
-                let mut next = Table::new(found, config, table, self.batch_rows)?;
+                let mut next = Table::new(found, config, table, self.batch_rows, &self.local_zone)?;
                 next.estimated_rows = old.estimated_rows;
                 next.clock_bound = old.clock_bound;
                 next.late_floor = old.late_floor;
@@ -821,26 +848,6 @@ async fn handover(
     Ok(Some(Position::At { cursor, key }))
 }
 
-/// The step of a `DATETIME(n)` or `TIMESTAMP(n)` column's values in microseconds, when `n` is
-/// below 6; `None` for microsecond columns and for `DATE` (a day is its own unit: rows of the
-/// current day are read as they come, as before).
-fn cursor_step(source_type: &str) -> Option<i64> {
-    let t = source_type.trim().to_ascii_lowercase();
-    let rest = t.strip_prefix("datetime").or_else(|| t.strip_prefix("timestamp"))?;
-    let digits: u32 = rest.strip_prefix('(').and_then(|r| r.split(')').next()).map_or(Some(0), |d| d.parse().ok())?;
-    (digits < 6).then(|| 10i64.pow(6 - digits))
-}
-
-/// The highest cursor value at or below `upper` that no later write can take: a
-/// `DATETIME` column stores a write at 10:00:04.9 as 10:00:04, so at 10:00:04.8 the second
-/// 10:00:04 is not over, and the bound is 10:00:03.999999.
-fn complete_below(upper: DateTime, step: Option<i64>) -> DateTime {
-    match (step, upper.unix_micros()) {
-        (Some(step), Some(us)) => DateTime::from_unix_micros(us.div_euclid(step) * step - 1),
-        _ => upper,
-    }
-}
-
 /// What decoding a table's rows needs of it.
 struct Shape<'a> {
     schema: &'a TableSchema,
@@ -868,27 +875,4 @@ impl Table {
 
 fn decode_error(t: &Shape<'_>, column: usize, reason: String) -> SourceError {
     SourceError::Decode { table: t.schema.id.clone(), column: t.schema.columns[column].name.clone(), reason }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dt(s: &str) -> DateTime {
-        s.parse().expect("datetime")
-    }
-
-    #[test]
-    fn bounds_stop_below_the_unit_a_coarse_cursor_is_still_filling() {
-        assert_eq!(cursor_step("datetime"), Some(1_000_000));
-        assert_eq!(cursor_step("timestamp(3)"), Some(1_000));
-        assert_eq!(cursor_step("DATETIME(6)"), None);
-        assert_eq!(cursor_step("date"), None);
-        let now = dt("2026-11-22 10:00:04.800000");
-        assert_eq!(complete_below(now, Some(1_000_000)), dt("2026-11-22 10:00:03.999999"));
-        assert_eq!(complete_below(now, Some(1_000)), dt("2026-11-22 10:00:04.799999"));
-        assert_eq!(complete_below(now, None), now);
-        // On a unit's first microsecond, that unit has only begun.
-        assert_eq!(complete_below(dt("2026-11-22 10:00:05"), Some(1_000_000)), dt("2026-11-22 10:00:04.999999"));
-    }
 }

@@ -146,6 +146,7 @@ mod tests {
             source_nullable: false,
             data_type: DataType::Int32,
             nullable: false,
+            default: None,
         }
     }
 

@@ -68,6 +68,35 @@ pub struct ColumnInfo {
     pub octet_length: Option<u64>,
     pub charset: Option<String>,
     pub collation: Option<String>,
+    /// `COLUMN_DEFAULT` as the server shows it, and whether it is an expression (MySQL's
+    /// `DEFAULT_GENERATED`).
+    pub default: Option<String>,
+    pub default_generated: bool,
+    /// The server quotes literal defaults (MariaDB): an unquoted one is an expression.
+    pub default_quoted: bool,
+}
+
+impl ColumnInfo {
+    /// The column's default as a SQL literal, when it is a constant (see
+    /// `ColumnSchema::default`).
+    pub fn default_literal(&self) -> Option<String> {
+        let d = self.default.as_deref()?;
+        if self.default_generated || (self.default_quoted && d.eq_ignore_ascii_case("NULL")) {
+            return None;
+        }
+        let number =
+            !d.is_empty() && d.parse::<f64>().is_ok() && d.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
+        if self.default_quoted {
+            let quoted = d.len() >= 2 && d.starts_with('\'') && d.ends_with('\'');
+            let bits = d.len() >= 3 && (d.starts_with("b'") || d.starts_with("B'")) && d.ends_with('\'');
+            (quoted || bits || number).then(|| d.to_owned())
+        } else if d.contains('\\') {
+            // Its quoting depends on the sink's sql_mode: left out rather than guessed.
+            None
+        } else {
+            Some(format!("'{}'", d.replace('\'', "''")))
+        }
+    }
 }
 
 impl Kind {
@@ -202,6 +231,33 @@ mod tests {
             octet_length: (data_type == "binary").then_some(8),
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn constant_defaults_become_literals_and_expressions_none() {
+        let of = |default: Option<&str>, generated: bool, quoted: bool| {
+            ColumnInfo {
+                default: default.map(str::to_owned),
+                default_generated: generated,
+                default_quoted: quoted,
+                ..Default::default()
+            }
+            .default_literal()
+        };
+        // MariaDB: literals quoted, expressions bare, NULL as a word.
+        assert_eq!(of(Some("'x'"), false, true).as_deref(), Some("'x'"));
+        assert_eq!(of(Some("'it''s'"), false, true).as_deref(), Some("'it''s'"));
+        assert_eq!(of(Some("-1.5e3"), false, true).as_deref(), Some("-1.5e3"));
+        assert_eq!(of(Some("b'101'"), false, true).as_deref(), Some("b'101'"));
+        assert_eq!(of(Some("NULL"), false, true), None);
+        assert_eq!(of(Some("current_timestamp()"), false, true), None);
+        assert_eq!(of(Some("uuid()"), false, true), None);
+        assert_eq!(of(None, false, true), None);
+        // MySQL: literals bare, expressions marked.
+        assert_eq!(of(Some("x"), false, false).as_deref(), Some("'x'"));
+        assert_eq!(of(Some("it's"), false, false).as_deref(), Some("'it''s'"));
+        assert_eq!(of(Some("CURRENT_TIMESTAMP"), true, false), None);
+        assert_eq!(of(Some("a\\b"), false, false), None);
     }
 
     #[test]

@@ -314,6 +314,7 @@ mod tests {
             source_nullable: false,
             data_type: arrow_schema::DataType::Utf8,
             nullable: false,
+            default: None,
         };
         let table =
             Arc::new(TableSchema::new(TableId { database: "d".into(), table: "t".into() }, vec![column], vec![0], 0));

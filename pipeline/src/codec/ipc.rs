@@ -74,6 +74,7 @@ mod tests {
             source_nullable: false,
             data_type: DataType::Int64,
             nullable: false,
+            default: None,
         };
         let table =
             Arc::new(TableSchema::new(TableId { database: "d".into(), table: "t".into() }, vec![column], vec![0], 0));

@@ -263,6 +263,7 @@ mod tests {
             source_nullable: true,
             data_type,
             nullable: true,
+            default: None,
         }
     }
 

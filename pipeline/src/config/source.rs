@@ -26,6 +26,11 @@ pub struct MysqlSourceConfig {
     pub pool: PoolConfig,
     #[serde(default)]
     pub zero_dates: ZeroDates,
+    /// The zone `DATETIME` and `DATE` cursor values are written in (the writers' session
+    /// `time_zone`): a name the server knows (`Europe/Berlin`, `+08:00`, `SYSTEM`). Default:
+    /// the server's global `time_zone`. `TIMESTAMP` cursors need none.
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// How long the first read of a pass waits for a writing transaction that holds its bound
     /// down to commit, so that a `--once` run copies what such a transaction was about to
     /// commit. A transaction still open after the wait only delays its own rows (and those
@@ -73,6 +78,9 @@ pub struct MatomoSourceConfig {
     pub pool: PoolConfig,
     #[serde(default)]
     pub zero_dates: ZeroDates,
+    /// See [`MysqlSourceConfig::time_zone`].
+    #[serde(default)]
+    pub time_zone: Option<String>,
     #[serde(default = "default_open_transaction_wait_secs")]
     pub open_transaction_wait_secs: u64,
     /// Re-read this window behind each log table's checkpoint every pass: Matomo writes
@@ -107,6 +115,7 @@ impl MatomoSourceConfig {
             tables,
             pool: self.pool,
             zero_dates: self.zero_dates,
+            time_zone: self.time_zone,
             open_transaction_wait_secs: self.open_transaction_wait_secs,
             ssl_mode: self.ssl_mode,
             ssl_ca: self.ssl_ca,

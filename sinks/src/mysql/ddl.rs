@@ -22,7 +22,8 @@ pub fn create_table(table: &TableSchema) -> String {
     )
 }
 
-/// The definition of column `i`; `added` ones admit NULL, which the rows loaded before hold.
+/// The definition of column `i`; `added` ones admit NULL, and the rows loaded before take the
+/// source's constant default, which the source's existing rows took when the column was added.
 fn column(table: &TableSchema, i: usize, added: bool) -> String {
     let c = &table.columns[i];
     let mut line = format!("{} {}", quote(&c.name), c.source_type);
@@ -34,7 +35,8 @@ fn column(table: &TableSchema, i: usize, added: bool) -> String {
     if !added && (table.key.contains(&i) || !c.nullable) {
         line.push_str(" NOT NULL");
     } else {
-        line.push_str(" NULL DEFAULT NULL");
+        let default = if added { c.default.as_deref().unwrap_or("NULL") } else { "NULL" };
+        line.push_str(&format!(" NULL DEFAULT {default}"));
     }
     line
 }
@@ -72,6 +74,7 @@ mod tests {
             source_nullable: nullable,
             data_type: DataType::Utf8,
             nullable,
+            default: None,
         }
     }
 
@@ -124,5 +127,12 @@ mod tests {
         );
         let all: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
         assert_eq!(add_columns(&t, &all), None);
+        // A constant default fills the rows loaded before, as it filled the source's.
+        let mut t = t;
+        t.columns[2].default = Some("'x'".into());
+        assert!(add_columns(&t, &existing).expect("adds").contains("utf8mb4_general_ci NULL DEFAULT 'x', ADD COLUMN"));
+        assert!(
+            create_table(&t).contains("`note` varchar(8) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NOT NULL,")
+        );
     }
 }

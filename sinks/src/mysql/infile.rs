@@ -28,6 +28,11 @@ pub fn statement(table: &TableSchema) -> String {
         if literal::is_hex_in_infile(&c.data_type) {
             targets.push(format!("@hw{i}"));
             sets.push(format!("{name} = UNHEX(@hw{i})"));
+        } else if c.source_type.trim().to_ascii_lowercase().starts_with("bit") {
+            // A field is a string, which a BIT column takes as its bytes ('5' is 0x35): the
+            // number goes in through a variable.
+            targets.push(format!("@hw{i}"));
+            sets.push(format!("{name} = CAST(@hw{i} AS UNSIGNED)"));
         } else {
             targets.push(name);
         }
@@ -74,6 +79,7 @@ mod tests {
             source_nullable: true,
             data_type,
             nullable: true,
+            default: None,
         }
     }
 
@@ -98,5 +104,20 @@ mod tests {
         let rows = RecordBatch::try_from_iter(["id", "note", "token"].into_iter().zip(columns)).expect("batch");
         assert_eq!(encode(&rows, 1..3).expect("encodes"), "2\t\\N\t\n3\tc\t\\N\n");
         assert_eq!(encode(&rows, 0..1).expect("encodes"), "1\ta\\tb\t00FF\n");
+    }
+
+    #[test]
+    fn bit_columns_load_as_numbers_not_as_the_bytes_of_their_text() {
+        let mut flag = col("flag", DataType::Boolean);
+        flag.source_type = "bit(1)".into();
+        let mut bits = col("bits", DataType::UInt64);
+        bits.source_type = "BIT(12)".into();
+        let table = TableSchema::new(TableId { database: "d".into(), table: "t".into() }, vec![flag, bits], vec![0], 0);
+        assert!(
+            statement(&table)
+                .ends_with("(@hw0, @hw1) SET `flag` = CAST(@hw0 AS UNSIGNED), `bits` = CAST(@hw1 AS UNSIGNED)"),
+            "{}",
+            statement(&table)
+        );
     }
 }

@@ -52,7 +52,9 @@ pub fn push_as(out: &mut String, column: &ArrayRef, row: usize, form: Form) -> R
         DataType::UInt16 => write!(out, "{}", column.as_primitive::<UInt16Type>().value(row)),
         DataType::UInt32 => write!(out, "{}", column.as_primitive::<UInt32Type>().value(row)),
         DataType::UInt64 => write!(out, "{}", column.as_primitive::<UInt64Type>().value(row)),
-        DataType::Float32 => write!(out, "{:?}", column.as_primitive::<Float32Type>().value(row)),
+        // As the f64 it is exactly: the f32's shortest text can round above FLOAT's range
+        // (3.4028235e38 for FLT_MAX), which the server reads as a double and refuses.
+        DataType::Float32 => write!(out, "{:?}", f64::from(column.as_primitive::<Float32Type>().value(row))),
         DataType::Float64 => write!(out, "{:?}", column.as_primitive::<Float64Type>().value(row)),
         DataType::Boolean => write!(out, "{}", u8::from(column.as_boolean().value(row))),
         DataType::Decimal128(_, _) => write!(out, "{}", column.as_primitive::<Decimal128Type>().value_as_string(row)),
@@ -195,6 +197,15 @@ mod tests {
         let mut b = Decimal256Builder::new().with_precision_and_scale(65, 30).expect("valid");
         b.append_value(widest);
         assert_eq!(lit(Arc::new(b.finish())), ["99999999999999999999999999999999999.999999999999999999999999999999"]);
-        assert_eq!(lit(Arc::new(Float32Array::from(vec![2.5e-3f32, 1e20]))), ["0.0025", "1e20"]);
+        // Each float as the double it is, which the server rounds back to the same float.
+        let floats = Float32Array::from(vec![2.5e-3f32, 1e20, f32::MAX, f32::MIN, f32::MIN_POSITIVE, -0.0, 1.0e-45]);
+        let texts = lit(Arc::new(floats.clone()));
+        assert_eq!(texts[1], "1.0000000200408773e20");
+        assert_eq!(texts[2], "3.4028234663852886e38");
+        assert_eq!(texts[3], "-3.4028234663852886e38");
+        for (text, want) in texts.iter().zip(floats.values()) {
+            let back = text.parse::<f64>().expect("a number") as f32;
+            assert_eq!(back.to_bits(), want.to_bits(), "{text}");
+        }
     }
 }

@@ -147,6 +147,7 @@ mod tests {
             source_nullable: true,
             data_type,
             nullable: true,
+            default: None,
         };
         TableSchema::new(
             TableId { database: "d".into(), table: "t".into() },

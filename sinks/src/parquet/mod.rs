@@ -621,6 +621,7 @@ mod tests {
             source_nullable: false,
             data_type,
             nullable: false,
+            default: None,
         };
         let table = Arc::new(TableSchema::new(
             TableId { database: "d".into(), table: "orders".into() },
@@ -964,6 +965,7 @@ mod tests {
             source_nullable: true,
             data_type,
             nullable: true,
+            default: None,
         };
         let table = TableSchema::new(
             TableId { database: "d".into(), table: "t".into() },

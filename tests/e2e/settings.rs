@@ -1,0 +1,176 @@
+//! The server-settings matrix: the same guarantees whatever the server's time zone and the
+//! cursor column's type. Each test runs on a MariaDB of its own, since it changes global
+//! settings (the time zone) or loads the zone tables.
+
+use std::process::Command;
+use std::time::Duration;
+
+use highwater_connectors::mysql::clock::CursorZone;
+use highwater_pipeline::cursor::DateTime;
+use mysql_async::prelude::Queryable;
+
+use crate::harness::{OwnServer, Pipeline, TestDb, after_this_second, assert_same_rows, mysql_sink};
+
+/// A session in the server's global time zone, as an application's would be: it writes
+/// `DATETIME` values in that zone's local time.
+async fn app_session(db: &TestDb) -> mysql_async::Conn {
+    mysql_async::Conn::from_url(db.url()).await.expect("an application session")
+}
+
+/// One case: committed rows, then a transaction that stamps its row and commits after a later
+/// row was committed by another session. The pass in between must hold below the open one.
+async fn late_commit_case(server: &OwnServer, zone: &str, cursor_type: &str) {
+    let tag = format!("tz{}_{}", zone.replace([':', '+', '-'], ""), cursor_type.replace(['(', ')'], ""));
+    let source = TestDb::on(&server.url(), &tag).await;
+    let sink = TestDb::on(&server.url(), &format!("{tag}_sink")).await;
+    source.exec(&format!("CREATE TABLE t (id INT PRIMARY KEY, c {cursor_type} NOT NULL, v INT, KEY (c))")).await;
+    let mut app = app_session(&source).await;
+    app.query_drop("INSERT INTO t VALUES (1, NOW(6), 1), (2, NOW(6), 2), (3, NOW(6), 3)").await.expect("rows");
+    after_this_second();
+
+    let mut late = app_session(&source).await;
+    late.query_drop("BEGIN").await.expect("begin");
+    late.query_drop("INSERT INTO t VALUES (100, NOW(6), 100)").await.expect("the late row");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.query_drop("INSERT INTO t VALUES (200, NOW(6), 200)").await.expect("a later row");
+    after_this_second();
+
+    let p = Pipeline::new(&source.url(), &[("t", "c")], 100, &mysql_sink(&sink, 100));
+    p.set_open_transaction_wait(1);
+    p.run_once();
+    let first = sink.rows("SELECT id FROM t ORDER BY id").await;
+    assert!(first.len() >= 3, "{zone}, {cursor_type}: the committed rows arrive at once, whatever the zone: {first:?}");
+    late.query_drop("COMMIT").await.expect("commit");
+    after_this_second();
+    p.run_once();
+    assert_same_rows(
+        &format!("{zone}, {cursor_type}: a transaction that committed late"),
+        &source.canonical("t").await,
+        &sink.canonical("t").await,
+        &[],
+    );
+    drop((app, late));
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+#[tokio::test]
+async fn late_commits_are_kept_whatever_the_server_zone_and_the_cursor_type() {
+    let server = OwnServer::start();
+    let admin = TestDb::on(&server.url(), "tz_admin").await;
+    for zone in ["-05:00", "+08:00", "+00:00"] {
+        admin.exec(&format!("SET GLOBAL time_zone = '{zone}'")).await;
+        // One at a time: an open transaction holds the bound of every table on its server.
+        for cursor_type in ["DATETIME(6)", "DATETIME", "TIMESTAMP"] {
+            late_commit_case(&server, zone, cursor_type).await;
+        }
+    }
+    admin.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_date_cursor_reads_a_day_once_it_is_over_in_the_servers_zone() {
+    let server = OwnServer::start_with(&["--default-time-zone=-05:00".to_owned()]);
+    let source = TestDb::on(&server.url(), "date_cursor").await;
+    let sink = TestDb::on(&server.url(), "date_cursor_sink").await;
+    source.exec("CREATE TABLE t (id INT PRIMARY KEY, d DATE NOT NULL, v INT, KEY (d))").await;
+    let mut app = app_session(&source).await;
+    app.query_drop(
+        "INSERT INTO t VALUES (1, CURDATE() - INTERVAL 2 DAY, 1), (2, CURDATE() - INTERVAL 1 DAY, 2), (10, CURDATE(), 10)",
+    )
+    .await
+    .expect("rows");
+    let p = Pipeline::new(&source.url(), &[("t", "d")], 100, &mysql_sink(&sink, 100));
+    p.run_once();
+    let read = sink.rows("SELECT id FROM t ORDER BY id").await;
+    assert_eq!(read, [[Some("1".to_owned())], [Some("2".to_owned())]], "today's rows wait for its end");
+    // A row of today with a key below the other: read with it once the day is over, not lost.
+    app.query_drop("INSERT INTO t VALUES (5, CURDATE(), 5)").await.expect("row");
+    p.run_once();
+    assert_eq!(sink.count("t").await, 2, "still today");
+    let state = format!("{:?}", sink.rows("SELECT * FROM _highwater_checkpoints").await);
+    let yesterday = source.rows("SELECT DATE_FORMAT(CURDATE() - INTERVAL 1 DAY, '%Y-%m-%d')").await;
+    let yesterday = yesterday[0][0].clone().expect("a date");
+    assert!(
+        state.contains(&format!("\\\"cursor\\\":\\\"{yesterday} 00:00:00.000000\\\"")),
+        "the checkpoint stays at yesterday's last row ({yesterday}): {state}"
+    );
+
+    let (code, out) = p.subcommand(&["check"]);
+    assert_eq!(code, Some(0), "check passes on a DATE cursor: {out}");
+    assert!(out.contains("date (values in -05:00)"), "check names the zone: {out}");
+    assert!(out.contains("read once that day is over in -05:00"), "{out}");
+    drop(app);
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_zone_the_server_does_not_know_stops_the_run_naming_the_setting() {
+    let source = TestDb::new("tz_unknown").await;
+    source.exec("CREATE TABLE t (id INT PRIMARY KEY, c DATETIME(6) NOT NULL, KEY (c))").await;
+    let p = Pipeline::new(&source.url(), &[("t", "c")], 100, "type = \"parquet\"\npath = \"out\"");
+    p.add_source_setting("time_zone = \"Mars/Olympus_Mons\"");
+    let out = p.command().arg("--once").output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("\"Mars/Olympus_Mons\" (source.time_zone) is not known to the server"), "{err}");
+    source.drop_db().await;
+}
+
+/// Loads one zone's tables into a server of the test's own.
+fn load_zone(server: &OwnServer, zone: &str) {
+    let script = format!(
+        "mariadb-tzinfo-to-sql /usr/share/zoneinfo/{zone} {zone} | mariadb -uroot -h127.0.0.1 -P{} mysql",
+        server.port
+    );
+    let status = Command::new("sh").arg("-c").arg(&script).status().expect("sh runs");
+    assert!(status.success(), "{script}");
+}
+
+fn dt(s: &str) -> DateTime {
+    s.parse().expect("datetime")
+}
+
+/// The local times of `zone` at every minute from `from` (UTC) for `minutes`.
+async fn local_minutes(conn: &mut mysql_async::Conn, zone: &str, from: &str, minutes: u32) -> Vec<DateTime> {
+    let sql = format!(
+        "SELECT DATE_FORMAT(CONVERT_TZ(TIMESTAMP'{from}' + INTERVAL seq MINUTE, '+00:00', '{zone}'), '%Y-%m-%d %H:%i:%s') \
+         FROM seq_0_to_{minutes}"
+    );
+    let texts: Vec<String> = conn.query(sql).await.expect("local times");
+    texts.iter().map(|t| dt(t)).collect()
+}
+
+#[tokio::test]
+async fn a_named_zone_bound_holds_below_the_hour_that_a_clock_change_repeats() {
+    let server = OwnServer::start();
+    load_zone(&server, "America/New_York");
+    let mut conn = mysql_async::Conn::from_url(server.url()).await.expect("connection");
+    conn.query_drop("SET time_zone = '+00:00'").await.expect("utc");
+    // The sequence engine's tables need a database.
+    conn.query_drop("USE mysql").await.expect("a database");
+    let zone = CursorZone::resolve(&mut conn, Some("America/New_York")).await.expect("a known zone");
+    assert_eq!(zone, CursorZone::Local("America/New_York".into()));
+
+    // New York's clock went back from 02:00 EDT to 01:00 EST at 06:00 UTC on 2026-11-01, and
+    // forward from 02:00 EST to 03:00 EDT at 07:00 UTC on 2026-03-08. Every 10 minutes over
+    // 6 hours around each: the bound is no later than any local time still to come (4 hours
+    // looked at by the minute), and at most the clock change below the local clock.
+    for start in ["2026-11-01 02:00:00", "2026-03-08 04:00:00"] {
+        let ahead = local_minutes(&mut conn, "America/New_York", start, 6 * 60 + 240).await;
+        for step in 0..=36usize {
+            let at = step * 10;
+            let utc = DateTime::from_unix_micros(dt(start).unix_micros().expect("real") + at as i64 * 60_000_000);
+            let (floor, _) = zone.floors(&mut conn, utc, utc).await.expect("a bound");
+            let lowest_to_come = ahead[at..at + 240].iter().min().expect("minutes");
+            let now_local = ahead[at];
+            assert!(floor <= *lowest_to_come, "{utc} UTC: bound {floor} above {lowest_to_come}, a local time to come");
+            let hour_below = DateTime::from_unix_micros(now_local.unix_micros().expect("real") - 3_600_000_000);
+            assert!(floor >= hour_below, "{utc} UTC: bound {floor} more than an hour below the clock {now_local}");
+        }
+    }
+    // A zone that is UTC all year needs no conversion.
+    assert_eq!(CursorZone::resolve(&mut conn, Some("+00:00")).await.expect("known"), CursorZone::Utc);
+    drop(conn);
+}
