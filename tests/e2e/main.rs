@@ -8,6 +8,7 @@ mod kafka;
 mod ops;
 mod safety;
 mod settings;
+mod values;
 
 use std::time::{Duration, Instant};
 

@@ -64,7 +64,7 @@ pub async fn discover(
             source_nullable: info.nullable,
             data_type: kind.arrow_type(),
             nullable: info.nullable || kind.is_date(),
-            default: None,
+            default: info.default_literal(),
         });
         kinds.push(kind);
     }

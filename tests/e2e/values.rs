@@ -1,0 +1,101 @@
+//! Values at their limits and schema facts a table can hold, compared on the server with
+//! null-safe equality, value by value.
+
+use crate::harness::{Pipeline, TestDb, assert_same_rows, mysql_sink, quoted};
+
+/// The keys of the rows of `table` whose values differ between the two databases (on one
+/// server), column by column with `<=>`: exact for floats, bits and binary, unlike text.
+async fn differing_rows(source: &TestDb, sink: &TestDb, table: &str) -> Vec<String> {
+    let columns = source.columns(table).await;
+    let same: Vec<String> = columns.iter().map(|(c, _)| format!("s.{0} <=> k.{0}", quoted(c))).collect();
+    let key = source.key(table).await;
+    let join: Vec<String> = key.iter().map(|c| format!("s.{0} = k.{0}", quoted(c))).collect();
+    let sql = format!(
+        "SELECT CONCAT_WS('|', {}) FROM `{}`.{t} s LEFT JOIN `{}`.{t} k ON {} WHERE NOT ({})",
+        key.iter().map(|c| format!("s.{}", quoted(c))).collect::<Vec<_>>().join(", "),
+        source.name,
+        sink.name,
+        join.join(" AND "),
+        same.join(" AND "),
+        t = quoted(table),
+    );
+    source.rows(&sql).await.into_iter().map(|r| r[0].clone().unwrap_or_default()).collect()
+}
+
+#[tokio::test]
+async fn floats_and_bits_at_their_limits_load_by_the_bulk_path_and_by_upserts() {
+    let source = TestDb::new("limits").await;
+    let sink = TestDb::new("limits_sink").await;
+    source
+        .exec(
+            "CREATE TABLE t (id INT PRIMARY KEY, c DATETIME(6) NOT NULL, f FLOAT, d DOUBLE, b1 BIT(1), b8 BIT(8), \
+             b64 BIT(64), KEY (c))",
+        )
+        .await;
+    source
+        .exec(
+            "INSERT INTO t VALUES \
+             (1, '2026-01-01', 3.4028234663852886e38, 1.7976931348623157e308, 1, 255, 18446744073709551615), \
+             (2, '2026-01-01', -3.4028234663852886e38, -1.7976931348623157e308, 0, 0, 0), \
+             (3, '2026-01-01', 1.1754943508222875e-38, 2.2250738585072014e-308, 1, 1, 1), \
+             (4, '2026-01-01', 1.401298464324817e-45, 4.9406564584124654e-324, 0, 128, 9223372036854775808), \
+             (5, '2026-01-01', -0.0, -0.0, NULL, NULL, NULL), \
+             (6, '2026-01-01', 0.1, 0.1, 1, 85, 12297829382473034410)",
+        )
+        .await;
+    let p = Pipeline::new(&source.url(), &[("t", "c")], 100, &mysql_sink(&sink, 100));
+    let out = p.command().arg("--once").env("HIGHWATER_LOG", "info").output().expect("runs");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(!log.contains("go by upserts"), "every value loads by the bulk path: {log}");
+    assert_eq!(sink.count("t").await, 6);
+    assert_eq!(differing_rows(&source, &sink, "t").await, Vec::<String>::new(), "first copy");
+
+    // The same values again, by upserts.
+    source.exec("UPDATE t SET c = '2026-02-01', id = id").await;
+    p.run_once();
+    assert_eq!(differing_rows(&source, &sink, "t").await, Vec::<String>::new(), "upserts");
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_soft_delete_column_that_is_not_null_is_refused_before_anything_is_written() {
+    let source = TestDb::new("softnn").await;
+    let sink = TestDb::new("softnn_sink").await;
+    crate::orders(&source, 50, false).await;
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, &mysql_sink(&sink, 100));
+    let text = std::fs::read_to_string(&p.config).expect("config");
+    let table = "{ name = \"orders\", cursor = \"update_time\", soft_delete = \"update_time\" }";
+    std::fs::write(&p.config, text.replace("{ name = \"orders\", cursor = \"update_time\" }", table)).expect("config");
+    let out = p.command().arg("--once").output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused");
+    assert!(err.contains("update_time (source.tables[0].soft_delete) is NOT NULL"), "{err}");
+    assert!(sink.try_rows("SELECT 1 FROM orders").await.is_err(), "no table was created in the sink");
+    let (code, check) = p.subcommand(&["check"]);
+    assert_eq!(code, Some(1), "{check}");
+    assert!(check.contains("is NOT NULL"), "{check}");
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_column_added_with_a_default_holds_it_in_the_rows_copied_before() {
+    let source = TestDb::new("adddef").await;
+    let sink = TestDb::new("adddef_sink").await;
+    crate::orders(&source, 20, false).await;
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, &mysql_sink(&sink, 100));
+    p.run_once();
+    source
+        .exec(
+            "ALTER TABLE orders ADD COLUMN tag VARCHAR(8) NOT NULL DEFAULT 'x''y', ADD COLUMN n INT DEFAULT 7, \
+             ADD COLUMN f DOUBLE NOT NULL DEFAULT -1.5e3, ADD COLUMN note TEXT",
+        )
+        .await;
+    source.exec("INSERT INTO orders (id, update_time, name, tag, n) VALUES (100, NOW(6) - INTERVAL 1 DAY, 'new', 'z', NULL)").await;
+    p.run_once();
+    assert_same_rows("mysql", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
+    source.drop_db().await;
+    sink.drop_db().await;
+}
