@@ -21,8 +21,18 @@ mysql_cli -N -e "SELECT schema_name FROM information_schema.schemata WHERE schem
 mysql_cli -N -e "SELECT CONCAT(QUOTE(user), '@', QUOTE(host)) FROM mysql.user WHERE user LIKE 'hwtest\\_%'" |
   while read -r login; do mysql_cli -e "DROP USER $login"; done
 # MariaDB instances of the tests' own (tests/e2e/harness.rs, OwnServer) and the small tmpfs of
-# the full-disk test, left by a run that was killed.
-pkill -f '^/usr/sbin/mariadbd --no-defaults --datadir=/tmp/' || true
+# the full-disk test, left by a run that was killed. Each server the tests start leaves its PID
+# (the file's name) and data directory (its text) here; a PID is ended only while it is still
+# that server, never by name or pattern.
+servers="${TMPDIR:-/tmp}/highwater-test-servers"
+for f in "$servers"/*; do
+  [ -f "$f" ] || continue
+  pid=$(basename "$f")
+  if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--datadir=$(cat "$f")"; then
+    kill -9 "$pid" || true
+  fi
+  rm -f "$f"
+done
 if command -v findmnt >/dev/null; then
   findmnt -rn -t tmpfs -o TARGET | { grep -E '^/tmp/\.tmp[^/]*/out$' || true; } | while read -r m; do umount "$m" || true; done
 fi

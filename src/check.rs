@@ -9,7 +9,7 @@ pub async fn run_check(config: &MysqlSourceConfig, as_json: bool) -> anyhow::Res
     let checks = check::check(config).await?;
     if as_json {
         let tables: Vec<_> = checks.iter().map(to_json).collect();
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&json!({ "ok": checks.iter().all(TableCheck::ok), "tables": tables }))?
         );
@@ -24,16 +24,16 @@ pub async fn run_check(config: &MysqlSourceConfig, as_json: bool) -> anyhow::Res
                 .as_ref()
                 .map_or("no cursor index".to_owned(), |(n, cols)| format!("index {n} ({})", cols.join(", ")));
             let zone = if c.zone.is_empty() { String::new() } else { format!(" (values in {})", c.zone) };
-            println!("{status} {}  cursor {} {}{zone}, {index}{plan}", c.table, c.cursor, c.cursor_type);
+            out!("{status} {}  cursor {} {}{zone}, {index}{plan}", c.table, c.cursor, c.cursor_type);
             for p in &c.problems {
-                println!("     problem: {p}");
+                out!("     problem: {p}");
             }
             for n in &c.notes {
-                println!("     note: {n}");
+                out!("     note: {n}");
             }
             if let Some(fix) = &c.fix {
-                println!("     fix:      {};", fix.create);
-                println!("     rollback: {};", fix.rollback);
+                out!("     fix:      {};", fix.create);
+                out!("     rollback: {};", fix.rollback);
             }
         }
     }
@@ -45,21 +45,21 @@ pub async fn run_indexes(config: &MysqlSourceConfig, apply: bool) -> anyhow::Res
     let checks = check::check(config).await?;
     let fixes: Vec<_> = checks.iter().filter_map(|c| c.fix.clone()).collect();
     if fixes.is_empty() {
-        println!("-- every cursor column has an index: nothing to do");
+        out!("-- every cursor column has an index: nothing to do");
         return Ok(());
     }
-    println!("-- create the missing cursor indexes (online):");
+    out!("-- create the missing cursor indexes (online):");
     for f in &fixes {
-        println!("{};", f.create);
+        out!("{};", f.create);
     }
-    println!("\n-- rollback:");
+    out!("\n-- rollback:");
     for f in &fixes {
-        println!("{};", f.rollback);
+        out!("{};", f.rollback);
     }
     if apply {
-        println!();
+        out!();
         let statements: Vec<String> = fixes.into_iter().map(|f| f.create).collect();
-        check::apply(config, &statements, |s, secs| println!("-- applied in {secs:.2} s: {s}")).await?;
+        check::apply(config, &statements, |s, secs| out!("-- applied in {secs:.2} s: {s}")).await?;
     }
     Ok(())
 }

@@ -10,6 +10,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `println!` through [`stdout::line`]: a closed pipe ends the output, not the process.
+macro_rules! out {
+    () => {
+        $crate::stdout::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::stdout::line(format_args!($($arg)*))
+    };
+}
+
 mod check;
 mod kafka;
 mod logging;
@@ -17,6 +27,7 @@ mod malloc;
 mod reconcile;
 mod run;
 mod status;
+mod stdout;
 
 use clap::{Parser, Subcommand};
 use highwater_pipeline::config::{Config, SinkConfig, SourceConfig};
@@ -61,6 +72,7 @@ enum Command {
     /// Prove every table can be read incrementally: cursor type, cursor index, EXPLAIN.
     /// Exits 0 only when every table holds.
     Check {
+        /// The pipeline's TOML file.
         #[arg(long, short)]
         config: PathBuf,
         /// Print JSON for machines.
@@ -69,6 +81,7 @@ enum Command {
     },
     /// Print the CREATE INDEX statements for missing cursor indexes and their rollback.
     Indexes {
+        /// The pipeline's TOML file.
         #[arg(long, short)]
         config: PathBuf,
         /// Create the missing indexes, one at a time.
@@ -78,6 +91,7 @@ enum Command {
     /// Delete from a MySQL sink the rows the source deleted (polling cannot see hard deletes):
     /// compares both sides by key ranges and fetches keys only where they differ.
     Reconcile {
+        /// The pipeline's TOML file.
         #[arg(long, short)]
         config: PathBuf,
         /// Only this table (its name in source.tables).
@@ -92,6 +106,7 @@ enum Command {
     },
     /// Per table: the checkpoint, rows loaded, lag and the last error.
     Status {
+        /// The pipeline's TOML file.
         #[arg(long, short)]
         config: PathBuf,
         /// Print JSON for machines.
@@ -135,7 +150,7 @@ fn main() -> ExitCode {
         Command::Run { once, role, accept_schema_change, accept_source_reset, .. } => {
             let accept = run::Accept { schema_change: accept_schema_change, source_reset: accept_source_reset };
             runtime.block_on(run::run(config, once, role, accept, cli.log_format)).map(|report| {
-                println!("{report}");
+                out!("{report}");
                 true
             })
         }

@@ -59,7 +59,7 @@ pub async fn run_reconcile(config: &Config, only: Option<&str>, chunk_rows: u64,
         let r = reconcile_table(&mut src, &mut dst, (source_db, sink_db), table, chunk_rows, dry_run)
             .await
             .with_context(|| format!("reconciling {source_db}.{table}"))?;
-        println!(
+        out!(
             "{source_db}.{table}: {} ranges compared, {} differed, {} keys fetched; {} {} from the sink, \
              {} not yet in the sink ({:.2} s)",
             r.ranges,

@@ -52,7 +52,7 @@ pub async fn run_status(config: &Config, as_json: bool) -> anyhow::Result<()> {
         })
         .collect();
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&to_json(config, &status, &rows))?);
+        out!("{}", serde_json::to_string_pretty(&to_json(config, &status, &rows))?);
     } else {
         print_text(config, &status, &rows);
     }
@@ -67,11 +67,15 @@ fn lag(position: &Position) -> Option<f64> {
 
 fn print_text(config: &Config, status: &Status, rows: &[Row]) {
     match &status.last_run {
-        Some(r) if r.ok => println!(
+        Some(r) if r.ok => out!(
             "pipeline {}: last run ({}) {} - {} UTC: ok, {} rows",
-            config.pipeline.name, r.mode, r.started_at, r.finished_at, r.rows_loaded
+            config.pipeline.name,
+            r.mode,
+            r.started_at,
+            r.finished_at,
+            r.rows_loaded
         ),
-        Some(r) => println!(
+        Some(r) => out!(
             "pipeline {}: last run ({}) {} - {} UTC: FAILED: {}",
             config.pipeline.name,
             r.mode,
@@ -80,24 +84,24 @@ fn print_text(config: &Config, status: &Status, rows: &[Row]) {
             r.error.as_deref().unwrap_or("(no message)")
         ),
         None => {
-            println!("pipeline {}: no run recorded in {}", config.pipeline.name, config.pipeline.state_dir.display())
+            out!("pipeline {}: no run recorded in {}", config.pipeline.name, config.pipeline.state_dir.display())
         }
     }
     let width = rows.iter().map(|r| r.table.len()).max().unwrap_or(5).max(5);
-    println!("{:<width$}  {:>12}  {:>9}  checkpoint", "table", "rows loaded", "lag");
+    out!("{:<width$}  {:>12}  {:>9}  checkpoint", "table", "rows loaded", "lag");
     for r in rows {
         let (loaded, checkpoint) = match &r.checkpoint {
             Some(c) => (c.rows_loaded.to_string(), c.position.to_string()),
             None => ("0".to_owned(), "none: never loaded".to_owned()),
         };
         let lag = r.lag_secs.map_or("-".to_owned(), |s| human(std::time::Duration::from_secs_f64(s.max(0.0))));
-        println!("{:<width$}  {loaded:>12}  {lag:>9}  {checkpoint}", r.table);
+        out!("{:<width$}  {loaded:>12}  {lag:>9}  {checkpoint}", r.table);
         if let (Some(e), Some(at)) = (&r.record.last_error, &r.record.last_error_at) {
             let since = match &r.record.last_ok_at {
                 Some(ok) if ok > at => format!(" (a run went through since, at {ok})"),
                 _ => String::new(),
             };
-            println!("{:<width$}  last error at {at} UTC{since}: {e}", "");
+            out!("{:<width$}  last error at {at} UTC{since}: {e}", "");
         }
     }
 }

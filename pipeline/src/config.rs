@@ -15,9 +15,11 @@ use toml::Spanned;
 use crate::pool::{PoolConfig, SslMode, Tls};
 
 pub mod bus;
+mod env;
 mod source;
 
 use bus::{BusConfig, ChannelBusConfig, KafkaBusConfig};
+use env::interpolate;
 pub use source::{
     DEFAULT_OPEN_TRANSACTION_WAIT_SECS, MATOMO_TABLES, MatomoSourceConfig, MysqlSourceConfig, TableConfig, ZeroDates,
 };
@@ -175,6 +177,9 @@ impl DbUrl {
     /// The database named in the URL's path, if any.
     pub fn database(&self) -> Option<&str> {
         let rest = self.expose().strip_prefix("mysql://")?;
+        // After the user part, which ends at the last '@' (see `redact_url`).
+        let head = &rest[..rest.find('?').unwrap_or(rest.len())];
+        let rest = &rest[head.rfind('@').map_or(0, |at| at + 1)..];
         let (_, path) = rest.split_once('/')?;
         let db = path.split(['?', '#']).next().unwrap_or_default();
         (!db.is_empty()).then_some(db)
@@ -199,18 +204,20 @@ impl fmt::Debug for DbUrl {
     }
 }
 
-/// `scheme://user:secret@host/db` becomes `scheme://user:***@host/db`.
+/// `scheme://user:secret@host/db` becomes `scheme://user:***@host/db`. The user part ends at
+/// the last `@` before any `?`: a password may hold `/`, `@` or `:` unencoded, and none of it
+/// is shown.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            let hidden = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{hidden}@{host}{path}")
+    let head = &rest[..rest.find('?').unwrap_or(rest.len())];
+    match head.rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split([':', '/']).next().unwrap_or_default();
+            let hidden = if userinfo.len() > user.len() { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{}", &rest[at + 1..])
         }
         None => url.to_owned(),
     }
@@ -227,6 +234,8 @@ pub enum ConfigError {
     },
     #[error("{origin}:{line}: environment variable {var} is not set (used as ${{{var}}})")]
     MissingEnv { origin: String, line: usize, var: String },
+    #[error("{origin}:{line}: {problem}")]
+    Env { origin: String, line: usize, problem: String },
     #[error("{origin}:{line}:{column}: {key}: {message}")]
     Parse { origin: String, line: usize, column: usize, key: String, message: String },
     #[error("{origin}: invalid config:\n  {}", problems.join("\n  "))]
@@ -294,8 +303,11 @@ impl Config {
         {
             problem("metrics.listen", "must be host:port with an IP address, e.g. 127.0.0.1:9464");
         }
-        if self.pipeline.bus_capacity == 0 {
-            problem("pipeline.bus_capacity", "must be at least 1");
+        let p = &self.pipeline;
+        within(&mut problem, "pipeline.bus_capacity", p.bus_capacity as u64, 1, MAX_BUS_CAPACITY);
+        within(&mut problem, "pipeline.retry_for_secs", p.retry_for_secs, 0, WEEK_SECS);
+        if p.state_dir.as_os_str().is_empty() {
+            problem("pipeline.state_dir", "must not be empty (a directory for checkpoints and locks)");
         }
         if let BusConfig::Kafka(k) = &self.bus {
             for (key, message) in k.problems() {
@@ -305,8 +317,15 @@ impl Config {
         match &self.source {
             SourceConfig::Mysql(s) => {
                 check_url(&s.url, "source.url", &mut problem);
-                if !(1..=1_000_000).contains(&s.batch_rows) {
-                    problem("source.batch_rows", "must be between 1 and 1000000");
+                within(&mut problem, "source.batch_rows", s.batch_rows as u64, 1, 1_000_000);
+                within(&mut problem, "source.lag_secs", s.lag_secs, 0, DAY_SECS);
+                within(&mut problem, "source.poll_interval_secs", s.poll_interval_secs, 1, DAY_SECS);
+                within(&mut problem, "source.open_transaction_wait_secs", s.open_transaction_wait_secs, 0, HOUR_SECS);
+                if s.time_zone.as_deref().is_some_and(|z| z.trim().is_empty() || z.len() > 64) {
+                    problem(
+                        "source.time_zone",
+                        "must be a zone the server knows, such as \"+08:00\" or \"Asia/Shanghai\"",
+                    );
                 }
                 check_pool(&s.pool, "source.pool", &mut problem);
                 for (key, message) in s.tls().problems() {
@@ -322,6 +341,7 @@ impl Config {
                     if t.cursor.is_empty() {
                         problem(&format!("source.tables[{i}].cursor"), "must not be empty");
                     }
+                    within(&mut problem, &format!("source.tables[{i}].reread_secs"), t.reread_secs, 0, 30 * DAY_SECS);
                     if s.tables[..i].iter().any(|o| o.name == t.name) {
                         problem(&format!("source.tables[{i}].name"), &format!("table {:?} is listed twice", t.name));
                     }
@@ -339,6 +359,13 @@ impl Config {
             }
             SinkConfig::Mysql(m) => {
                 check_url(&m.url, "sink.url", &mut problem);
+                let SourceConfig::Mysql(s) = &self.source;
+                if same_database(&m.url, &s.url) {
+                    problem(
+                        "sink.url",
+                        "is the source's own database (source.url): the sink would write into what it reads",
+                    );
+                }
                 if !(1..=100_000).contains(&m.batch_rows) {
                     problem("sink.batch_rows", "must be between 1 and 100000");
                 }
@@ -355,9 +382,50 @@ impl Config {
     }
 }
 
+/// The largest `pipeline.bus_capacity`: batches in flight between extract and load.
+const MAX_BUS_CAPACITY: u64 = 100_000;
+const HOUR_SECS: u64 = 3_600;
+const DAY_SECS: u64 = 86_400;
+const WEEK_SECS: u64 = 7 * DAY_SECS;
+
+/// Reports `key` unless `value` is within `lo..=hi`.
+fn within(problem: &mut impl FnMut(&str, &str), key: &str, value: u64, lo: u64, hi: u64) {
+    if !(lo..=hi).contains(&value) {
+        problem(key, &format!("must be between {lo} and {hi}"));
+    }
+}
+
+/// Whether two URLs name the same database on the same server (user and options aside).
+fn same_database(a: &DbUrl, b: &DbUrl) -> bool {
+    let place = |u: &DbUrl| -> Option<(String, String)> {
+        let rest = u.expose().split_once("://")?.1;
+        let rest = &rest[..rest.find('?').unwrap_or(rest.len())];
+        let rest = &rest[rest.rfind('@').map_or(0, |at| at + 1)..];
+        let (host, db) = rest.split_once('/')?;
+        let host = host.to_ascii_lowercase().replace("localhost", "127.0.0.1");
+        let host = if host.contains(':') { host } else { format!("{host}:3306") };
+        Some((host, db.to_owned()))
+    };
+    place(a).is_some() && place(a) == place(b)
+}
+
 fn check_url(url: &DbUrl, key: &str, problem: &mut impl FnMut(&str, &str)) {
-    if !url.expose().starts_with("mysql://") {
+    let Some(rest) = url.expose().strip_prefix("mysql://") else {
         problem(key, "must start with mysql:// (mysql://user:password@host:port/database)");
+        return;
+    };
+    let head = &rest[..rest.find('?').unwrap_or(rest.len())];
+    let at = head.rfind('@');
+    if at.is_some_and(|at| head[..at].contains(['/', '@', '?', '#'])) {
+        problem(key, "holds '/', '@', '?' or '#' in its user or password: write them as %2F, %40, %3F, %23");
+        return;
+    }
+    let host = &head[at.map_or(0, |at| at + 1)..];
+    let host = &host[..host.find('/').unwrap_or(host.len())];
+    if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.ends_with(']'))
+        && port.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        problem(key, &format!("has port {port:?}: a port is a number from 1 to 65535"));
     } else if url.database().is_none() {
         problem(key, "names no database (mysql://user:password@host:port/database)");
     }
@@ -436,61 +504,6 @@ fn parse_error(text: &str, origin: &str, key: &str, e: &toml::de::Error) -> Conf
         key: if key.is_empty() || key == "." { "(file)".to_owned() } else { key.to_owned() },
         message: e.message().to_owned(),
     }
-}
-
-/// Replaces every `${VAR}` with the variable's value, except in comments. `$${` writes a
-/// literal `${`.
-fn interpolate(text: &str, origin: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
-    let mut out = String::with_capacity(text.len());
-    for (n, line) in text.split_inclusive('\n').enumerate() {
-        let (code, comment) = line.split_at(comment_start(line));
-        let mut rest = code;
-        while let Some(i) = rest.find('$') {
-            out.push_str(&rest[..i]);
-            let after = &rest[i + 1..];
-            if let Some(escaped) = after.strip_prefix("${") {
-                out.push_str("${");
-                rest = escaped;
-            } else if let Some(body) = after.strip_prefix('{')
-                && let Some(end) = body.find('}')
-            {
-                let var = &body[..end];
-                let value = env(var).ok_or_else(|| ConfigError::MissingEnv {
-                    origin: origin.to_owned(),
-                    line: n + 1,
-                    var: var.to_owned(),
-                })?;
-                out.push_str(&value);
-                rest = &body[end + 1..];
-            } else {
-                out.push('$');
-                rest = after;
-            }
-        }
-        out.push_str(rest);
-        out.push_str(comment);
-    }
-    Ok(out)
-}
-
-/// Byte offset of a line's `#` comment (outside strings), or the line's length.
-fn comment_start(line: &str) -> usize {
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for (i, c) in line.char_indices() {
-        match (quote, c) {
-            (Some('"'), '\\') if !escaped => {
-                escaped = true;
-                continue;
-            }
-            (Some(q), c) if c == q && !escaped => quote = None,
-            (None, '"' | '\'') => quote = Some(c),
-            (None, '#') => return i,
-            _ => {}
-        }
-        escaped = false;
-    }
-    line.len()
 }
 
 #[cfg(test)]
@@ -646,7 +659,6 @@ path = "./out"
         assert!(!format!("{c:?}").contains("s3cret"));
         let err = parse(&QUICKSTART.replace("root@", "root:${NOPE}@")).expect_err("unset").to_string();
         assert_eq!(err, "test.toml:8: environment variable NOPE is not set (used as ${NOPE})");
-        assert_eq!(interpolate("a $${X} $5", "o", |_| None).expect("no vars"), "a ${X} $5");
     }
 
     #[test]
@@ -677,6 +689,13 @@ path = "./out"
         assert_eq!(redact_url("mysql://u:p@w@h:1/db"), "mysql://u:***@h:1/db");
         assert_eq!(redact_url("mysql://u@h/db"), "mysql://u@h/db");
         assert_eq!(redact_url("mysql://h/db"), "mysql://h/db");
+        // Unencoded '/', '@', ':' and '?' in a password: none of it shows.
+        assert_eq!(redact_url("mysql://u:pa/ss@h:1/db"), "mysql://u:***@h:1/db");
+        assert_eq!(redact_url("mysql://u:a/b@c:d@h/db?ssl=1"), "mysql://u:***@h/db?ssl=1");
+        assert_eq!(redact_url("mysql://u:p/w@h"), "mysql://u:***@h");
+        assert_eq!(redact_url("mysql://h/db?user=a@b"), "mysql://h/db?user=a@b");
+        assert_eq!(DbUrl::new("mysql://u:a/b@c@h:1/db?x=1").database(), Some("db"));
+        assert_eq!(DbUrl::new("mysql://h/db").database(), Some("db"));
     }
 
     #[test]

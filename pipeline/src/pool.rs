@@ -124,11 +124,17 @@ impl PoolConfig {
         if self.size == 0 {
             out.push(("size", "must be at least 1".to_owned()));
         }
-        if self.connect_timeout_secs == 0 {
-            out.push(("connect_timeout_secs", "must be at least 1".to_owned()));
+        if !(1..=3600).contains(&self.connect_timeout_secs) {
+            out.push(("connect_timeout_secs", "must be between 1 and 3600".to_owned()));
         }
-        if self.recycle_secs == Some(0) {
-            out.push(("recycle_secs", "must be at least 1".to_owned()));
+        if self.size > 1000 {
+            out.push(("size", "must be at most 1000".to_owned()));
+        }
+        if self.max_overflow > 1000 {
+            out.push(("max_overflow", "must be at most 1000".to_owned()));
+        }
+        if self.recycle_secs.is_some_and(|r| r == 0 || r > 31_536_000) {
+            out.push(("recycle_secs", "must be between 1 and 31536000".to_owned()));
         }
         out
     }

@@ -533,6 +533,7 @@ impl OwnServer {
             .stderr(log)
             .spawn()
             .expect("mariadbd starts");
+        record_server(child.id(), &d.join("data"));
         self.process = Some(child);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
@@ -548,6 +549,7 @@ impl OwnServer {
         let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().expect("kill");
         assert!(status.success());
         child.wait().expect("mariadbd ends");
+        forget_server(child.id());
     }
 
     pub fn log(&self) -> String {
@@ -560,8 +562,25 @@ impl Drop for OwnServer {
         if let Some(mut child) = self.process.take() {
             let _ = child.kill();
             let _ = child.wait();
+            forget_server(child.id());
         }
     }
+}
+
+/// Where each running `OwnServer` leaves its PID (the file's name) and data directory (its
+/// text), so that `deploy/test.sh` ends the servers of a killed run, and only those.
+fn servers_dir() -> PathBuf {
+    std::env::temp_dir().join("highwater-test-servers")
+}
+
+fn record_server(pid: u32, datadir: &Path) {
+    let dir = servers_dir();
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(pid.to_string()), datadir.display().to_string());
+}
+
+fn forget_server(pid: u32) {
+    let _ = std::fs::remove_file(servers_dir().join(pid.to_string()));
 }
 
 /// An identifier in backticks, inner backticks doubled.

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `highwater` binary against the real MariaDB (and pyarrow as an
 //! independent Parquet reader). Each test works in a database of its own.
 
+mod config;
 mod deploy;
 mod fast;
 mod harness;

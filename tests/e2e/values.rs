@@ -99,3 +99,34 @@ async fn a_column_added_with_a_default_holds_it_in_the_rows_copied_before() {
     source.drop_db().await;
     sink.drop_db().await;
 }
+
+#[tokio::test]
+async fn tables_named_dot_and_dot_dot_stay_inside_the_parquet_directory() {
+    let source = TestDb::new("dots").await;
+    for name in ["..", ".", "a/b"] {
+        source
+            .exec(&format!("CREATE TABLE {} (id INT PRIMARY KEY, c DATETIME(6) NOT NULL, KEY (c))", quoted(name)))
+            .await;
+        source.exec(&format!("INSERT INTO {} VALUES (1, '2026-01-01'), (2, '2026-01-02')", quoted(name))).await;
+    }
+    let p = Pipeline::new(&source.url(), &[("..", "c"), (".", "c"), ("a/b", "c")], 100, "type = \"parquet\"");
+    p.set_sink(&p.parquet_sink());
+    p.run_once();
+    let out = p.out();
+    let mut dirs: Vec<String> =
+        std::fs::read_dir(&out).expect("out").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    dirs.sort();
+    assert_eq!(dirs, ["%2E", "%2E%2E", "a%2Fb"], "one directory per table inside {}", out.display());
+    for dir in &dirs {
+        let files = crate::harness::files_below(&out.join(dir));
+        assert!(files.iter().any(|f| f.ends_with(".parquet")), "{dir}: {files:?}");
+    }
+    // Nothing beside the output directory or in the config's.
+    let beside: Vec<String> = std::fs::read_dir(p.dir.path())
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(beside.iter().all(|n| ["out", "state", "highwater.toml"].contains(&n.as_str())), "{beside:?}");
+    source.drop_db().await;
+}

@@ -91,11 +91,11 @@ impl KafkaBusConfig {
         if !(1..=10_000).contains(&self.partitions) {
             out.push(("partitions", "must be between 1 and 10000".to_owned()));
         }
-        if self.replication_factor < 1 {
-            out.push(("replication_factor", "must be at least 1".to_owned()));
+        if !(1..=1000).contains(&self.replication_factor) {
+            out.push(("replication_factor", "must be between 1 and 1000".to_owned()));
         }
-        if self.max_message_bytes < 1024 {
-            out.push(("max_message_bytes", "must be at least 1024".to_owned()));
+        if !(1024..=1 << 30).contains(&self.max_message_bytes) {
+            out.push(("max_message_bytes", "must be between 1024 and 1073741824".to_owned()));
         }
         if !(1..=3600).contains(&self.session_timeout_secs) {
             out.push(("session_timeout_secs", "must be between 1 and 3600".to_owned()));

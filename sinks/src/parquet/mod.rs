@@ -31,6 +31,7 @@ use highwater_pipeline::batch::ChangeBatch;
 use highwater_pipeline::civil;
 use highwater_pipeline::config::ParquetSinkConfig;
 use highwater_pipeline::cursor::Position;
+use highwater_pipeline::ident::path_component;
 use highwater_pipeline::schema::{TableId, TableSchema};
 use highwater_pipeline::sink::{Durability, Sink, SinkError};
 
@@ -108,9 +109,9 @@ impl ParquetSink {
         self
     }
 
-    /// `path/<table>`: the name as it is, but `%` and `/` (legal in MySQL names) percent-encoded.
+    /// `path/<table>`: the name as one path component (see [`path_component`]).
     fn table_dir(&self, table: &TableSchema) -> PathBuf {
-        self.root.join(table.id.table.replace('%', "%25").replace('/', "%2F"))
+        self.root.join(path_component(&table.id.table))
     }
 
     /// Writes `rows` in full to a hidden temporary file beside `path` (not fsynced) and holds
