@@ -33,21 +33,45 @@ impl Health {
     }
 }
 
+/// After a failed `accept` (out of file descriptors, say), the listener waits this long before
+/// the next, doubling up to [`ACCEPT_BACKOFF_MAX`]: the failure repeats until a descriptor is
+/// free, and trying at once would spin.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Failed accepts are logged at most once per this interval, with their count.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// Serves until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, metrics: Metrics, health: Arc<Health>, shutdown: CancellationToken) {
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut failed = 0u64;
+    let mut logged: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
                     let (metrics, health) = (metrics.clone(), health.clone());
                     tokio::spawn(async move {
                         // A client that hangs up or times out only loses its own response.
                         let _ = tokio::time::timeout(REQUEST_TIMEOUT, respond(stream, &metrics, &health)).await;
                     });
                 }
-                Err(e) => tracing::warn!(error = %e, "metrics endpoint: accept failed"),
+                Err(e) => {
+                    failed += 1;
+                    if logged.is_none_or(|at| at.elapsed() >= ACCEPT_LOG_EVERY) {
+                        tracing::warn!(error = %e, failed, "metrics endpoint: accept failed; backing off (raise the open-files limit?)");
+                        logged = Some(std::time::Instant::now());
+                        failed = 0;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
             },
         }
     }

@@ -172,3 +172,48 @@ async fn status_shows_checkpoint_rows_lag_and_the_last_error_of_each_table() {
     source.drop_db().await;
     sink.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_file_descriptors_the_metrics_endpoint_backs_off_logs_once_and_recovers() {
+    let source = TestDb::new("nofile").await;
+    orders(&source, 10, false).await;
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, "type = \"parquet\"\npath = \"out\"");
+    let port = p.serve_metrics_on_a_free_port();
+    let log = p.dir.path().join("daemon.log");
+    let script =
+        format!("ulimit -n 64 && exec '{}' run --config '{}'", env!("CARGO_BIN_EXE_highwater"), p.config.display());
+    let _daemon = KillOnDrop(
+        std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("HIGHWATER_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("highwater starts"),
+    );
+    let answers = |within: Duration| {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if harness::http_get(port, "/health").is_some_and(|(status, _)| status.contains("200")) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    assert!(answers(Duration::from_secs(20)), "the daemon serves /health: {}", read(&log));
+    // Clients that connect and send nothing hold a descriptor each until the request timeout.
+    let held: Vec<std::net::TcpStream> =
+        (0..120).filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok()).collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let text = read(&log);
+    let failures = text.lines().filter(|l| l.contains("accept failed")).count();
+    assert!(
+        (1..=2).contains(&failures),
+        "{failures} lines of failed accepts in 3 s ({} clients): {text:.2000}",
+        held.len()
+    );
+    drop(held);
+    assert!(answers(Duration::from_secs(15)), "it serves again once descriptors are free: {text:.2000}");
+    source.drop_db().await;
+}
