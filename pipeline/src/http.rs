@@ -17,10 +17,12 @@ const MAX_REQUEST_BYTES: usize = 8 * 1024;
 /// A client that sends nothing for this long is dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Whether the pipeline is ready: its source and sink answered and its last pass succeeded.
+/// Whether the pipeline is ready: its source and sink answered, its last pass succeeded, and
+/// no table stopped (a stopped table stays stopped until the process restarts).
 #[derive(Debug, Default)]
 pub struct Health {
     ready: AtomicBool,
+    stopped_tables: AtomicBool,
 }
 
 impl Health {
@@ -28,8 +30,13 @@ impl Health {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
+    /// A table stopped on an error of its own while the others go on.
+    pub fn table_stopped(&self) {
+        self.stopped_tables.store(true, Ordering::Relaxed);
+    }
+
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) && !self.stopped_tables.load(Ordering::Relaxed)
     }
 }
 
@@ -135,6 +142,10 @@ mod tests {
         health.set_ready(true);
         assert!(get(addr, "/ready").await.starts_with("HTTP/1.1 200"));
         assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+        // A stopped table keeps it not ready, whatever the passes after it do.
+        health.table_stopped();
+        health.set_ready(true);
+        assert!(get(addr, "/ready").await.starts_with("HTTP/1.1 503"));
         stop.cancel();
         server.await.expect("stops");
     }

@@ -139,7 +139,15 @@ impl Metrics {
             &[LABEL_POOL],
         )?;
         registry.register(Box::new(pool_wait_seconds.clone()))?;
+        let errors = counter(ERRORS, "Errors that stopped a stage", &[LABEL_STAGE, LABEL_KIND])?;
+        // Every known series from the start at 0, so that `increase()` sees the first error.
+        for stage in [STAGE_EXTRACT, STAGE_LOAD, STAGE_CHECKPOINT] {
+            for kind in [KIND_RETRYABLE, KIND_OPERATOR] {
+                errors.with_label_values(&[stage, kind]).inc_by(0);
+            }
+        }
         Ok(Metrics {
+            errors,
             rows_extracted: counter(ROWS_EXTRACTED, "Rows read from the source", &[LABEL_TABLE])?,
             rows_loaded: counter(ROWS_LOADED, "Rows made durable in the sink", &[LABEL_TABLE])?,
             batches: counter(BATCHES, "Batches made durable in the sink", &[LABEL_TABLE])?,
@@ -148,7 +156,6 @@ impl Metrics {
                 "Seconds the sink is behind: now minus the source time up to which it holds every change",
             )?,
             checkpoint_cursor: gauge(CHECKPOINT_CURSOR, "The checkpoint's cursor value, as seconds since the epoch")?,
-            errors: counter(ERRORS, "Errors that stopped a stage", &[LABEL_STAGE, LABEL_KIND])?,
             null_cursor_rows: counter(NULL_CURSOR_ROWS, "Rows read whose cursor is NULL", &[LABEL_TABLE])?,
             zero_dates: counter(ZERO_DATES, "Zero or partial-zero dates loaded as NULL", &[LABEL_TABLE])?,
             late_rows: counter(

@@ -301,12 +301,8 @@ impl<'a> Errors<'a> {
                 self.count(metrics::STAGE_EXTRACT, e.is_retryable());
                 self.all.push(e.into());
             }
-            Err(ExtractError::Tables(errors)) => {
-                for e in errors {
-                    self.count(metrics::STAGE_EXTRACT, false);
-                    self.all.push(e.into());
-                }
-            }
+            // Each was counted when its table stopped.
+            Err(ExtractError::Tables(errors)) => self.all.extend(errors.into_iter().map(RunError::from)),
             Err(ExtractError::Bus(e)) => {
                 self.count(metrics::STAGE_EXTRACT, e.is_retryable());
                 self.all.push(e.into());

@@ -217,3 +217,47 @@ async fn out_of_file_descriptors_the_metrics_endpoint_backs_off_logs_once_and_re
     assert!(answers(Duration::from_secs(15)), "it serves again once descriptors are free: {text:.2000}");
     source.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_that_stops_inside_a_daemon_takes_ready_down_and_counts_an_error_at_once() {
+    let source = TestDb::new("stopready").await;
+    orders(&source, 10, false).await;
+    source.exec("CREATE TABLE other (id INT PRIMARY KEY, c DATETIME(6) NOT NULL, v VARCHAR(8), KEY (c))").await;
+    source.exec("INSERT INTO other VALUES (1, '2026-01-01', 'a')").await;
+    let p = Pipeline::new(
+        &source.url(),
+        &[("orders", "update_time"), ("other", "c")],
+        100,
+        "type = \"parquet\"\npath = \"out\"",
+    );
+    let (mut daemon, port) = p.spawn_daemon();
+    let scrape = || harness::http_get(port, "/metrics").map(|(_, body)| body).unwrap_or_default();
+    let errors =
+        |body: &str| harness::sample(body, "highwater_errors_total", &["stage=\"extract\"", "kind=\"operator\""]);
+    let ready = || harness::http_get(port, "/ready").is_some_and(|(status, _)| status.contains("200"));
+    let wait_for = |what: &dyn Fn() -> bool| {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            if what() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    assert!(wait_for(&ready), "the daemon becomes ready");
+    assert_eq!(errors(&scrape()), Some(0.0), "the series exists before any error: {}", scrape());
+    source.exec("ALTER TABLE other MODIFY v VARCHAR(16)").await;
+    assert!(wait_for(&|| errors(&scrape()) == Some(1.0)), "the stop is counted at once: {}", scrape());
+    assert!(wait_for(&|| !ready()), "and /ready says so");
+    // The other table goes on.
+    source.exec("INSERT INTO orders VALUES (500, NOW(6), 'late', 1)").await;
+    assert!(
+        wait_for(&|| harness::sample(&scrape(), "highwater_rows_loaded_total", &["orders"]) == Some(11.0)),
+        "{}",
+        scrape()
+    );
+    assert!(daemon.0.try_wait().expect("wait").is_none(), "the daemon runs on");
+    assert!(!ready(), "still not ready");
+    source.drop_db().await;
+}

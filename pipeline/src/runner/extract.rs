@@ -45,12 +45,20 @@ impl ExtractError {
     }
 }
 
-/// Stops reading one table: the error is logged and recorded for `status` now, and reported
-/// with the run's result at its end.
-fn stop(table: &TableId, errors: &TableErrors, slot: &mut Option<SourceError>, e: SourceError) {
-    tracing::error!(%table, "{e}");
-    errors.record(table, &e);
+/// Stops reading one table: the error is logged, recorded for `status`, counted in
+/// `highwater_errors_total` and takes `/ready` down now, and is reported with the run's result
+/// at its end.
+fn stop(table: &TableId, options: &RunOptions, slot: &mut Option<SourceError>, e: SourceError) {
+    stopped_now(table, options, &e);
     *slot = Some(e);
+}
+
+/// What [`stop`] does at once: one log line, one record, one count.
+fn stopped_now(table: &TableId, options: &RunOptions, e: &SourceError) {
+    tracing::error!(%table, "{e}");
+    options.table_errors.record(table, e);
+    options.metrics.errors.with_label_values(&[metrics::STAGE_EXTRACT, metrics::KIND_OPERATOR]).inc();
+    options.health.table_stopped();
 }
 
 /// What one table's reading did, for the run's report.
@@ -80,8 +88,7 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
     // the other tables go on, and the run reports these at its end.
     for (table, e) in tables.iter().zip(&stopped) {
         if let Some(e) = e {
-            tracing::error!(table = %table.id, "{e}");
-            options.table_errors.record(&table.id, e);
+            stopped_now(&table.id, &options, e);
         }
     }
     let result = async {
@@ -109,7 +116,7 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
                                 Next::Retry => continue,
                                 Next::Shutdown => break 'passes,
                                 Next::GiveUp if e.table().is_some() => {
-                                    stop(&tables[i].id, errors, &mut stopped[i], e);
+                                    stop(&tables[i].id, &options, &mut stopped[i], e);
                                     continue 'tables;
                                 }
                                 Next::GiveUp => return Err(ExtractError::source(&tables[i].id, errors, e)),
@@ -152,7 +159,7 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
                                     Next::Shutdown => break 'passes,
                                     Next::GiveUp if e.table().is_some() => {
                                         progress.finish();
-                                        stop(&table.id, errors, &mut stopped[i], e);
+                                        stop(&table.id, &options, &mut stopped[i], e);
                                         continue 'tables;
                                     }
                                     Next::GiveUp => return Err(ExtractError::source(&table.id, errors, e)),
@@ -169,7 +176,7 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
                         };
                         if let Some(e) = reset {
                             progress.finish();
-                            stop(&table.id, errors, &mut stopped[i], e);
+                            stop(&table.id, &options, &mut stopped[i], e);
                             continue 'tables;
                         }
                     }
