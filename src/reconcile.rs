@@ -7,13 +7,18 @@
 //!    network;
 //! 2. the keys of the ranges that differ, from both sides;
 //! 3. keys in the sink and not in the source are read again from the source, and deleted from
-//!    the sink in batches (each its own transaction) only if still absent.
+//!    the sink in batches (each its own transaction) only if still absent, and only in the
+//!    version the sink held when it was read (its cursor value): a key deleted and inserted
+//!    again meanwhile, and replicated, keeps its new row.
+//!
+//! Keys in the source and not in the sink are counted: replication brings them, except those
+//! whose cursor is NULL and that no pass reads again (see `NullsRead`), which are named apart.
 //!
 //! The sink is read before the source: a row inserted into the source (and replicated) in
 //! between shows as missing from the sink, never as deleted. What the servers scan is the
 //! table, once per side; what is transferred and compared follows the difference.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -33,8 +38,10 @@ pub struct Reconciled {
     pub differing: usize,
     pub keys_fetched: usize,
     pub deleted: usize,
-    /// In the source, not (yet) in the sink: replication will bring them.
+    /// In the source, not (yet) in the sink: replication will bring them...
     pub missing: usize,
+    /// ...but these, whose cursor is NULL: no pass reads them again.
+    pub missing_null_cursor: usize,
 }
 
 pub async fn run_reconcile(config: &Config, only: Option<&str>, chunk_rows: u64, dry_run: bool) -> anyhow::Result<()> {
@@ -47,16 +54,20 @@ pub async fn run_reconcile(config: &Config, only: Option<&str>, chunk_rows: u64,
     let sink_pool = Pool::open_tls(&sink.url, &sink.pool, &sink.tls(), "sink", &setup, None).await?;
     let source_db = source.url.database().unwrap_or_default();
     let sink_db = sink.url.database().unwrap_or_default();
-    let tables: Vec<&str> =
-        source.tables.iter().map(|t| t.name.as_str()).filter(|t| only.is_none_or(|o| o == *t)).collect();
+    let tables: Vec<(&str, &str)> = source
+        .tables
+        .iter()
+        .map(|t| (t.name.as_str(), t.cursor.as_str()))
+        .filter(|(t, _)| only.is_none_or(|o| o == *t))
+        .collect();
     if tables.is_empty() {
         bail!("no table {:?} in source.tables", only.unwrap_or_default());
     }
-    for table in tables {
+    for (table, cursor) in tables {
         let started = Instant::now();
         let mut src = source_pool.get().await?;
         let mut dst = sink_pool.get().await?;
-        let r = reconcile_table(&mut src, &mut dst, (source_db, sink_db), table, chunk_rows, dry_run)
+        let r = reconcile_table(&mut src, &mut dst, (source_db, sink_db), (table, cursor), chunk_rows, dry_run)
             .await
             .with_context(|| format!("reconciling {source_db}.{table}"))?;
         out!(
@@ -70,6 +81,13 @@ pub async fn run_reconcile(config: &Config, only: Option<&str>, chunk_rows: u64,
             r.missing,
             started.elapsed().as_secs_f64()
         );
+        if r.missing_null_cursor > 0 {
+            out!(
+                "{source_db}.{table}: {} of those have a NULL {cursor} and a key below what passes read of such \
+                 rows: no pass brings them; set their {cursor} (UPDATE ... SET {cursor} = NOW(6)) to send them",
+                r.missing_null_cursor
+            );
+        }
     }
     let _ = source_pool.disconnect().await;
     let _ = sink_pool.disconnect().await;
@@ -80,7 +98,7 @@ async fn reconcile_table(
     src: &mut Conn,
     dst: &mut Conn,
     (source_db, sink_db): (&str, &str),
-    table: &str,
+    (table, cursor): (&str, &str),
     chunk_rows: u64,
     dry_run: bool,
 ) -> anyhow::Result<Reconciled> {
@@ -98,6 +116,7 @@ async fn reconcile_table(
     }
     let key_list = keys.iter().map(|(k, _)| quote(k)).collect::<Vec<_>>().join(", ");
     let k = quote(first);
+    let c = quote(cursor);
     let source_table = format!("{}.{}", quote(source_db), quote(table));
     let sink_table = format!("{}.{}", quote(sink_db), quote(table));
 
@@ -139,25 +158,32 @@ async fn reconcile_table(
     for range in differing {
         let from = lo + i128::from(range) * width;
         let within = format!("WHERE {k} >= {from} AND {k} < {}", from + width);
-        let keys_of = |t: &str| format!("SELECT {key_list} FROM {t} {within}");
+        let keys_of = |t: &str| format!("SELECT {key_list}, {c} FROM {t} {within}");
         let in_sink = literal_keys(dst.query(keys_of(&sink_table)).await?);
         let in_source = literal_keys(src.query(keys_of(&source_table)).await?);
         result.keys_fetched += in_sink.len() + in_source.len();
-        result.missing += in_source.difference(&in_sink).count();
-        let gone: Vec<&String> = in_sink.difference(&in_source).collect();
+        for (key, cursor) in &in_source {
+            if !in_sink.contains_key(key) {
+                result.missing += 1;
+                result.missing_null_cursor += usize::from(cursor == "NULL");
+            }
+        }
+        let gone: Vec<(&String, &String)> = in_sink.iter().filter(|(key, _)| !in_source.contains_key(*key)).collect();
         if gone.is_empty() {
             continue;
         }
         // Still gone now? A row can only be absent from a later read if it was deleted.
         let again = literal_keys(src.query(keys_of(&source_table)).await?);
-        let gone: Vec<&String> = gone.into_iter().filter(|key| !again.contains(*key)).collect();
+        let gone: Vec<(&String, &String)> = gone.into_iter().filter(|(key, _)| !again.contains_key(*key)).collect();
         result.deleted += gone.len();
         if dry_run {
             continue;
         }
         for batch in gone.chunks(DELETE_BATCH) {
-            let list = batch.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
-            let sql = format!("DELETE FROM {sink_table} WHERE ({key_list}) IN ({list})");
+            // Each row only as the sink held it: the same key with a newer cursor stays.
+            let rows: Vec<String> =
+                batch.iter().map(|(key, cursor)| format!("(({key_list}) = {key} AND {c} <=> {cursor})")).collect();
+            let sql = format!("DELETE FROM {sink_table} WHERE {}", rows.join(" OR "));
             let mut tx = dst.start_transaction(Default::default()).await?;
             tx.query_drop(sql).await?;
             tx.commit().await?;
@@ -188,12 +214,14 @@ fn opt_max(a: Option<i128>, b: Option<i128>) -> Option<i128> {
     a.into_iter().chain(b).max()
 }
 
-/// Each key as a SQL tuple literal, `(1, 'a')`: comparable, and usable in `IN (...)`.
-fn literal_keys(rows: Vec<Row>) -> BTreeSet<String> {
+/// Each row's key as a SQL tuple literal, `(1, 'a')`, with its last column (the cursor) as a
+/// literal: comparable, and usable in statements.
+fn literal_keys(rows: Vec<Row>) -> BTreeMap<String, String> {
     rows.into_iter()
         .map(|row| {
-            let values: Vec<String> = row.unwrap().iter().map(|v| v.as_sql(false)).collect();
-            format!("({})", values.join(", "))
+            let mut values: Vec<String> = row.unwrap().iter().map(|v| v.as_sql(false)).collect();
+            let cursor = values.pop().unwrap_or_else(|| "NULL".to_owned());
+            (format!("({})", values.join(", ")), cursor)
         })
         .collect()
 }

@@ -162,7 +162,11 @@ mod tests {
 
     fn at(c: &str, k: i64) -> Checkpoint {
         Checkpoint {
-            position: Position::At { cursor: c.parse::<DateTime>().expect("datetime"), key: vec![KeyValue::Int(k)] },
+            position: Position::At {
+                cursor: c.parse::<DateTime>().expect("datetime"),
+                key: vec![KeyValue::Int(k)],
+                nulls: None,
+            },
             rows_loaded: k as u64,
         }
     }

@@ -200,8 +200,15 @@ pub enum Position {
     Start,
     /// Inside the rows whose cursor is NULL: the key of the last one read.
     NullCursor { key: Key },
-    /// In cursor order: the cursor value and key of the last row read.
-    At { cursor: DateTime, key: Key },
+    /// In cursor order: the cursor value and key of the last row read. `nulls`: for a cursor
+    /// that admits NULL, how far the rows whose cursor is NULL have been read (see
+    /// [`NullsRead`]); absent for NOT NULL cursors and in checkpoints older than it.
+    At {
+        cursor: DateTime,
+        key: Key,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nulls: Option<NullsRead>,
+    },
     /// In key order, for a table read by its increasing key alone (an insert-only table whose
     /// cursor is its integer primary key): the key of the last row read.
     Key { key: Key },
@@ -216,6 +223,19 @@ pub enum Position {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ranges: Option<Box<KeyRanges>>,
     },
+}
+
+/// How far a table read in cursor order has read the rows whose cursor is NULL. A NULL cursor
+/// sorts before every value, so such a row inserted after the first copy is behind the
+/// position for good; each pass therefore first reads the NULL-cursor rows with a key above
+/// `upto` (an index range whose cost follows their number), and moves `upto` to the last.
+/// A row whose cursor is set to NULL, or inserted with a NULL cursor and a key below `upto`,
+/// is not read again: `reconcile` names such rows.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct NullsRead {
+    /// The highest key read among them; `None`: none yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upto: Option<Key>,
 }
 
 /// The key ranges a first copy reads in parallel: how many key values each covers, and the
@@ -250,8 +270,11 @@ impl Position {
             // A table is read either by cursor or by key, never both; a first copy either reads
             // the NULL cursors first (before the key-order copy existed) or copies them.
             (Key { .. }, _) | (_, Key { .. }) | (Copy { .. }, _) | (_, Copy { .. }) => None,
-            (At { cursor: ca, key: a }, At { cursor: cb, key: b }) => match ca.cmp(cb) {
-                Ordering::Equal => cmp_keys(a, b),
+            (At { cursor: ca, key: a, nulls: na }, At { cursor: cb, key: b, nulls: nb }) => match ca.cmp(cb) {
+                Ordering::Equal => match cmp_keys(a, b)? {
+                    Ordering::Equal => cmp_nulls(na, nb),
+                    other => Some(other),
+                },
                 other => Some(other),
             },
         }
@@ -270,7 +293,12 @@ impl Position {
         let (head, key) = match self {
             Position::Start => return "start".to_owned(),
             Position::NullCursor { key } => ("null".to_owned(), key),
-            Position::At { cursor, key } => (cursor.compact(), key),
+            Position::At { cursor, key, nulls: Some(NullsRead { upto: Some(upto) }) } => {
+                // Two reads of the NULL-cursor rows from the same place differ by this alone.
+                let upto = upto.iter().map(KeyValue::token).collect::<Vec<_>>().join("_");
+                (format!("{}_n{}", cursor.compact(), upto), key)
+            }
+            Position::At { cursor, key, .. } => (cursor.compact(), key),
             Position::Key { key } => ("key".to_owned(), key),
             Position::Copy { key, .. } => ("copy".to_owned(), key),
         };
@@ -286,7 +314,10 @@ impl fmt::Display for Position {
         match self {
             Position::Start => write!(f, "start"),
             Position::NullCursor { key } => write!(f, "(NULL, {})", DisplayKey(key)),
-            Position::At { cursor, key } => write!(f, "({cursor}, {})", DisplayKey(key)),
+            Position::At { cursor, key, nulls: Some(NullsRead { upto: Some(upto) }) } => {
+                write!(f, "({cursor}, {}; NULL cursors to {})", DisplayKey(key), DisplayKey(upto))
+            }
+            Position::At { cursor, key, .. } => write!(f, "({cursor}, {})", DisplayKey(key)),
             Position::Key { key } => write!(f, "(key {})", DisplayKey(key)),
             Position::Copy { bound, key, .. } => write!(f, "(first copy up to {bound}, key {})", DisplayKey(key)),
         }
@@ -312,6 +343,19 @@ impl fmt::Display for DisplayKey<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Marks of the NULL-cursor rows read: absent, then none read, then by key.
+fn cmp_nulls(a: &Option<NullsRead>, b: &Option<NullsRead>) -> Option<Ordering> {
+    let rank = |n: &Option<NullsRead>| match n {
+        None => 0,
+        Some(NullsRead { upto: None }) => 1,
+        Some(NullsRead { upto: Some(_) }) => 2,
+    };
+    match (a, b) {
+        (Some(NullsRead { upto: Some(x) }), Some(NullsRead { upto: Some(y) })) => cmp_keys(x, y),
+        _ => Some(rank(a).cmp(&rank(b))),
     }
 }
 
@@ -396,7 +440,7 @@ mod tests {
 
     #[test]
     fn positions_order_nulls_first_then_cursor_then_key() {
-        let at = |c: &str, k: i64| Position::At { cursor: dt(c), key: vec![KeyValue::Int(k)] };
+        let at = |c: &str, k: i64| Position::At { cursor: dt(c), key: vec![KeyValue::Int(k)], nulls: None };
         let null = |k: i64| Position::NullCursor { key: vec![KeyValue::Int(k)] };
         assert!(null(5).is_behind(&at("2020-01-01 00:00:00", 1)));
         assert!(Position::Start.is_behind(&null(1)));
@@ -415,7 +459,7 @@ mod tests {
         assert!(Position::Start.is_behind(&copy(1)));
         assert!(copy(1).is_behind(&copy(2)) && !copy(2).is_behind(&copy(1)));
         // Cursor order follows the copy, whatever the keys.
-        let at = Position::At { cursor: dt("2000-01-01 00:00:00"), key: vec![KeyValue::UInt(1)] };
+        let at = Position::At { cursor: dt("2000-01-01 00:00:00"), key: vec![KeyValue::UInt(1)], nulls: None };
         assert!(copy(1_000).is_behind(&at) && !at.is_behind(&copy(1_000)));
         // Copies up to other bounds, and the NULL-cursor phase, cannot be ordered here.
         let other = Position::Copy { bound: dt("2026-01-02 00:00:00"), key: vec![KeyValue::UInt(1)], ranges: None };
@@ -437,8 +481,39 @@ mod tests {
     }
 
     #[test]
+    fn reads_of_null_cursors_move_a_position_forward_and_name_their_files_apart() {
+        let at = |nulls: Option<NullsRead>| Position::At {
+            cursor: dt("2026-01-01 00:00:00"),
+            key: vec![KeyValue::Int(5)],
+            nulls,
+        };
+        let upto = |k: i64| Some(NullsRead { upto: Some(vec![KeyValue::Int(k)]) });
+        let none_yet = Some(NullsRead { upto: None });
+        // Older checkpoints (no mark), none read yet, then by key.
+        assert!(at(None).is_behind(&at(none_yet.clone())));
+        assert!(at(none_yet.clone()).is_behind(&at(upto(1))));
+        assert!(at(upto(1)).is_behind(&at(upto(2))) && !at(upto(2)).is_behind(&at(upto(1))));
+        // The cursor and key come first.
+        let later = Position::At { cursor: dt("2026-01-01 00:00:01"), key: vec![KeyValue::Int(1)], nulls: None };
+        assert!(at(upto(9)).is_behind(&later));
+        assert_eq!(at(upto(7)).file_token(), "20260101T000000000000_n7_5");
+        assert_eq!(at(none_yet.clone()).file_token(), at(None).file_token());
+        assert_ne!(at(upto(7)).file_token(), at(upto(8)).file_token());
+        // Written without the mark (before it existed, or for NOT NULL cursors), read back so.
+        let json = serde_json::to_string(&at(None)).expect("serializes");
+        assert!(!json.contains("nulls"), "{json}");
+        assert_eq!(serde_json::from_str::<Position>(&json).expect("parses"), at(None));
+        let json = serde_json::to_string(&at(none_yet.clone())).expect("serializes");
+        assert_eq!(serde_json::from_str::<Position>(&json).expect("parses"), at(none_yet));
+    }
+
+    #[test]
     fn text_keys_defer_to_the_server_order() {
-        let at = |k: &str| Position::At { cursor: dt("2020-01-01 00:00:00"), key: vec![KeyValue::Text(k.to_owned())] };
+        let at = |k: &str| Position::At {
+            cursor: dt("2020-01-01 00:00:00"),
+            key: vec![KeyValue::Text(k.to_owned())],
+            nulls: None,
+        };
         // Under a case-insensitive collation "B" may come after "a": Rust must not decide.
         assert_eq!(at("B").known_cmp(&at("a")), None);
         assert!(!at("B").is_behind(&at("a")));
@@ -450,6 +525,7 @@ mod tests {
         let p = Position::At {
             cursor: dt("2026-11-21 10:00:00.123456"),
             key: vec![KeyValue::Int(-4711), KeyValue::Text("a b/c".into()), KeyValue::UInt(7)],
+            nulls: None,
         };
         assert_eq!(p.file_token(), "20261121T100000123456_m4711_x6120622f63_7");
         assert_eq!(Position::Start.file_token(), "start");
@@ -465,6 +541,7 @@ mod tests {
         let p = Position::At {
             cursor: dt("0000-00-00 00:00:00"),
             key: vec![KeyValue::Bytes(vec![0, 255]), KeyValue::UInt(u64::MAX), KeyValue::Time(-1)],
+            nulls: Some(NullsRead { upto: Some(vec![KeyValue::Int(-3)]) }),
         };
         let json = serde_json::to_string(&p).expect("serializes");
         assert_eq!(serde_json::from_str::<Position>(&json).expect("parses"), p);
@@ -476,7 +553,11 @@ mod tests {
     fn paginate(rows: &[(Option<u8>, i64)], limit: usize) -> Vec<(Option<u8>, i64)> {
         let pos_of = |r: &(Option<u8>, i64)| match r.0 {
             None => Position::NullCursor { key: vec![KeyValue::Int(r.1)] },
-            Some(c) => Position::At { cursor: DateTime::from_unix_micros(i64::from(c)), key: vec![KeyValue::Int(r.1)] },
+            Some(c) => Position::At {
+                cursor: DateTime::from_unix_micros(i64::from(c)),
+                key: vec![KeyValue::Int(r.1)],
+                nulls: None,
+            },
         };
         let mut sorted: Vec<_> = rows.to_vec();
         sorted.sort_by(|a, b| pos_of(a).known_cmp(&pos_of(b)).expect("integer keys order"));

@@ -6,6 +6,7 @@ mod deploy;
 mod fast;
 mod harness;
 mod kafka;
+mod nulls;
 mod ops;
 mod safety;
 mod settings;

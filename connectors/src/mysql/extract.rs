@@ -7,7 +7,7 @@ use arrow_array::{Array, RecordBatch};
 use highwater_mysql::Pool;
 use highwater_pipeline::batch::{BatchStats, ChangeBatch, Op};
 use highwater_pipeline::config::{MysqlSourceConfig, TableConfig, ZeroDates};
-use highwater_pipeline::cursor::{DateTime, Key, KeyRanges, KeyValue, Position};
+use highwater_pipeline::cursor::{DateTime, Key, KeyRanges, KeyValue, NullsRead, Position};
 use highwater_pipeline::ident::quote;
 use highwater_pipeline::metrics::Metrics;
 use highwater_pipeline::schema::{Evolution, TableId, TableSchema};
@@ -42,6 +42,9 @@ struct Table {
     cursor_step: Option<i64>,
     /// The zone the cursor's values are written in: the pass's bound is taken in it.
     zone: CursorZone,
+    /// The rows whose cursor is NULL are read before the next read in cursor order: at a
+    /// pass's start, and after a page of them that filled its limit (see [`NullsRead`]).
+    sweep_nulls: bool,
     /// The soft-delete column: a row where it is set is a delete.
     soft_delete: Option<usize>,
     /// With `reread_secs`: the window, and the rows let through lately (see [`reread`]).
@@ -85,6 +88,7 @@ impl Table {
             queries: TableQueries::new(&schema, batch_rows),
             cursor_step: cursor_step(&schema.cursor_column().source_type),
             zone: CursorZone::of_column(&schema.cursor_column().source_type, local),
+            sweep_nulls: false,
             key_order: None,
             kinds: found.kinds,
             incrementing: found.incrementing,
@@ -264,6 +268,7 @@ impl MysqlSource {
             seen.prune();
             tracing::debug!(table = %t.schema.id, rows = seen.len(), "rows remembered for re-reading");
         }
+        t.sweep_nulls = t.schema.cursor_column().source_nullable;
         let (upper, clock) = t.zone.floors(conn, b.upper, b.clock).await?;
         t.late_floor = t.clock_bound.max(t.late_floor);
         t.clock_bound = Some(clock);
@@ -389,6 +394,7 @@ impl MysqlSource {
         let t = &self.tables[table];
         let id = &t.schema.id;
         let mut tx = snapshot(&mut conn, id).await?;
+        let mut sweep_next = None;
         let result = if t.incrementing {
             let (sql, params) = match after {
                 Position::Key { key } => (&t.queries.key_after, key_params(key)),
@@ -436,6 +442,10 @@ impl MysqlSource {
                     }
                 }
             } else {
+                if t.sweep_nulls && matches!(after, Position::At { .. }) {
+                    result = sweep_nulls(&mut tx, t, after, max_rows, self.zero_dates).await?;
+                    sweep_next = Some(result.as_ref().is_some_and(|page| page.fetched >= t.queries.limit));
+                }
                 // A first copy in cursor order reads the rows whose cursor is NULL first, by key.
                 let nulls = match after {
                     Position::Start if t.schema.cursor_column().source_nullable => {
@@ -444,7 +454,7 @@ impl MysqlSource {
                     Position::NullCursor { key } => Some((&t.queries.nulls_after, key_params(key))),
                     _ => None,
                 };
-                if let Some((sql, params)) = nulls {
+                if let Some((sql, params)) = nulls.filter(|_| result.is_none()) {
                     let query = Query { sql, params, phase: Phase::NullCursor };
                     result = read(&mut tx, &t.shape(), query, max_rows, self.zero_dates, seen.as_deref_mut()).await?;
                 }
@@ -460,10 +470,18 @@ impl MysqlSource {
                     result = read(&mut tx, &t.shape(), query, max_rows, self.zero_dates, seen).await?;
                 }
             }
+            // Positions in cursor order carry how far the NULL-cursor rows are read.
+            if let Some(Page { upto: Position::At { nulls: mark @ None, .. }, .. }) = &mut result {
+                *mark = nulls_mark(&mut tx, t, after).await?;
+            }
             result
         };
         tx.commit().await.map_err(|e| query_error(format!("the end of a read of {id}"), e))?;
-        Ok(result.map(|page| t.batch(after, page)))
+        let batch = result.map(|page| t.batch(after, page));
+        if let Some(more) = sweep_next {
+            self.tables[table].sweep_nulls = more;
+        }
+        Ok(batch)
     }
 
     /// The next page of a first copy read in key ranges (see [`super::ranges`]); `None` when the
@@ -666,7 +684,7 @@ fn key_params(key: &Key) -> Vec<Value> {
 
 /// The read in cursor order strictly after `at` (an `At` position), up to the pass's bound.
 fn cursor_query<'a>(t: &'a Table, at: &Position, upper: &DateTime) -> Query<'a> {
-    let Position::At { cursor, key } = at else { unreachable!("cursor_query takes At positions") };
+    let Position::At { cursor, key, .. } = at else { unreachable!("cursor_query takes At positions") };
     let c = decode::datetime_param(cursor);
     let mut params = vec![c.clone(), c];
     params.extend(key_params(key));
@@ -797,7 +815,7 @@ async fn read(
             let c = t.schema.cursor;
             let value = last.as_ref(c).unwrap_or(&Value::NULL);
             let cursor = decode::datetime(value).map_err(|reason| decode_error(t, c, reason))?;
-            Position::At { cursor, key }
+            Position::At { cursor, key, nulls: None }
         }
     };
     let columns = builders.iter_mut().map(ColumnBuilder::finish).collect();
@@ -836,6 +854,7 @@ async fn handover(
         .await
         .map_err(|e| query_error(format!("the end of the first copy of {id}"), e))?;
     let Some(row) = row else { return Ok(None) };
+    let nulls = highest_nulls(tx, t).await?;
     let t = &t.shape();
     let c = t.schema.cursor;
     let cursor =
@@ -845,7 +864,67 @@ async fn handover(
         let v = row.as_ref(n + 1).unwrap_or(&Value::NULL);
         key.push(decode::key_value(t.kinds[i], v).map_err(|reason| decode_error(t, i, reason))?);
     }
-    Ok(Some(Position::At { cursor, key }))
+    Ok(Some(Position::At { cursor, key, nulls }))
+}
+
+/// What a position after `after` has read of the rows whose cursor is NULL (see
+/// [`NullsRead`]); `None` for a cursor that is NOT NULL.
+async fn nulls_mark(
+    tx: &mut mysql_async::Transaction<'_>,
+    t: &Table,
+    after: &Position,
+) -> Result<Option<NullsRead>, SourceError> {
+    Ok(match after {
+        _ if !t.schema.cursor_column().source_nullable => None,
+        Position::At { nulls: Some(mark), .. } => Some(mark.clone()),
+        Position::NullCursor { key } => Some(NullsRead { upto: Some(key.clone()) }),
+        // The start, a copy's end, or a checkpoint older than the mark: every such row the
+        // snapshot holds was read.
+        _ => highest_nulls(tx, t).await?,
+    })
+}
+
+/// The highest key among the rows whose cursor is NULL, as a mark of having read them all.
+async fn highest_nulls(tx: &mut mysql_async::Transaction<'_>, t: &Table) -> Result<Option<NullsRead>, SourceError> {
+    if !t.schema.cursor_column().source_nullable {
+        return Ok(None);
+    }
+    let id = &t.schema.id;
+    let row: Option<Row> = tx
+        .query_first(&t.queries.highest_null_key)
+        .await
+        .map_err(|e| query_error(format!("the rows of {id} whose cursor is NULL"), e))?;
+    let Some(row) = row else { return Ok(Some(NullsRead { upto: None })) };
+    let t = &t.shape();
+    let mut key = Vec::with_capacity(t.schema.key.len());
+    for (n, &i) in t.schema.key.iter().enumerate() {
+        let v = row.as_ref(n).unwrap_or(&Value::NULL);
+        key.push(decode::key_value(t.kinds[i], v).map_err(|reason| decode_error(t, i, reason))?);
+    }
+    Ok(Some(NullsRead { upto: Some(key) }))
+}
+
+/// The rows whose cursor is NULL and whose key is above what `after` (an `At` position) has
+/// read of them, by key; the page's position is `after` with the mark moved to its last row.
+async fn sweep_nulls(
+    tx: &mut mysql_async::Transaction<'_>,
+    t: &Table,
+    after: &Position,
+    max_rows: usize,
+    zero_dates: ZeroDates,
+) -> Result<Option<Page>, SourceError> {
+    let Position::At { cursor, key, .. } = after else { return Ok(None) };
+    let Some(mark) = nulls_mark(tx, t, after).await? else { return Ok(None) };
+    let (sql, params) = match &mark.upto {
+        Some(upto) => (&t.queries.nulls_after, key_params(upto)),
+        None => (&t.queries.nulls_first, Vec::new()),
+    };
+    let query = Query { sql, params, phase: Phase::NullCursor };
+    let Some(mut page) = read(tx, &t.shape(), query, max_rows, zero_dates, None).await? else { return Ok(None) };
+    let Position::NullCursor { key: last } = &page.upto else { return Ok(None) };
+    let nulls = Some(NullsRead { upto: Some(last.clone()) });
+    page.upto = Position::At { cursor: *cursor, key: key.clone(), nulls };
+    Ok(Some(page))
 }
 
 /// What decoding a table's rows needs of it.

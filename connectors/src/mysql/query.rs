@@ -55,6 +55,8 @@ pub struct TableQueries {
     /// The cursor and key of the highest row at or below a bound: where a finished copy hands
     /// over to cursor order. Parameter: the bound.
     pub highest_at_or_below: String,
+    /// The key of the highest row whose cursor is NULL (a range of the cursor index).
+    pub highest_null_key: String,
 }
 
 impl TableQueries {
@@ -79,6 +81,12 @@ impl TableQueries {
             ),
             highest_at_or_below: format!(
                 "SELECT {cursor}, {by_key} FROM {}.{} WHERE {cursor} <= ? ORDER BY {cursor} DESC, {} LIMIT 1",
+                quote(&table.id.database),
+                quote(&table.id.table),
+                keys.iter().map(|k| format!("{k} DESC")).collect::<Vec<_>>().join(", ")
+            ),
+            highest_null_key: format!(
+                "SELECT {by_key} FROM {}.{} WHERE {cursor} IS NULL ORDER BY {} LIMIT 1",
                 quote(&table.id.database),
                 quote(&table.id.table),
                 keys.iter().map(|k| format!("{k} DESC")).collect::<Vec<_>>().join(", ")

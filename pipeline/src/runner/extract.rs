@@ -125,14 +125,14 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
                     }
                 }
                 let table = &tables[i];
-                if let (Some(window), Position::At { cursor, key }) = (source.reread(i), &checkpoints[i].position)
+                if let (Some(window), Position::At { cursor, key, nulls }) = (source.reread(i), &checkpoints[i].position)
                     && let Some(us) = cursor.unix_micros()
                 {
                     // Start the pass `window` behind the checkpoint (strictly before its first
                     // microsecond, so any key will do). Durable checkpoints never move back.
                     let back = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
                     let cursor = DateTime::from_unix_micros(us.saturating_sub(back).saturating_sub(1));
-                    checkpoints[i].position = Position::At { cursor, key: key.clone() };
+                    checkpoints[i].position = Position::At { cursor, key: key.clone(), nulls: nulls.clone() };
                 }
                 let pass_started = Instant::now();
                 let label = table.id.to_string();

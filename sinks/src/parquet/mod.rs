@@ -592,6 +592,7 @@ mod tests {
         Position::At {
             cursor: "2026-01-01 10:00:00".parse::<DateTime>().expect("datetime"),
             key: vec![KeyValue::Int(k)],
+            nulls: None,
         }
     }
 
