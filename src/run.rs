@@ -85,6 +85,11 @@ pub async fn run(
     if let Some(lock) = &lock {
         tracing::debug!(lock = %lock.path().display(), "holding the pipeline's lock");
     }
+    // And the files a run of both roles writes (loaders of one Kafka group share them).
+    let output_lock = match (&config.sink, role) {
+        (SinkConfig::Parquet(p), Role::All) => Some(RunLock::output(&p.path)?),
+        _ => None,
+    };
     let started_at = status::now_text();
     let table_errors = TableErrors::default();
     // A daemon goes on with its other tables when one fails: `status` shows that one at once.
@@ -106,6 +111,7 @@ pub async fn run(
         // The run's own outcome matters more than its record: report and go on.
         tracing::warn!(error = %format!("{e:#}"), "cannot record the run for highwater status");
     }
+    drop(output_lock);
     drop(lock);
     result
 }

@@ -243,15 +243,29 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads, interpolates, parses and validates a config file.
+    /// Reads, interpolates, parses and validates a config file. Relative paths in it are taken
+    /// from the file's own directory, not the working directory: a daemon and a cron `--once`
+    /// started from other directories share one state directory (and its lock) and one output.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Config::parse(&text, &path.display().to_string(), |var| std::env::var(var).ok())
+        let read = |source| ConfigError::Read { path: path.to_owned(), source };
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        let absolute = std::path::absolute(path).map_err(read)?;
+        let base = absolute.parent().unwrap_or(Path::new("/"));
+        Config::parse_in(&text, &path.display().to_string(), |var| std::env::var(var).ok(), Some(base))
     }
 
-    /// Parses config text; `env` resolves `${VAR}`.
+    /// Parses config text; `env` resolves `${VAR}`; relative paths stay as they are.
     pub fn parse(text: &str, origin: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        Config::parse_in(text, origin, env, None)
+    }
+
+    /// [`Config::parse`], with relative paths taken from `base` when given.
+    fn parse_in(
+        text: &str,
+        origin: &str,
+        env: impl Fn(&str) -> Option<String>,
+        base: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
         let text = interpolate(text, origin, env)?;
         // The kinds are read first and each section is then read as its concrete type, not
         // through a tagged enum: serde buffers tagged content and loses lines and key paths.
@@ -285,9 +299,34 @@ impl Config {
                 other => return Err(unknown_kind(&text, origin, "bus.type", other, &bus.kind, &["channel", "kafka"])),
             },
         };
-        let config = Config { pipeline: top.pipeline, source, sink, metrics: top.metrics, bus };
+        let mut config = Config { pipeline: top.pipeline, source, sink, metrics: top.metrics, bus };
+        if let Some(base) = base {
+            config.resolve_paths(base);
+        }
         config.validate(origin)?;
         Ok(config)
+    }
+
+    /// Every relative path of the file, taken from `base`.
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.pipeline.state_dir);
+        let SourceConfig::Mysql(source) = &mut self.source;
+        if let Some(ca) = &mut source.ssl_ca {
+            resolve(ca);
+        }
+        match &mut self.sink {
+            SinkConfig::Parquet(p) => resolve(&mut p.path),
+            SinkConfig::Mysql(m) => {
+                if let Some(ca) = &mut m.ssl_ca {
+                    resolve(ca);
+                }
+            }
+        }
     }
 
     /// Checks what the types cannot, collecting every problem with its key path.
@@ -682,6 +721,21 @@ path = "./out"
         assert_eq!(s.batch_rows, 10_000);
         let err = parse(&QUICKSTART.replace("type = \"mysql\"", "type = \"matomo\"")).expect_err("no tables key");
         assert!(err.to_string().contains("unknown field `tables`"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_are_taken_from_the_config_files_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("etc")).expect("dir");
+        let file = dir.path().join("etc/pipeline.toml");
+        std::fs::write(&file, QUICKSTART.replace("state_dir = \"./state\"", "state_dir = \"state\"")).expect("write");
+        let c = Config::load(&file).expect("valid");
+        let etc = std::path::absolute(dir.path().join("etc")).expect("absolute");
+        assert_eq!(c.pipeline.state_dir, etc.join("state"));
+        assert!(matches!(&c.sink, SinkConfig::Parquet(p) if p.path == etc.join("./out")));
+        // Absolute paths stay.
+        std::fs::write(&file, QUICKSTART.replace("./state", "/var/lib/highwater")).expect("write");
+        assert_eq!(Config::load(&file).expect("valid").pipeline.state_dir, Path::new("/var/lib/highwater"));
     }
 
     #[test]

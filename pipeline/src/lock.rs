@@ -3,6 +3,10 @@
 //! a manual `--once`) would each rewrite the checkpoint file from their own memory and could
 //! move another table's checkpoint back; the second run is refused instead. The lock goes with
 //! the process, however it ends (kill -9 included), so there is no stale lock to clean up.
+//!
+//! A Parquet sink's directory has a lock of its own (`<path>/.highwater.lock`, see
+//! [`RunLock::output`]): runs of other config files (another state directory) writing the
+//! same files would add versions twice and remove each other's temporary files.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
@@ -22,9 +26,15 @@ pub enum LockError {
          or stop it; two runs of one pipeline would overwrite each other's checkpoints"
     )]
     Held { pipeline: String, path: PathBuf, holder: String },
-    #[error("cannot lock {path} (pipeline.state_dir)")]
+    #[error(
+        "another highwater run is writing {dir} (process {holder}, lock {path}): wait for it to end, or stop it; \
+         two runs writing the same files would write rows twice and remove each other's temporary files"
+    )]
+    OutputHeld { dir: PathBuf, path: PathBuf, holder: String },
+    #[error("cannot lock {path} ({key})")]
     Io {
         path: PathBuf,
+        key: &'static str,
         #[source]
         source: std::io::Error,
     },
@@ -34,8 +44,30 @@ impl RunLock {
     /// Takes the lock of `pipeline` in `state_dir`, creating the directory, or says who holds it.
     pub fn acquire(state_dir: &Path, pipeline: &str) -> Result<RunLock, LockError> {
         let path = state_dir.join(format!("{pipeline}.lock"));
-        let io = |source| LockError::Io { path: path.clone(), source };
-        std::fs::create_dir_all(state_dir).map_err(io)?;
+        RunLock::take(state_dir, path, "pipeline.state_dir", |path, holder| LockError::Held {
+            pipeline: pipeline.to_owned(),
+            path,
+            holder,
+        })
+    }
+
+    /// Takes the lock of the output directory `dir` (a Parquet sink's `path`), or says who holds it.
+    pub fn output(dir: &Path) -> Result<RunLock, LockError> {
+        RunLock::take(dir, dir.join(".highwater.lock"), "sink.path", |path, holder| LockError::OutputHeld {
+            dir: dir.to_owned(),
+            path,
+            holder,
+        })
+    }
+
+    fn take(
+        dir: &Path,
+        path: PathBuf,
+        key: &'static str,
+        held: impl FnOnce(PathBuf, String) -> LockError,
+    ) -> Result<RunLock, LockError> {
+        let io = |source| LockError::Io { path: path.clone(), key, source };
+        std::fs::create_dir_all(dir).map_err(io)?;
         let mut file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
         match file.try_lock() {
@@ -43,7 +75,7 @@ impl RunLock {
             Err(TryLockError::WouldBlock) => {
                 let holder = std::fs::read_to_string(&path).unwrap_or_default().trim().to_owned();
                 let holder = if holder.is_empty() { "unknown".to_owned() } else { holder };
-                return Err(LockError::Held { pipeline: pipeline.to_owned(), path, holder });
+                return Err(held(path, holder));
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
@@ -70,5 +102,9 @@ mod tests {
         assert!(RunLock::acquire(&dir.path().join("state"), "other").is_ok(), "per pipeline");
         drop(first);
         RunLock::acquire(&dir.path().join("state"), "p").expect("free again");
+        let out = RunLock::output(&dir.path().join("out")).expect("free");
+        let err = RunLock::output(&dir.path().join("out")).expect_err("held").to_string();
+        assert!(err.contains("is writing") && err.contains(&std::process::id().to_string()), "{err}");
+        drop(out);
     }
 }

@@ -426,12 +426,16 @@ async fn a_full_disk_fails_clearly_leaves_no_partial_file_and_keeps_the_checkpoi
 
     run_onto_a_full_disk(&p);
 
-    // Every visible file is whole (pyarrow reads them all), no temporary file is left (the one
-    // hidden file is the sink's record of its last group), and the checkpoint counts exactly
-    // the rows in them.
+    // Every visible file is whole (pyarrow reads them all), no temporary file is left (the
+    // hidden files are the sink's record of its last group and the output's lock), and the
+    // checkpoint counts exactly the rows in them.
     let hidden: Vec<_> = harness::files_below(&p.out())
         .into_iter()
-        .filter(|f| f.rsplit('/').next().is_some_and(|n| n.starts_with('.') && n != ".hw-group.json"))
+        .filter(|f| {
+            f.rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with('.') && ![".hw-group.json", ".highwater.lock"].contains(&n))
+        })
         .collect();
     assert!(hidden.is_empty(), "temporary files left: {hidden:?}");
     let files = read_parquet(&p.out().join("orders"), &["id"], "update_time");
