@@ -17,7 +17,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, TxOpts};
 
 use super::bulk::{Finished, OpenLoad};
-use super::upsert::UpsertSql;
+use super::upsert::{self, UpsertSql};
 use super::{ddl, infile};
 
 /// The table, in the target database, that holds this sink's checkpoints.
@@ -76,6 +76,9 @@ pub struct MysqlSink {
     pool: Pool,
     pipeline: String,
     batch_rows: usize,
+    /// The longest upsert statement: below the server's `max_allowed_packet` (read at
+    /// prepare), and [`upsert::MAX_STATEMENT_BYTES`] at most.
+    max_statement_bytes: usize,
     statements: HashMap<TableId, Statements>,
     /// Whether the server takes `LOAD DATA LOCAL` (until it refuses once).
     local_infile: bool,
@@ -121,6 +124,7 @@ impl MysqlSink {
             pool,
             pipeline: pipeline.to_owned(),
             batch_rows: config.batch_rows,
+            max_statement_bytes: upsert::MAX_STATEMENT_BYTES,
             statements: HashMap::new(),
             local_infile: true,
             bulk_parts: BULK_PARTS.min(config.pool.size + config.pool.max_overflow).max(1),
@@ -153,6 +157,11 @@ impl Sink for MysqlSink {
     async fn prepare(&mut self, tables: &[Arc<TableSchema>]) -> Result<(), SinkError> {
         let mut conn = self.conn().await?;
         conn.query_drop(CREATE_CHECKPOINTS).await.map_err(|e| db_error("creating the checkpoint table", e))?;
+        let packet: Option<u64> = conn
+            .query_first("SELECT @@max_allowed_packet")
+            .await
+            .map_err(|e| db_error("reading the sink's max_allowed_packet", e))?;
+        self.max_statement_bytes = upsert::statement_limit(packet);
         for t in tables {
             conn.query_drop(ddl::create_table(t))
                 .await
@@ -256,7 +265,9 @@ impl MysqlSink {
         let mut statements = Vec::new();
         for (op, range) in op_runs(&batch.ops) {
             statements.extend(match op {
-                Op::Upsert => sql.upserts(&batch.rows, range, self.batch_rows).map_err(data_error)?,
+                Op::Upsert => sql
+                    .upserts(&batch.table, &batch.rows, range, self.batch_rows, self.max_statement_bytes)
+                    .map_err(data_error)?,
                 Op::Delete => sql.deletes(&batch.table, &batch.rows, range).map_err(data_error)?,
             });
         }

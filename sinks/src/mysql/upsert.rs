@@ -19,6 +19,14 @@ use super::literal;
 
 /// Statement text limit, far below the 16 MiB default `max_allowed_packet` of MariaDB.
 pub const MAX_STATEMENT_BYTES: usize = 4 << 20;
+/// What a packet holds besides the statement's text (the header and command byte), with room.
+const PACKET_OVERHEAD: usize = 1024;
+
+/// The longest statement for a server whose `max_allowed_packet` is `packet`.
+pub fn statement_limit(packet: Option<u64>) -> usize {
+    let packet = packet.map_or(usize::MAX, |p| usize::try_from(p).unwrap_or(usize::MAX));
+    MAX_STATEMENT_BYTES.min(packet.saturating_sub(PACKET_OVERHEAD)).max(1)
+}
 
 /// The fixed parts of a table's upsert.
 pub struct UpsertSql {
@@ -54,32 +62,43 @@ impl UpsertSql {
         }
     }
 
-    /// Upsert statements for `rows[range]`, at most `max_rows` rows and about
-    /// [`MAX_STATEMENT_BYTES`] each.
+    /// Upsert statements for `rows[range]`, each at most `max_rows` rows and `max_bytes` long.
+    /// A row that alone makes a statement longer than `max_bytes` is an error naming the row
+    /// and the server setting to raise.
     pub fn upserts(
         &self,
+        table: &TableSchema,
         rows: &RecordBatch,
         range: std::ops::Range<usize>,
         max_rows: usize,
+        max_bytes: usize,
     ) -> Result<Vec<String>, String> {
         let columns = rows.columns();
         let mut statements = Vec::new();
         let mut sql = String::new();
+        let mut values = String::new();
         let mut in_statement = 0;
         for row in range {
-            if in_statement == 0 {
-                sql.clear();
-                sql.push_str(&self.head);
-            } else {
-                sql.push(',');
+            values.clear();
+            push_row(&mut values, columns, row)?;
+            let alone = self.head.len() + values.len() + self.tail.len();
+            if alone > max_bytes {
+                return Err(too_large(table, columns, row, alone, max_bytes));
             }
-            push_row(&mut sql, columns, row)?;
-            in_statement += 1;
-            if in_statement >= max_rows || sql.len() >= MAX_STATEMENT_BYTES {
+            if in_statement > 0
+                && (in_statement >= max_rows || sql.len() + 1 + values.len() + self.tail.len() > max_bytes)
+            {
                 sql.push_str(&self.tail);
                 statements.push(std::mem::take(&mut sql));
                 in_statement = 0;
             }
+            if in_statement == 0 {
+                sql.push_str(&self.head);
+            } else {
+                sql.push(',');
+            }
+            sql.push_str(&values);
+            in_statement += 1;
         }
         if in_statement > 0 {
             sql.push_str(&self.tail);
@@ -116,6 +135,28 @@ impl UpsertSql {
             })
             .collect()
     }
+}
+
+/// The error of a row too large for one statement: its key (numbers shown, text by length, as
+/// positions show them) and the setting to raise.
+fn too_large(table: &TableSchema, columns: &[ArrayRef], row: usize, bytes: usize, max_bytes: usize) -> String {
+    let key: Vec<String> = table
+        .key
+        .iter()
+        .map(|&k| {
+            let mut v = String::new();
+            let _ = literal::push(&mut v, &columns[k], row);
+            let c = &table.columns[k].name;
+            if v.starts_with(['\'', '_', 'X']) { format!("{c} = <{} bytes>", v.len()) } else { format!("{c} = {v}") }
+        })
+        .collect();
+    format!(
+        "the row with {} is {bytes} bytes as an upsert statement, above what the sink server takes \
+         (max_allowed_packet, less {PACKET_OVERHEAD} bytes: {max_bytes}): raise max_allowed_packet on the sink \
+         (SET GLOBAL max_allowed_packet = {}) and run again; the checkpoint stays before it",
+        key.join(", "),
+        (bytes + PACKET_OVERHEAD).next_power_of_two()
+    )
 }
 
 fn push_row(sql: &mut String, columns: &[ArrayRef], row: usize) -> Result<(), String> {
@@ -176,7 +217,7 @@ mod tests {
     #[test]
     fn guard_assigns_the_cursor_last_and_chunks_by_rows() {
         let t = table();
-        let sql = UpsertSql::new(&t).upserts(&rows(&t), 0..3, 2).expect("renders");
+        let sql = UpsertSql::new(&t).upserts(&t, &rows(&t), 0..3, 2, MAX_STATEMENT_BYTES).expect("renders");
         assert_eq!(sql.len(), 2);
         assert_eq!(
             sql[0],
@@ -186,6 +227,26 @@ mod tests {
              `update_time`, VALUES(`update_time`), `update_time`)"
         );
         assert!(sql[1].contains("VALUES (3,'1970-01-01 00:00:00.000001',7) ON DUPLICATE"));
+    }
+
+    #[test]
+    fn statements_stay_below_the_packet_and_a_row_above_it_is_named() {
+        let t = table();
+        let sql = UpsertSql::new(&t);
+        let all = sql.upserts(&t, &rows(&t), 0..3, 100, MAX_STATEMENT_BYTES).expect("renders");
+        assert_eq!(all.len(), 1);
+        let one_row = sql.upserts(&t, &rows(&t), 0..1, 100, MAX_STATEMENT_BYTES).expect("renders")[0].len();
+        // Room for two rows but not three: two statements, each within the limit.
+        let limit = all[0].len() - 5;
+        let split = sql.upserts(&t, &rows(&t), 0..3, 100, limit).expect("renders");
+        assert_eq!(split.len(), 2);
+        assert!(split.iter().all(|s| s.len() <= limit), "{split:?}");
+        let err = sql.upserts(&t, &rows(&t), 0..3, 100, one_row - 1).expect_err("too large");
+        assert!(err.starts_with("the row with id = 1 is "), "{err}");
+        assert!(err.contains("max_allowed_packet"), "{err}");
+        assert_eq!(statement_limit(Some(16 << 20)), MAX_STATEMENT_BYTES);
+        assert_eq!(statement_limit(Some(1 << 20)), (1 << 20) - PACKET_OVERHEAD);
+        assert_eq!(statement_limit(None), MAX_STATEMENT_BYTES);
     }
 
     #[test]
