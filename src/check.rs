@@ -40,15 +40,22 @@ pub async fn run_check(config: &MysqlSourceConfig, as_json: bool) -> anyhow::Res
     Ok(checks.iter().all(TableCheck::ok))
 }
 
-/// Prints the missing indexes and their rollback, and with `apply` creates them one by one.
-pub async fn run_indexes(config: &MysqlSourceConfig, apply: bool) -> anyhow::Result<()> {
+/// Prints the missing indexes and their rollback, and with `apply` creates them one by one;
+/// a table no index can help is named with its problem. Returns whether all is well.
+pub async fn run_indexes(config: &MysqlSourceConfig, apply: bool) -> anyhow::Result<bool> {
     let checks = check::check(config).await?;
     let fixes: Vec<_> = checks.iter().filter_map(|c| c.fix.clone()).collect();
-    if fixes.is_empty() {
-        out!("-- every cursor column has an index: nothing to do");
-        return Ok(());
+    let unfixable: Vec<&TableCheck> = checks.iter().filter(|c| c.fix.is_none() && c.plan.is_none()).collect();
+    for c in &unfixable {
+        for p in &c.problems {
+            out!("-- {}: no index to suggest: {p}", c.table);
+        }
     }
-    out!("-- create the missing cursor indexes (online):");
+    if fixes.is_empty() {
+        out!("-- every cursor column has the index it needs: nothing to do");
+        return Ok(unfixable.is_empty());
+    }
+    out!("-- create the missing cursor indexes:");
     for f in &fixes {
         out!("{};", f.create);
     }
@@ -56,12 +63,17 @@ pub async fn run_indexes(config: &MysqlSourceConfig, apply: bool) -> anyhow::Res
     for f in &fixes {
         out!("{};", f.rollback);
     }
-    if apply {
-        out!();
-        let statements: Vec<String> = fixes.into_iter().map(|f| f.create).collect();
-        check::apply(config, &statements, |s, secs| out!("-- applied in {secs:.2} s: {s}")).await?;
+    if !apply {
+        return Ok(unfixable.is_empty());
     }
-    Ok(())
+    out!();
+    let statements: Vec<String> = fixes.into_iter().map(|f| f.create).collect();
+    let failed = check::apply(config, &statements, |s, result| match result {
+        Ok(secs) => out!("-- applied in {secs:.2} s: {s}"),
+        Err(e) => out!("-- FAILED: {s}: {e}"),
+    })
+    .await?;
+    Ok(failed == 0 && unfixable.is_empty())
 }
 
 fn extra(extra: &str) -> String {

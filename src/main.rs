@@ -155,7 +155,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Check { json, .. } => runtime.block_on(check::run_check(source, json)),
-        Command::Indexes { apply, .. } => runtime.block_on(check::run_indexes(source, apply)).map(|()| true),
+        Command::Indexes { apply, .. } => runtime.block_on(check::run_indexes(source, apply)),
         Command::Status { json, .. } => runtime.block_on(status::run_status(&config, json)).map(|()| true),
         Command::Reconcile { table, chunk_rows, dry_run, .. } => runtime
             .block_on(reconcile::run_reconcile(&config, table.as_deref(), chunk_rows.max(1), dry_run))

@@ -22,6 +22,8 @@ use highwater_pipeline::cursor::DateTime;
 const INDEXES_SQL: &str = "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
      WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX";
 
+const ENGINE_SQL: &str = "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
+
 /// What `check` found for one table. `problems` empty means the table is ready.
 #[derive(Debug, Clone)]
 pub struct TableCheck {
@@ -131,7 +133,7 @@ async fn check_table(
     check.cursor_nullable = cursor.source_nullable;
     if cursor.source_nullable {
         check.notes.push(format!(
-            "{} admits NULL: such rows are copied once and their later changes are not seen",
+            "{} admits NULL: rows inserted with it NULL are read at each pass; their later changes are seen once it is set",
             cursor.name
         ));
     }
@@ -164,11 +166,28 @@ async fn check_table(
         .await
         .map_err(|e| query_error(format!("the indexes of {}", check.table), e))?;
     let indexes = group_indexes(rows);
-    check.index = indexes
-        .iter()
-        .filter(|(_, cols)| cols.first().is_some_and(|c| c.eq_ignore_ascii_case(&cursor.name)))
-        .min_by_key(|(_, cols)| cols.len())
-        .cloned();
+    let engine: Option<String> = conn
+        .exec_first(ENGINE_SQL, (database, &t.name))
+        .await
+        .map_err(|e| query_error(format!("the engine of {}", check.table), e))?;
+    let engine = engine.unwrap_or_default();
+    let transactional = engine.eq_ignore_ascii_case("InnoDB");
+    if !transactional && !engine.is_empty() {
+        check.notes.push(format!(
+            "engine {engine} has no transactions: rows show as they are written, so no open transaction holds a \
+             pass; only lag_secs covers the rows of a statement still running"
+        ));
+    }
+    // InnoDB ends every secondary index with the primary key; other engines do not, and
+    // `ORDER BY cursor, key` needs the key in the index itself.
+    let mut needed = vec![cursor.name.clone()];
+    if !transactional {
+        needed.extend(schema.key_columns().map(|c| c.name.clone()));
+    }
+    let serves =
+        |cols: &[String]| cols.len() >= needed.len() && needed.iter().zip(cols).all(|(a, b)| a.eq_ignore_ascii_case(b));
+    let serving: Vec<&(String, Vec<String>)> = indexes.iter().filter(|(_, cols)| serves(cols)).collect();
+    check.index = serving.iter().min_by_key(|(_, cols)| cols.len()).map(|i| (*i).clone());
 
     if found.incrementing {
         check.notes.push(format!(
@@ -177,49 +196,71 @@ async fn check_table(
         ));
     }
     let plan = explain(conn, &schema, found.incrementing, config, &zone).await?;
-    match &check.index {
-        None => {
-            check.problems.push(format!(
-                "no index starts with {}: every pass scans the whole table (run highwater indexes --apply)",
-                cursor.name
+    if found.incrementing {
+        // Read by the primary key.
+    } else if check.index.is_none() {
+        check.problems.push(format!(
+            "no index on ({}){}: every pass scans or sorts the table (run highwater indexes --apply)",
+            needed.join(", "),
+            if transactional {
+                String::new()
+            } else {
+                format!(", which engine {engine} needs for ORDER BY cursor, key")
+            }
+        ));
+        let names: Vec<&str> = indexes.iter().map(|(n, _)| n.as_str()).collect();
+        let columns: Vec<&str> = needed.iter().map(String::as_str).collect();
+        check.fix = Some(index_fix(database, &t.name, &columns, &names, transactional));
+        if !transactional {
+            check.notes.push(format!(
+                "engine {engine} cannot add an index online: the CREATE INDEX blocks writes to the table while it runs"
             ));
-            let names: Vec<&str> = indexes.iter().map(|(n, _)| n.as_str()).collect();
-            check.fix = Some(index_fix(database, &t.name, &cursor.name, &names));
         }
-        Some((name, _)) => {
-            if plan.key.as_deref() != Some(name.as_str()) || !matches!(plan.access.as_str(), "range" | "ref") {
-                check.problems.push(format!(
-                    "EXPLAIN shows access {} on key {}, not a range scan on {name}",
-                    plan.access,
-                    plan.key.as_deref().unwrap_or("none")
-                ));
-            }
-            if plan.extra.contains("filesort") {
-                check.problems.push("EXPLAIN shows a filesort".into());
-            }
+    } else {
+        let used = plan.key.as_deref().and_then(|k| serving.iter().find(|(n, _)| n == k));
+        if used.is_none() || !matches!(plan.access.as_str(), "range" | "ref") {
+            let names: Vec<&str> = serving.iter().map(|(n, _)| n.as_str()).collect();
+            check.problems.push(format!(
+                "EXPLAIN shows access {} on key {}, not a range scan on {}",
+                plan.access,
+                plan.key.as_deref().unwrap_or("none"),
+                names.join(" or ")
+            ));
+        }
+        if plan.extra.contains("filesort") {
+            check.problems.push("EXPLAIN shows a filesort".into());
         }
     }
     check.plan = Some(plan);
     Ok(check)
 }
 
-/// Runs the statements one at a time, reporting each (statement, seconds) as it completes.
+/// Runs the statements one at a time, reporting each as it completes: (statement, seconds) or
+/// the server's refusal. One that fails does not stop the others; the count of failures is
+/// returned.
 pub async fn apply(
     config: &MysqlSourceConfig,
     statements: &[String],
-    mut done: impl FnMut(&str, f64),
-) -> Result<(), SourceError> {
+    mut done: impl FnMut(&str, Result<f64, String>),
+) -> Result<usize, SourceError> {
     let pool = connect::open(config, None).await?;
     let mut conn = pool.get().await?;
+    let mut failed = 0;
     for statement in statements {
         let started = std::time::Instant::now();
-        conn.query_drop(statement).await.map_err(|e| query_error(statement.clone(), e))?;
-        done(statement, started.elapsed().as_secs_f64());
+        match conn.query_drop(statement).await {
+            Ok(()) => done(statement, Ok(started.elapsed().as_secs_f64())),
+            Err(mysql_async::Error::Server(e)) => {
+                failed += 1;
+                done(statement, Err(format!("ERROR {}: {}", e.code, e.message)));
+            }
+            Err(e) => return Err(query_error(format!("the result of {statement}"), e)),
+        }
     }
     drop(conn);
     // Closing politely only spares the server an aborted-connection note.
     let _ = pool.disconnect().await;
-    Ok(())
+    Ok(failed)
 }
 
 /// `EXPLAIN` of the extraction statement over the window of one poll before the bound a pass
@@ -303,17 +344,24 @@ fn group_indexes(rows: Vec<(String, String)>) -> Vec<(String, Vec<String>)> {
     out
 }
 
-/// The online `CREATE INDEX` on the cursor column and its rollback. InnoDB appends the
-/// primary key to every secondary index, so `(cursor)` serves `ORDER BY cursor, key`.
-pub fn index_fix(database: &str, table: &str, cursor: &str, existing: &[&str]) -> IndexFix {
-    let mut name = format!("idx_{cursor}");
+/// The `CREATE INDEX` on `columns` (the cursor, and for engines other than InnoDB the primary
+/// key after it: InnoDB appends the key to every secondary index, so `(cursor)` serves
+/// `ORDER BY cursor, key`) and its rollback; `online` for engines that build it without
+/// blocking writes (InnoDB).
+pub fn index_fix(database: &str, table: &str, columns: &[&str], existing: &[&str], online: bool) -> IndexFix {
+    let mut name = format!("idx_{}", columns.first().copied().unwrap_or_default());
+    if columns.len() > 1 {
+        name.push_str("_key");
+    }
     if existing.iter().any(|e| e.eq_ignore_ascii_case(&name)) {
         name.push_str("_hw");
     }
     let (name, target) = (quote(&name), format!("{}.{}", quote(database), quote(table)));
+    let how = if online { " ALGORITHM=INPLACE LOCK=NONE" } else { "" };
+    let columns: Vec<String> = columns.iter().map(|c| quote(c)).collect();
     IndexFix {
-        create: format!("CREATE INDEX {name} ON {target} ({}) ALGORITHM=INPLACE LOCK=NONE", quote(cursor)),
-        rollback: format!("DROP INDEX {name} ON {target} ALGORITHM=INPLACE LOCK=NONE"),
+        create: format!("CREATE INDEX {name} ON {target} ({}){how}", columns.join(", ")),
+        rollback: format!("DROP INDEX {name} ON {target}{how}"),
     }
 }
 
@@ -323,7 +371,7 @@ mod tests {
 
     #[test]
     fn fixes_are_online_and_reversible() {
-        let fix = index_fix("matomo", "matomo_log_visit", "visit_last_action_time", &["PRIMARY"]);
+        let fix = index_fix("matomo", "matomo_log_visit", &["visit_last_action_time"], &["PRIMARY"], true);
         assert_eq!(
             fix.create,
             "CREATE INDEX `idx_visit_last_action_time` ON `matomo`.`matomo_log_visit` (`visit_last_action_time`) \
@@ -333,8 +381,12 @@ mod tests {
             fix.rollback,
             "DROP INDEX `idx_visit_last_action_time` ON `matomo`.`matomo_log_visit` ALGORITHM=INPLACE LOCK=NONE"
         );
-        let taken = index_fix("d", "t", "c", &["idx_c"]);
+        let taken = index_fix("d", "t", &["c"], &["idx_c"], true);
         assert!(taken.create.starts_with("CREATE INDEX `idx_c_hw`"));
+        // Other engines: the key in the index, and no online clause they would refuse.
+        let myisam = index_fix("d", "t", &["c", "id"], &[], false);
+        assert_eq!(myisam.create, "CREATE INDEX `idx_c_key` ON `d`.`t` (`c`, `id`)");
+        assert_eq!(myisam.rollback, "DROP INDEX `idx_c_key` ON `d`.`t`");
     }
 
     #[test]
