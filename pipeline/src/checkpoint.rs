@@ -42,13 +42,13 @@ pub trait CheckpointStore: Send + Sync + 'static {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("checkpoint file {path}")]
+    #[error("reading or writing the state file {path} (pipeline.state_dir) failed")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("checkpoint file {path} is not valid: {reason} (move it away to start over)")]
+    #[error("state file {path} is not valid: {reason} (move it away to start over)")]
     Corrupt { path: PathBuf, reason: String },
     #[error("{what} failed")]
     Database {

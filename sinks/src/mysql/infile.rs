@@ -28,9 +28,7 @@ pub fn statement(table: &TableSchema) -> String {
         if literal::is_hex_in_infile(&c.data_type) {
             targets.push(format!("@hw{i}"));
             sets.push(format!("{name} = UNHEX(@hw{i})"));
-        } else if c.source_type.trim().to_ascii_lowercase().starts_with("bit") {
-            // A field is a string, which a BIT column takes as its bytes ('5' is 0x35): the
-            // number goes in through a variable.
+        } else if loads_as_number(&c.source_type) {
             targets.push(format!("@hw{i}"));
             sets.push(format!("{name} = CAST(@hw{i} AS UNSIGNED)"));
         } else {
@@ -44,6 +42,14 @@ pub fn statement(table: &TableSchema) -> String {
         quote(&table.id.table),
         targets.join(", ")
     )
+}
+
+/// Whether a column takes a field (a string) otherwise than the number it holds: BIT takes a
+/// string as its bytes ('5' is 0x35), YEAR reads '0' as 2000 where the number 0 is 0000. Such
+/// values go in through a variable, as numbers.
+fn loads_as_number(source_type: &str) -> bool {
+    let t = source_type.trim().to_ascii_lowercase();
+    t.starts_with("bit") || t.starts_with("year")
 }
 
 /// `rows[range]` as the file [`statement`] reads: one line per row, fields in column order.
@@ -107,7 +113,7 @@ mod tests {
     }
 
     #[test]
-    fn bit_columns_load_as_numbers_not_as_the_bytes_of_their_text() {
+    fn bit_and_year_columns_load_as_the_numbers_they_hold_not_as_text() {
         let mut flag = col("flag", DataType::Boolean);
         flag.source_type = "bit(1)".into();
         let mut bits = col("bits", DataType::UInt64);
