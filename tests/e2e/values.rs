@@ -116,8 +116,8 @@ async fn tables_named_dot_and_dot_dot_stay_inside_the_parquet_directory() {
     let mut dirs: Vec<String> =
         std::fs::read_dir(&out).expect("out").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     dirs.sort();
-    assert_eq!(dirs, ["%2E", "%2E%2E", "a%2Fb"], "one directory per table inside {}", out.display());
-    for dir in &dirs {
+    assert_eq!(dirs, ["%2E", "%2E%2E", ".highwater.lock", "a%2Fb"], "one directory per table inside {}", out.display());
+    for dir in dirs.iter().filter(|d| !d.ends_with(".lock")) {
         let files = crate::harness::files_below(&out.join(dir));
         assert!(files.iter().any(|f| f.ends_with(".parquet")), "{dir}: {files:?}");
     }
@@ -129,4 +129,86 @@ async fn tables_named_dot_and_dot_dot_stay_inside_the_parquet_directory() {
         .collect();
     assert!(beside.iter().all(|n| ["out", "state", "highwater.toml"].contains(&n.as_str())), "{beside:?}");
     source.drop_db().await;
+}
+
+#[tokio::test]
+async fn upserts_fit_the_sinks_max_allowed_packet_and_a_row_above_it_stops_at_once_naming_it() {
+    let server = crate::harness::OwnServer::start_with(&["--max-allowed-packet=1M".to_owned()]);
+    let source = TestDb::on(&server.url(), "packet").await;
+    let sink = TestDb::on(&server.url(), "packet_sink").await;
+    source.exec("CREATE TABLE t (id INT PRIMARY KEY, c DATETIME(6) NOT NULL, b LONGBLOB, KEY (c))").await;
+    // Thirty rows of 100 KB (600 KB as statement text each): three MB in all.
+    source.exec("INSERT INTO t SELECT seq, '2026-01-01', RANDOM_BYTES(1024) FROM seq_1_to_30").await;
+    source.exec("UPDATE t SET b = REPEAT(b, 100)").await;
+    let p = Pipeline::new(&source.url(), &[("t", "c")], 100, &mysql_sink(&sink, 1000));
+    p.run_once();
+    source.exec("UPDATE t SET c = '2026-01-02'").await;
+    let started = std::time::Instant::now();
+    p.run_once();
+    assert_eq!(differing_rows(&source, &sink, "t").await, Vec::<String>::new(), "updates by upserts, split to fit");
+
+    // One row whose statement cannot fit (600 KB, 1.2 MB as hex): it stops at once, naming the setting.
+    source.exec("UPDATE t SET b = REPEAT(b, 6), c = '2026-01-03' WHERE id = 7").await;
+    let out = p.command().arg("--once").output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the row with id = 7 is") && err.contains("max_allowed_packet"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "not retried as if it could pass");
+    source.drop_db().await;
+    sink.drop_db().await;
+}
+
+#[tokio::test]
+async fn myisam_and_aria_tables_go_from_indexes_to_a_passing_check_and_replicate() {
+    let source = TestDb::new("engines").await;
+    let sink = TestDb::new("engines_sink").await;
+    for (table, engine, index) in
+        [("m", "MyISAM", ""), ("a", "Aria", ""), ("mc", "MyISAM", ", KEY (c)"), ("mk", "MyISAM", ", KEY (c, id)")]
+    {
+        source
+            .exec(&format!(
+                "CREATE TABLE {table} (id INT PRIMARY KEY, c DATETIME(6) NOT NULL, v INT{index}) ENGINE={engine}"
+            ))
+            .await;
+        source
+            .exec(&format!("INSERT INTO {table} SELECT seq, '2026-01-01' + INTERVAL seq MINUTE, seq FROM seq_1_to_300"))
+            .await;
+    }
+    let tables = [("m", "c"), ("a", "c"), ("mc", "c"), ("mk", "c"), ("nope", "c")];
+    let p = Pipeline::new(&source.url(), &tables, 100, &mysql_sink(&sink, 100));
+    let (code, checked) = p.subcommand(&["check"]);
+    assert_eq!(code, Some(1), "{checked}");
+    let line =
+        |table: &str| checked.lines().find(|l| l.contains(&format!(".{table}  "))).unwrap_or_default().to_owned();
+    for table in ["m", "a", "mc"] {
+        assert!(line(table).starts_with("FAIL"), "{table}: {checked}");
+    }
+    assert!(line("mk").starts_with("OK"), "a (cursor, key) index serves MyISAM: {checked}");
+    assert!(
+        checked.contains("engine MyISAM has no transactions") && checked.contains("engine Aria has no transactions")
+    );
+
+    let (code, printed) = p.subcommand(&["indexes"]);
+    assert_eq!(code, Some(1), "the missing table is named: {printed}");
+    assert!(printed.contains("-- ") && printed.contains(".nope: no index to suggest: table"), "{printed}");
+    for table in ["m", "a", "mc"] {
+        let create = format!("CREATE INDEX `idx_c_key` ON `{}`.`{table}` (`c`, `id`);", source.name);
+        assert!(printed.contains(&create), "{create} in {printed}");
+    }
+    assert!(!printed.contains("ALGORITHM"), "engines other than InnoDB build indexes offline: {printed}");
+
+    let (code, applied) = p.subcommand(&["indexes", "--apply"]);
+    assert_eq!(code, Some(1), "{applied}");
+    assert_eq!(applied.matches("-- applied in").count(), 3, "{applied}");
+    let text = std::fs::read_to_string(&p.config).expect("config").replace(", { name = \"nope\", cursor = \"c\" }", "");
+    std::fs::write(&p.config, text).expect("config");
+    let (code, checked) = p.subcommand(&["check"]);
+    assert_eq!(code, Some(0), "{checked}");
+
+    p.run_once();
+    for table in ["m", "a", "mc", "mk"] {
+        assert_same_rows(table, &source.canonical(table).await, &sink.canonical(table).await, &[]);
+    }
+    source.drop_db().await;
+    sink.drop_db().await;
 }
