@@ -261,3 +261,36 @@ async fn a_table_that_stops_inside_a_daemon_takes_ready_down_and_counts_an_error
     assert!(!ready(), "still not ready");
     source.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paths_follow_the_config_file_and_one_output_is_written_by_one_run_at_a_time() {
+    let source = TestDb::new("paths").await;
+    orders(&source, 20, false).await;
+    let p = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, "type = \"parquet\"\npath = \"out\"");
+    let text = std::fs::read_to_string(&p.config).expect("config");
+    let state = p.dir.path().join("state").display().to_string();
+    std::fs::write(&p.config, text.replace(&format!("\"{state}\""), "\"state\"")).expect("config");
+    // Started from another directory, as cron would.
+    let out = p.command().arg("--once").current_dir("/").output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(p.dir.path().join("state/test.checkpoints.json").is_file(), "the state beside the config");
+    assert!(p.dir.path().join("out/orders").is_dir(), "the output beside the config");
+
+    // A second config (its own state directory) writing the same files is refused while a
+    // daemon of the first runs.
+    let other = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, "");
+    other.set_sink(&format!("type = \"parquet\"\npath = \"{}\"", p.out().display()));
+    let (mut daemon, _) = p.spawn_daemon();
+    let started = Instant::now();
+    while !p.dir.path().join("out/.highwater.lock").exists() && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = other.command().arg("--once").output().expect("runs");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.contains("another highwater run is writing") && err.contains(&daemon.0.id().to_string()), "{err}");
+    daemon.0.kill().expect("kill");
+    daemon.0.wait().expect("reaped");
+    source.drop_db().await;
+}
