@@ -31,6 +31,7 @@ mod stdout;
 
 use clap::{Parser, Subcommand};
 use highwater_pipeline::config::{Config, SinkConfig, SourceConfig};
+use highwater_pipeline::status::join_causes;
 
 use crate::logging::LogFormat;
 
@@ -165,7 +166,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(EXIT_FAILED),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", join_causes(e.chain().map(ToString::to_string)));
             ExitCode::from(EXIT_FAILED)
         }
     }

@@ -105,11 +105,12 @@ pub async fn run(
         mode: format!("{}{}", if once { "once" } else { "daemon" }, role.suffix()),
         ok: result.is_ok(),
         rows_loaded: result.as_ref().map_or(0, RunReport::rows_loaded),
-        error: result.as_ref().err().map(|e| format!("{e:#}")),
+        error: result.as_ref().err().map(|e| status::join_causes(e.chain().map(ToString::to_string))),
     };
     if let Err(e) = record(&config, run, &table_errors) {
         // The run's own outcome matters more than its record: report and go on.
-        tracing::warn!(error = %format!("{e:#}"), "cannot record the run for highwater status");
+        let e = status::join_causes(e.chain().map(ToString::to_string));
+        tracing::warn!(error = %e, "cannot record the run for highwater status");
     }
     drop(output_lock);
     drop(lock);

@@ -129,14 +129,36 @@ impl Status {
 
 /// An error and its causes, `: `-separated, as status and logs show it.
 pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
+    let mut chain = vec![error.to_string()];
     let mut cause = error.source();
     while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
+        chain.push(c.to_string());
         cause = c.source();
     }
-    text
+    join_causes(chain)
+}
+
+/// An error's messages, outermost first, joined by `: `; a cause whose text a message before it
+/// already holds (drivers put their cause into their own message too) is left out.
+pub fn join_causes(chain: impl IntoIterator<Item = String>) -> String {
+    let mut text = String::new();
+    for message in chain {
+        if message.is_empty() || text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    // And a part said twice in a row within one message (`Input/output error: Input/output error`).
+    let mut parts: Vec<&str> = Vec::new();
+    for part in text.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
 }
 
 /// The errors a run met, by table. Cloned handles share one map.
@@ -168,6 +190,22 @@ pub fn now_text() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn causes_already_told_are_not_repeated() {
+        let chain = [
+            "cannot connect to mysql://h:1/db (source.url)",
+            "Input/output error: Connection refused (os error 111)",
+            "Input/output error: Connection refused (os error 111)",
+            "Connection refused (os error 111)",
+        ];
+        assert_eq!(
+            join_causes(chain.map(str::to_owned)),
+            "cannot connect to mysql://h:1/db (source.url): Input/output error: Connection refused (os error 111)"
+        );
+        assert_eq!(join_causes(["a".to_owned(), String::new(), "b".to_owned()]), "a: b");
+        assert_eq!(join_causes(["x: io: io: refused".to_owned()]), "x: io: refused");
+    }
 
     fn id(t: &str) -> TableId {
         TableId { database: "shop".into(), table: t.into() }
