@@ -37,6 +37,8 @@ pub enum ColumnBuilder {
     UInt16(UInt16Builder),
     UInt32(UInt32Builder),
     UInt64(UInt64Builder),
+    /// BIT(2..=64): always big-endian bytes, whatever they look like (0x34 is 52, not "4").
+    Bits(UInt64Builder),
     Decimal128(Decimal128Builder, u8),
     Decimal256(Decimal256Builder, u8),
     Float32(Float32Builder),
@@ -60,7 +62,8 @@ impl ColumnBuilder {
             Kind::UInt8 => Self::UInt8(UInt8Builder::with_capacity(capacity)),
             Kind::UInt16 | Kind::Year => Self::UInt16(UInt16Builder::with_capacity(capacity)),
             Kind::UInt32 => Self::UInt32(UInt32Builder::with_capacity(capacity)),
-            Kind::UInt64 | Kind::Bits => Self::UInt64(UInt64Builder::with_capacity(capacity)),
+            Kind::UInt64 => Self::UInt64(UInt64Builder::with_capacity(capacity)),
+            Kind::Bits => Self::Bits(UInt64Builder::with_capacity(capacity)),
             Kind::Decimal128 { precision, scale } => Self::Decimal128(
                 Decimal128Builder::with_capacity(capacity)
                     .with_precision_and_scale(precision, scale)
@@ -105,11 +108,12 @@ impl ColumnBuilder {
             Self::UInt8(b) => b.append_value(fit(int(v)?)?),
             Self::UInt16(b) => b.append_value(fit(int(v)?)?),
             Self::UInt32(b) => b.append_value(fit(int(v)?)?),
-            Self::UInt64(b) => match v {
-                // BIT(n) arrives as big-endian bytes.
-                Value::Bytes(bytes) if bytes.len() <= 8 && !bytes.iter().all(u8::is_ascii_digit) => {
+            Self::UInt64(b) => b.append_value(fit(int(v)?)?),
+            Self::Bits(b) => match v {
+                Value::Bytes(bytes) if bytes.len() <= 8 => {
                     b.append_value(bytes.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x)))
                 }
+                Value::Bytes(bytes) => return Err(format!("BIT value of {} bytes, more than 64 bits", bytes.len())),
                 _ => b.append_value(fit(int(v)?)?),
             },
             Self::Decimal128(b, scale) => b.append_value(parse_decimal(text(v)?, *scale)?),
@@ -165,7 +169,7 @@ impl ColumnBuilder {
             Self::UInt8(b) => b.append_null(),
             Self::UInt16(b) => b.append_null(),
             Self::UInt32(b) => b.append_null(),
-            Self::UInt64(b) => b.append_null(),
+            Self::UInt64(b) | Self::Bits(b) => b.append_null(),
             Self::Decimal128(b, _) => b.append_null(),
             Self::Decimal256(b, _) => b.append_null(),
             Self::Float32(b) => b.append_null(),
@@ -189,7 +193,7 @@ impl ColumnBuilder {
             Self::UInt8(b) => Arc::new(b.finish()),
             Self::UInt16(b) => Arc::new(b.finish()),
             Self::UInt32(b) => Arc::new(b.finish()),
-            Self::UInt64(b) => Arc::new(b.finish()),
+            Self::UInt64(b) | Self::Bits(b) => Arc::new(b.finish()),
             Self::Decimal128(b, _) => Arc::new(b.finish()),
             Self::Decimal256(b, _) => Arc::new(b.finish()),
             Self::Float32(b) => Arc::new(b.finish()),
@@ -435,6 +439,12 @@ mod tests {
         let mut b = ColumnBuilder::new(Kind::Bits, 2);
         b.push(Some(&Value::Bytes(vec![0xff; 8]))).expect("decodes");
         b.push(Some(&Value::Bytes(vec![0x01, 0x6e, 0x0d, 0xdb]))).expect("decodes");
+        // Bytes that happen to be ASCII digits are still bits: 0x34 is 52, 0x3130 is 12592.
+        b.push(Some(&Value::Bytes(vec![0x34]))).expect("decodes");
+        b.push(Some(&Value::Bytes(b"10".to_vec()))).expect("decodes");
+        let bits = b.finish();
+        let bits = bits.as_any().downcast_ref::<arrow_array::UInt64Array>().expect("u64");
+        assert_eq!(bits.values().to_vec(), [u64::MAX, 0x016e_0ddb, 52, 0x3130]);
         let mut i = ColumnBuilder::new(Kind::Int8, 1);
         assert!(i.push(Some(&Value::Int(300))).is_err(), "out of range is an error, not a panic");
         let mut t = ColumnBuilder::new(Kind::Text, 1);
