@@ -201,7 +201,9 @@ pub fn canonical_expr(name: &str, data_type: &str) -> String {
         "tinyint" | "smallint" | "mediumint" | "int" | "bigint" | "year" | "bit" => {
             format!("CAST({c} + 0 AS CHAR)")
         }
-        "decimal" | "float" | "double" => format!("CAST({c} AS CHAR)"),
+        "decimal" | "double" => format!("CAST({c} AS CHAR)"),
+        // The double a FLOAT holds, every digit (its own text keeps six).
+        "float" => format!("CAST(CAST({c} AS DOUBLE) AS CHAR)"),
         "date" => format!("IF({zero}, NULL, DATEDIFF({c}, '1970-01-01'))"),
         "datetime" | "timestamp" => {
             format!("IF({zero}, NULL, TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {c}))")

@@ -3,6 +3,7 @@
 
 mod config;
 mod deploy;
+mod differential;
 mod fast;
 mod harness;
 mod kafka;
