@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quickstart: installs/starts MariaDB if needed, builds highwater, seeds the demo `shop`
-# database, replicates it into Parquet (./out, checkpoints in ./state), changes some rows,
+# database, replicates it into Parquet (deploy/examples/out, checkpoints in deploy/examples/state:
+# a config's relative paths are taken from its own directory), changes some rows,
 # replicates again, and shows what each pass moved and where the files are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,8 @@ config=deploy/examples/quickstart.toml
 echo "== seeding the demo database 'shop'"
 mysql_cli < deploy/demo/shop.sql
 mysql_cli -N -e "SELECT CONCAT(table_name, ': ', table_rows, ' rows (estimate)') FROM information_schema.tables WHERE table_schema = 'shop'"
-rm -rf ./out ./state
+out=deploy/examples/out
+rm -rf "$out" deploy/examples/state
 
 run_pass() {
   echo "== pass $1: highwater run --config $config --once"
@@ -37,13 +39,13 @@ mysql_cli shop -e "
 sleep 3
 run_pass 2
 
-echo "== Parquet files under ./out"
-for table in out/*/; do
+echo "== Parquet files under $out"
+for table in "$out"/*/; do
   files=$(find "$table" -name '*.parquet' | wc -l)
   size=$(du -sh "$table" | cut -f1)
   echo "$(basename "$table"): $files files, $size"
 done
 echo "== highwater status --config $config"
 "$bin" status --config "$config"
-echo "checkpoints: ./state/quickstart.checkpoints.json"
-echo "read them with e.g. python3 -c \"import pyarrow.parquet as pq; print(pq.read_table('out/order_tab').num_rows)\""
+echo "checkpoints: deploy/examples/state/quickstart.checkpoints.json"
+echo "read them with e.g. python3 -c \"import pyarrow.parquet as pq; print(pq.read_table('$out/order_tab').num_rows)\""
