@@ -8,6 +8,17 @@ use std::process::{Command, Stdio};
 use crate::harness::{Pipeline, TestDb, mysql_sink};
 use crate::orders;
 
+/// A pipeline of table `t` in `database` into Parquet, for commands that read only the config
+/// and the state.
+fn offline(database: &str) -> Pipeline {
+    Pipeline::new(
+        &format!("mysql://root@127.0.0.1:3306/{database}"),
+        &[("t", "c")],
+        100,
+        "type = \"parquet\"\npath = \"out\"",
+    )
+}
+
 /// `highwater status` on the config as `edit` changes it: (exit code, stderr).
 fn status_of(p: &Pipeline, edit: impl Fn(&str) -> String) -> (Option<i32>, String) {
     let patched = p.dir.path().join("patched.toml");
@@ -32,12 +43,7 @@ fn status_with(p: &Pipeline, section: &str, line: &str) -> (Option<i32>, String)
 
 #[test]
 fn every_numeric_key_at_zero_its_maximum_and_beyond_is_taken_or_named() {
-    let p = Pipeline::new(
-        "mysql://root@127.0.0.1:3306/hwtest_bounds",
-        &[("t", "c")],
-        100,
-        "type = \"parquet\"\npath = \"out\"",
-    );
+    let p = offline("hwtest_bounds");
     // (section, line with the value as {v}, key, lowest, highest)
     let keys: [(&str, &str, &str, u64, u64); 12] = [
         ("pipeline", "bus_capacity = {v}", "pipeline.bus_capacity", 1, 100_000),
@@ -168,12 +174,7 @@ async fn a_password_with_an_unencoded_slash_is_never_printed() {
 
 #[test]
 fn a_reader_that_closes_the_pipe_ends_the_output_not_with_a_panic() {
-    let p = Pipeline::new(
-        "mysql://root@127.0.0.1:3306/hwtest_pipe",
-        &[("t", "c")],
-        100,
-        "type = \"parquet\"\npath = \"out\"",
-    );
+    let p = offline("hwtest_pipe");
     for _ in 0..20 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_highwater"))
             .args(["status", "--config"])
