@@ -174,3 +174,38 @@ async fn a_named_zone_bound_holds_below_the_hour_that_a_clock_change_repeats() {
     assert_eq!(CursorZone::resolve(&mut conn, Some("+00:00")).await.expect("known"), CursorZone::Utc);
     drop(conn);
 }
+
+#[tokio::test]
+async fn every_command_works_under_a_servers_odd_sql_mode() {
+    let mode = "ANSI_QUOTES,PIPES_AS_CONCAT,NO_BACKSLASH_ESCAPES,ONLY_FULL_GROUP_BY,STRICT_ALL_TABLES,\
+                NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_UNSIGNED_SUBTRACTION";
+    let server = OwnServer::start_with(&[format!("--sql-mode={mode}")]);
+    let source = TestDb::on(&server.url(), "sqlmode").await;
+    let sink = TestDb::on(&server.url(), "sqlmode_sink").await;
+    source
+        .exec(
+            "CREATE TABLE t (id BIGINT UNSIGNED PRIMARY KEY, c DATETIME(6) NULL, note VARCHAR(32), KEY (c)); \
+             INSERT INTO t SELECT seq, IF(seq % 7 = 0, NULL, '2026-01-01' + INTERVAL seq SECOND), CONCAT('n\\\\', seq) \
+             FROM seq_1_to_500",
+        )
+        .await;
+    let p = Pipeline::new(&source.url(), &[("t", "c")], 60, &mysql_sink(&sink, 50));
+    let (code, checked) = p.subcommand(&["check"]);
+    assert_eq!(code, Some(0), "{checked}");
+    p.run_once();
+    source.exec("UPDATE t SET c = '2026-02-01', note = 'changed' WHERE id % 5 = 0").await;
+    source.exec("INSERT INTO t VALUES (1000, NULL, 'late null'), (1001, '2026-02-02', 'new')").await;
+    source.exec("DELETE FROM t WHERE id = 3").await;
+    p.run_once();
+    let (code, reconciled) = p.subcommand(&["reconcile"]);
+    assert_eq!(code, Some(0), "{reconciled}");
+    assert!(reconciled.contains("1 rows deleted"), "{reconciled}");
+    assert_same_rows(mode, &source.canonical("t").await, &sink.canonical("t").await, &[]);
+    let to_parquet = Pipeline::new(&source.url(), &[("t", "c")], 60, "type = \"parquet\"");
+    to_parquet.set_sink(&to_parquet.parquet_sink());
+    to_parquet.run_once();
+    let files = crate::harness::read_parquet(&to_parquet.out().join("t"), &["id"], "c");
+    assert_same_rows(&format!("{mode}, parquet"), &source.canonical("t").await, &files.rows, &[]);
+    source.drop_db().await;
+    sink.drop_db().await;
+}
