@@ -482,6 +482,8 @@ pub struct OwnServer {
     process: Option<std::process::Child>,
     /// More `mariadbd` options (TLS files, say).
     options: Vec<String>,
+    /// The server process's `TZ` (its `SYSTEM` time zone), when set.
+    tz: Option<String>,
 }
 
 impl OwnServer {
@@ -507,9 +509,17 @@ impl OwnServer {
             .output()
             .expect("mariadb-install-db runs");
         assert!(out.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&out.stderr));
-        let mut server = OwnServer { port: free_port(), dir, process: None, options: options.to_vec() };
+        let mut server = OwnServer { port: free_port(), dir, process: None, options: options.to_vec(), tz: None };
         server.resume();
         server
+    }
+
+    /// Restarts the server with its `SYSTEM` time zone (the process's `TZ`) set to `zone`.
+    pub fn with_system_zone(mut self, zone: &str) -> OwnServer {
+        self.stop("TERM");
+        self.tz = Some(zone.to_owned());
+        self.resume();
+        self
     }
 
     /// `mysql://root@127.0.0.1:port`.
@@ -531,6 +541,7 @@ impl OwnServer {
             .arg(format!("--port={}", self.port))
             .args(["--bind-address=127.0.0.1", "--user=root", "--innodb-buffer-pool-size=64M", "--skip-log-bin"])
             .args(&self.options)
+            .envs(self.tz.iter().map(|tz| ("TZ", tz)))
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
@@ -550,7 +561,14 @@ impl OwnServer {
         let mut child = self.process.take().expect("the server is running");
         let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().expect("kill");
         assert!(status.success());
-        child.wait().expect("mariadbd ends");
+        // A clean shutdown takes a second or two; one that hangs is ended, not waited on forever.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().expect("mariadbd's status").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         forget_server(child.id());
     }
 

@@ -209,3 +209,15 @@ async fn every_command_works_under_a_servers_odd_sql_mode() {
     source.drop_db().await;
     sink.drop_db().await;
 }
+
+#[tokio::test]
+async fn a_server_on_system_time_in_shanghai_replicates_at_once_and_keeps_late_commits() {
+    // The default of much of Asia: time_zone = SYSTEM, the machine's zone +08:00.
+    let server = OwnServer::start().with_system_zone("Asia/Shanghai");
+    let admin = TestDb::on(&server.url(), "tz_system").await;
+    let zone = admin.rows("SELECT @@global.time_zone, @@system_time_zone").await;
+    assert_eq!(zone[0][0].as_deref(), Some("SYSTEM"), "{zone:?}");
+    late_commit_case(&server, "SYSTEM", "DATETIME(6)").await;
+    late_commit_case(&server, "SYSTEM", "DATETIME").await;
+    admin.drop_db().await;
+}
