@@ -239,7 +239,8 @@ async fn run_channel(
             runner::run(source, ParquetSink::new(p).merging_dates(), store, options, shutdown).await?
         }
         SinkConfig::Mysql(m) => {
-            let sink = MysqlSink::connect(m, name, Some(&options.metrics)).await?;
+            let mut sink = MysqlSink::connect(m, name, Some(&options.metrics)).await?;
+            sink.lock(m.url.database().unwrap_or_default(), name).await?;
             let store = sink.checkpoint_store();
             tracing::info!(pipeline = %name, sink = %m.url, "starting");
             runner::run(source, sink, store, options, shutdown).await?

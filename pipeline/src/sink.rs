@@ -69,6 +69,11 @@ pub enum SinkError {
     },
     #[error("table {table}: {reason}")]
     Data { table: TableId, reason: String },
+    #[error(
+        "another highwater run is writing {target} (the sink server's connection {holder} holds its lock): \
+         wait for it to end, or stop it"
+    )]
+    Locked { target: String, holder: String },
     #[error("{what} failed")]
     Database {
         what: String,

@@ -4,6 +4,7 @@ mod bulk;
 mod ddl;
 mod infile;
 mod literal;
+mod lock;
 mod sink;
 mod upsert;
 

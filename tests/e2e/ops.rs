@@ -294,3 +294,28 @@ async fn paths_follow_the_config_file_and_one_output_is_written_by_one_run_at_a_
     daemon.0.wait().expect("reaped");
     source.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_config_writing_the_same_mysql_sink_is_refused_while_a_daemon_writes_it() {
+    let source = TestDb::new("sinklock").await;
+    let sink = TestDb::new("sinklock_sink").await;
+    orders(&source, 20, false).await;
+    let first = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, &harness::mysql_sink(&sink, 100));
+    let second = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, &harness::mysql_sink(&sink, 100));
+    let (mut daemon, port) = first.spawn_daemon();
+    let started = Instant::now();
+    while !harness::http_get(port, "/ready").is_some_and(|(s, _)| s.contains("200")) {
+        assert!(started.elapsed() < Duration::from_secs(20), "the daemon becomes ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = second.command().arg("--once").output().expect("runs");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("another highwater run is writing database {}", sink.name)), "{err}");
+    daemon.0.kill().expect("kill");
+    daemon.0.wait().expect("reaped");
+    // Its session, and so the lock, goes with it.
+    second.run_once();
+    source.drop_db().await;
+    sink.drop_db().await;
+}

@@ -42,6 +42,8 @@ pub struct Pool {
     timeout: Duration,
     max: usize,
     wait: Option<Histogram>,
+    /// The sessions' options, for a connection outside the pool ([`Pool::connect_alone`]).
+    opts: mysql_async::Opts,
 }
 
 impl Pool {
@@ -91,6 +93,7 @@ impl Pool {
             .with_constraints(constraints)
             .with_inactive_connection_ttl(OVERFLOW_IDLE)
             .with_abs_conn_ttl(Some(recycle));
+        let opts: mysql_async::Opts = session.clone().into();
         let inner = mysql_async::Pool::new(session.pool_opts(pool_opts));
         tracing::debug!(
             pool = section,
@@ -113,6 +116,7 @@ impl Pool {
             timeout: config.connect_timeout(),
             max: config.max_connections(),
             wait,
+            opts,
         })
     }
 
@@ -160,6 +164,22 @@ impl Pool {
                     let _ = conn.disconnect().await;
                 }
             }
+        }
+    }
+
+    /// A connection of its own, outside the pool and its limits, with the same session setup
+    /// and no default database: for a session held the whole run (a lock), which must not take
+    /// a pooled one away from the work, and touches no table.
+    pub async fn connect_alone(&self) -> Result<Conn, PoolError> {
+        let opts = mysql_async::OptsBuilder::from_opts(self.opts.clone()).db_name(None::<String>);
+        match tokio::time::timeout(self.timeout, Conn::new(opts)).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(connect_error(e, self.shown.clone(), self.section)),
+            Err(_) => Err(PoolError::ConnectTimeout {
+                url: self.shown.clone(),
+                section: self.section,
+                secs: self.timeout.as_secs(),
+            }),
         }
     }
 

@@ -17,6 +17,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, TxOpts};
 
 use super::bulk::{Finished, OpenLoad};
+use super::lock::TargetLock;
 use super::upsert::{self, UpsertSql};
 use super::{ddl, infile};
 
@@ -89,6 +90,8 @@ pub struct MysqlSink {
     bulk_commit_bytes: usize,
     /// The bulk load under way, if any.
     open: Option<OpenLoad>,
+    /// This run's lock on the pipeline's tables in the sink, once taken ([`MysqlSink::lock`]).
+    lock: Option<TargetLock>,
     /// Batches of a load that did not commit, to write by upserts before anything else.
     replays: VecDeque<ChangeBatch>,
     /// The table, end and piece of the last batch taken into a load: a write of it again (the
@@ -130,9 +133,18 @@ impl MysqlSink {
             bulk_parts: BULK_PARTS.min(config.pool.size + config.pool.max_overflow).max(1),
             bulk_commit_bytes: config.bulk_commit_mb << 20,
             open: None,
+            lock: None,
             replays: VecDeque::new(),
             last_taken: None,
         })
+    }
+
+    /// Takes the lock that keeps other runs of `pipeline` (from other config files or machines)
+    /// from writing this sink while this one does (see [`super::lock`]). Loaders of one Kafka
+    /// group share the work and do not take it.
+    pub async fn lock(&mut self, database: &str, pipeline: &str) -> Result<(), SinkError> {
+        self.lock = Some(TargetLock::acquire(&self.pool, database, pipeline).await?);
+        Ok(())
     }
 
     /// The store that reads (and, outside a batch, writes) this sink's checkpoints.
@@ -186,6 +198,9 @@ impl Sink for MysqlSink {
     }
 
     async fn write(&mut self, batch: &ChangeBatch) -> Result<Durability, SinkError> {
+        if let Some(lock) = &mut self.lock {
+            lock.hold(&self.pool).await?;
+        }
         let id = &batch.table.id;
         // The runner writes a batch again when the write failed. One the sink had taken into
         // a load is in that load still, or queued to be written by upserts.
