@@ -90,10 +90,11 @@ async fn a_column_added_with_a_default_holds_it_in_the_rows_copied_before() {
     source
         .exec(
             "ALTER TABLE orders ADD COLUMN tag VARCHAR(8) NOT NULL DEFAULT 'x''y', ADD COLUMN n INT DEFAULT 7, \
-             ADD COLUMN f DOUBLE NOT NULL DEFAULT -1.5e3, ADD COLUMN note TEXT",
+             ADD COLUMN f DOUBLE NOT NULL DEFAULT -1.5e3, ADD COLUMN note TEXT, ADD COLUMN i2 INT NOT NULL, \
+             ADD COLUMN s2 VARCHAR(5) NOT NULL, ADD COLUMN e2 ENUM('it''s', 'b') NOT NULL, ADD COLUMN t2 TIME NOT NULL",
         )
         .await;
-    source.exec("INSERT INTO orders (id, update_time, name, tag, n) VALUES (100, NOW(6) - INTERVAL 1 DAY, 'new', 'z', NULL)").await;
+    source.exec("INSERT INTO orders (id, update_time, name, tag, n, i2, s2, e2, t2) VALUES (100, NOW(6) - INTERVAL 1 DAY, 'new', 'z', NULL, 5, 'v', 'b', '01:02:03')").await;
     p.run_once();
     assert_same_rows("mysql", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
     source.drop_db().await;

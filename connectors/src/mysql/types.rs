@@ -80,7 +80,7 @@ impl ColumnInfo {
     /// The column's default as a SQL literal, when it is a constant (see
     /// `ColumnSchema::default`).
     pub fn default_literal(&self) -> Option<String> {
-        let d = self.default.as_deref()?;
+        let Some(d) = self.default.as_deref() else { return self.implicit_default() };
         if self.default_generated || (self.default_quoted && d.eq_ignore_ascii_case("NULL")) {
             return None;
         }
@@ -95,6 +95,43 @@ impl ColumnInfo {
             None
         } else {
             Some(format!("'{}'", d.replace('\'', "''")))
+        }
+    }
+}
+
+impl ColumnInfo {
+    /// What a NOT NULL column with no default holds in rows that existed when it was added:
+    /// the type's implicit default (0, '', the first ENUM value, midnight). Zero dates, which
+    /// load as NULL, and types without one (JSON, spatial) give `None`.
+    fn implicit_default(&self) -> Option<String> {
+        if self.nullable {
+            return None;
+        }
+        let t = self.data_type.as_str();
+        match t {
+            "tinyint" | "smallint" | "mediumint" | "int" | "bigint" | "decimal" | "float" | "double" | "bit"
+            | "year" => Some("0".to_owned()),
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "binary" | "varbinary"
+            | "tinyblob" | "blob" | "mediumblob" | "longblob" | "set" => Some("''".to_owned()),
+            "enum" => {
+                // enum('a','b''c'): the first value, as it is quoted there.
+                let inner = self.column_type.strip_prefix("enum(")?;
+                let mut end = 1;
+                let bytes = inner.as_bytes();
+                while end < bytes.len() {
+                    if bytes[end] == b'\'' {
+                        if bytes.get(end + 1) == Some(&b'\'') {
+                            end += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    end += 1;
+                }
+                inner.get(..=end).filter(|v| v.starts_with('\'')).map(str::to_owned)
+            }
+            "time" => Some("'00:00:00'".to_owned()),
+            _ => None,
         }
     }
 }
@@ -258,6 +295,19 @@ mod tests {
         assert_eq!(of(Some("it's"), false, false).as_deref(), Some("'it''s'"));
         assert_eq!(of(Some("CURRENT_TIMESTAMP"), true, false), None);
         assert_eq!(of(Some("a\\b"), false, false), None);
+        // NOT NULL with no default: what the rows there before the column got.
+        let implicit = |data_type: &str, column_type: &str| {
+            ColumnInfo { data_type: data_type.into(), column_type: column_type.into(), ..Default::default() }
+                .default_literal()
+        };
+        assert_eq!(implicit("int", "int(11)").as_deref(), Some("0"));
+        assert_eq!(implicit("varchar", "varchar(5)").as_deref(), Some("''"));
+        assert_eq!(implicit("enum", "enum('it''s','b')").as_deref(), Some("'it''s'"));
+        assert_eq!(implicit("enum", "enum('x','y')").as_deref(), Some("'x'"));
+        assert_eq!(implicit("time", "time").as_deref(), Some("'00:00:00'"));
+        assert_eq!(implicit("datetime", "datetime"), None, "a zero date loads as NULL");
+        let nullable = ColumnInfo { data_type: "int".into(), nullable: true, ..Default::default() };
+        assert_eq!(nullable.default_literal(), None);
     }
 
     #[test]
