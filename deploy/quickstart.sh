@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The quickstart: installs/starts MariaDB if needed, builds highwater, seeds the demo `shop`
-# database, replicates it into Parquet (deploy/examples/out, checkpoints in deploy/examples/state:
-# a config's relative paths are taken from its own directory), changes some rows,
+# database, replicates it into Parquet (./quickstart/out, checkpoints in ./quickstart/state: the
+# example config is copied there, and a config's relative paths are its own), changes some rows,
 # replicates again, and shows what each pass moved and where the files are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,13 +14,14 @@ ensure_gnu_time
 echo "== building highwater (release)"
 cargo build --release --locked --quiet
 bin="$CARGO_TARGET_DIR/release/highwater"
-config=deploy/examples/quickstart.toml
+work=./quickstart
+config=$work/quickstart.toml
 
 echo "== seeding the demo database 'shop'"
 mysql_cli < deploy/demo/shop.sql
 mysql_cli -N -e "SELECT CONCAT(table_name, ': ', table_rows, ' rows (estimate)') FROM information_schema.tables WHERE table_schema = 'shop'"
-out=deploy/examples/out
-rm -rf "$out" deploy/examples/state
+out=$work/out
+rm -rf "$work" && mkdir -p "$work" && cp deploy/examples/quickstart.toml "$config"
 
 run_pass() {
   echo "== pass $1: highwater run --config $config --once"
@@ -47,5 +48,5 @@ for table in "$out"/*/; do
 done
 echo "== highwater status --config $config"
 "$bin" status --config "$config"
-echo "checkpoints: deploy/examples/state/quickstart.checkpoints.json"
+echo "checkpoints: $work/state/quickstart.checkpoints.json"
 echo "read them with e.g. python3 -c \"import pyarrow.parquet as pq; print(pq.read_table('$out/order_tab').num_rows)\""
