@@ -221,3 +221,22 @@ async fn a_server_on_system_time_in_shanghai_replicates_at_once_and_keeps_late_c
     late_commit_case(&server, "SYSTEM", "DATETIME").await;
     admin.drop_db().await;
 }
+
+#[tokio::test]
+async fn an_integer_epoch_cursor_is_refused_naming_the_table_column_and_key() {
+    let source = TestDb::new("epoch").await;
+    source.exec("CREATE TABLE t (id INT PRIMARY KEY, c INT UNSIGNED NOT NULL, KEY (c))").await;
+    source.exec("CREATE TABLE ok (id INT PRIMARY KEY, c DATETIME(6) NOT NULL, KEY (c))").await;
+    source.exec("INSERT INTO t VALUES (1, UNIX_TIMESTAMP()); INSERT INTO ok VALUES (1, '2026-01-01')").await;
+    let p = Pipeline::new(&source.url(), &[("t", "c"), ("ok", "c")], 100, "type = \"parquet\"");
+    p.set_sink(&p.parquet_sink());
+    let out = p.command().arg("--once").output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let why = format!("table {}.t cursor column c is int(10) unsigned", source.name);
+    assert!(err.contains(&why) && err.contains("source.tables[0].cursor"), "{err}");
+    let (code, checked) = p.subcommand(&["check"]);
+    assert_eq!(code, Some(1), "{checked}");
+    assert!(checked.contains(&why), "{checked}");
+    source.drop_db().await;
+}
