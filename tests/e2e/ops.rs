@@ -312,6 +312,23 @@ async fn a_second_config_writing_the_same_mysql_sink_is_refused_while_a_daemon_w
     let err = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{err}");
     assert!(err.contains(&format!("another highwater run is writing database {}", sink.name)), "{err}");
+
+    // The lock's session lost (killed, as a restart or wait_timeout would): before its next
+    // write, more than 10 s later, the daemon takes the lock again and goes on.
+    let holder = err.split("connection ").nth(1).and_then(|r| r.split(' ').next()).expect("the holder's id");
+    source.exec(&format!("KILL {holder}")).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    source.exec("INSERT INTO orders VALUES (500, NOW(6), 'after the kill', 1)").await;
+    let started = Instant::now();
+    while sink.try_rows("SELECT 1 FROM orders WHERE id = 500").await.map_or(true, |r| r.is_empty()) {
+        assert!(started.elapsed() < Duration::from_secs(20), "the daemon writes on after its lock's session was lost");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = second.command().arg("--once").output().expect("runs");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "the lock is held again: {err}");
+    assert!(!err.contains(&format!("connection {holder} ")), "by a new session: {err}");
+
     daemon.0.kill().expect("kill");
     daemon.0.wait().expect("reaped");
     // Its session, and so the lock, goes with it.

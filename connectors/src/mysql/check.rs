@@ -13,7 +13,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row, Value};
 
 use super::bound::OpenTransactions;
-use super::clock::{CursorZone, complete_below, cursor_step};
+use super::clock::{CursorClock, CursorZone};
 use super::connect::{self, query_error};
 use super::discover::discover;
 use super::query::TableQueries;
@@ -137,14 +137,14 @@ async fn check_table(
             cursor.name
         ));
     }
-    let zone = match local {
-        Ok(local) => CursorZone::of_column(&cursor.source_type, local),
+    let clock = match local {
+        Ok(local) => CursorClock::of_column(&cursor.source_type, local),
         Err(why) => {
             check.problems.push(why.clone());
             return Ok(check);
         }
     };
-    check.zone = zone.name().to_owned();
+    check.zone = clock.zone().name().to_owned();
     if cursor.source_type == "date" {
         check
             .notes
@@ -195,18 +195,19 @@ async fn check_table(
             cursor.name
         ));
     }
-    let plan = explain(conn, &schema, found.incrementing, config, &zone).await?;
-    if found.incrementing {
-        // Read by the primary key.
-    } else if check.index.is_none() {
+    let plan = explain(conn, &schema, found.incrementing, config, &clock).await?;
+    // A table read by its primary key alone needs no other index.
+    if !found.incrementing && check.index.is_some() {
+        check.problems.extend(plan_problems(&plan, &serving));
+    } else if !found.incrementing {
+        let why = if transactional {
+            String::new()
+        } else {
+            format!(", which engine {engine} needs for ORDER BY cursor, key")
+        };
         check.problems.push(format!(
-            "no index on ({}){}: every pass scans or sorts the table (run highwater indexes --apply)",
-            needed.join(", "),
-            if transactional {
-                String::new()
-            } else {
-                format!(", which engine {engine} needs for ORDER BY cursor, key")
-            }
+            "no index on ({}){why}: every pass scans or sorts the table (run highwater indexes --apply)",
+            needed.join(", ")
         ));
         let names: Vec<&str> = indexes.iter().map(|(n, _)| n.as_str()).collect();
         let columns: Vec<&str> = needed.iter().map(String::as_str).collect();
@@ -216,23 +217,29 @@ async fn check_table(
                 "engine {engine} cannot add an index online: the CREATE INDEX blocks writes to the table while it runs"
             ));
         }
-    } else {
-        let used = plan.key.as_deref().and_then(|k| serving.iter().find(|(n, _)| n == k));
-        if used.is_none() || !matches!(plan.access.as_str(), "range" | "ref") {
-            let names: Vec<&str> = serving.iter().map(|(n, _)| n.as_str()).collect();
-            check.problems.push(format!(
-                "EXPLAIN shows access {} on key {}, not a range scan on {}",
-                plan.access,
-                plan.key.as_deref().unwrap_or("none"),
-                names.join(" or ")
-            ));
-        }
-        if plan.extra.contains("filesort") {
-            check.problems.push("EXPLAIN shows a filesort".into());
-        }
     }
     check.plan = Some(plan);
     Ok(check)
+}
+
+/// What is wrong with `plan` when one of `serving` (the indexes that serve the read) exists:
+/// another index or no range scan, or a filesort.
+fn plan_problems(plan: &Plan, serving: &[&(String, Vec<String>)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let used = plan.key.as_deref().is_some_and(|k| serving.iter().any(|(n, _)| n == k));
+    if !used || !matches!(plan.access.as_str(), "range" | "ref") {
+        let names: Vec<&str> = serving.iter().map(|(n, _)| n.as_str()).collect();
+        problems.push(format!(
+            "EXPLAIN shows access {} on key {}, not a range scan on {}",
+            plan.access,
+            plan.key.as_deref().unwrap_or("none"),
+            names.join(" or ")
+        ));
+    }
+    if plan.extra.contains("filesort") {
+        problems.push("EXPLAIN shows a filesort".into());
+    }
+    problems
 }
 
 /// Runs the statements one at a time, reporting each as it completes: (statement, seconds) or
@@ -271,7 +278,7 @@ async fn explain(
     schema: &highwater_pipeline::schema::TableSchema,
     incrementing: bool,
     config: &MysqlSourceConfig,
-    zone: &CursorZone,
+    cursor: &CursorClock,
 ) -> Result<Plan, SourceError> {
     let what = || format!("EXPLAIN on {}", schema.id);
     let queries = TableQueries::new(schema, config.batch_rows);
@@ -296,11 +303,10 @@ async fn explain(
         retryable: false,
         source: reason.into(),
     })?;
-    let (upper, _) = zone.floors(conn, clock, clock).await?;
-    let step = cursor_step(&schema.cursor_column().source_type);
-    let bound = complete_below(upper, step);
+    let (bound, _) = cursor.bound(conn, clock, clock).await?;
     let poll = i64::try_from(config.poll_interval_secs.max(1)).unwrap_or(i64::MAX / 4_000_000) * 1_000_000;
-    let after = bound.unix_micros().map_or(bound, |b| DateTime::from_unix_micros(b - poll - step.unwrap_or(0)));
+    let after =
+        bound.unix_micros().map_or(bound, |b| DateTime::from_unix_micros(b - poll - cursor.step().unwrap_or(0)));
     let after = super::decode::datetime_param(&after);
     let mut params = vec![after.clone(), after];
     params.extend(std::iter::repeat_n(Value::NULL, 2 * schema.key.len() - 1));

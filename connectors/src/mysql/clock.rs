@@ -123,9 +123,49 @@ impl CursorZone {
     }
 }
 
+/// A table's cursor against the server's clock: the zone its values are in and their unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CursorClock {
+    zone: CursorZone,
+    /// See [`cursor_step`].
+    step: Option<i64>,
+}
+
+impl CursorClock {
+    /// The clock of a cursor column of `source_type`, when the source's local zone is `local`.
+    pub fn of_column(source_type: &str, local: &CursorZone) -> CursorClock {
+        CursorClock { zone: CursorZone::of_column(source_type, local), step: cursor_step(source_type) }
+    }
+
+    pub fn zone(&self) -> &CursorZone {
+        &self.zone
+    }
+
+    /// The cursor's unit in microseconds, when coarser than one.
+    pub fn step(&self) -> Option<i64> {
+        self.step
+    }
+
+    /// A pass's bound and clock in the cursor's terms, from the UTC `upper` and `clock` (equal,
+    /// or `upper` held below an open writer's start): both in the cursor's zone, and the bound
+    /// below the unit a coarse cursor is still filling. A held bound (whole seconds, less the
+    /// lag) already ends a second every later write is above, and is lowered only for units
+    /// coarser than a second.
+    pub async fn bound(
+        &self,
+        conn: &mut Conn,
+        upper: DateTime,
+        clock: DateTime,
+    ) -> Result<(DateTime, DateTime), SourceError> {
+        let held = upper < clock && self.step.is_none_or(|step| step <= 1_000_000);
+        let (upper, clock) = self.zone.floors(conn, upper, clock).await?;
+        Ok((if held { upper } else { complete_below(upper, self.step) }, clock))
+    }
+}
+
 /// The step of a cursor column's values in microseconds, when coarser than a microsecond:
 /// a day for `DATE`, a second for `DATETIME` and `TIMESTAMP`, a millisecond for `DATETIME(3)`.
-pub fn cursor_step(source_type: &str) -> Option<i64> {
+fn cursor_step(source_type: &str) -> Option<i64> {
     let t = source_type.trim().to_ascii_lowercase();
     if t == "date" {
         return Some(MICROS_PER_DAY);
@@ -138,7 +178,7 @@ pub fn cursor_step(source_type: &str) -> Option<i64> {
 /// The highest cursor value at or below `upper` that no later write can take: a `DATETIME`
 /// column stores a write at 10:00:04.9 as 10:00:04, so at 10:00:04.8 the second 10:00:04 is
 /// not over, and the bound is 10:00:03.999999; a `DATE` column's bound is the end of yesterday.
-pub fn complete_below(upper: DateTime, step: Option<i64>) -> DateTime {
+fn complete_below(upper: DateTime, step: Option<i64>) -> DateTime {
     match (step, upper.unix_micros()) {
         (Some(step), Some(us)) => DateTime::from_unix_micros(us.div_euclid(step) * step - 1),
         _ => upper,

@@ -16,7 +16,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row, TxOpts, Value};
 
 use super::bound::{Holder, OpenTransactions};
-use super::clock::{CursorZone, complete_below, cursor_step};
+use super::clock::{CursorClock, CursorZone};
 use super::connect::{self, query_error};
 use super::decode::{self, ColumnBuilder, Pushed};
 use super::discover::{Discovered, discover};
@@ -37,11 +37,8 @@ struct Table {
     ranged: Option<bool>,
     /// Whether this table's first copy reads in key order; `None` until its first read.
     key_order: Option<bool>,
-    /// The step of the cursor column's values in microseconds (a second for `DATETIME`, a day
-    /// for `DATE`), when coarser than a microsecond; see [`complete_below`].
-    cursor_step: Option<i64>,
-    /// The zone the cursor's values are written in: the pass's bound is taken in it.
-    zone: CursorZone,
+    /// The zone and unit of the cursor's values: the pass's bound is taken in them.
+    clock: CursorClock,
     /// The rows whose cursor is NULL are read before the next read in cursor order: at a
     /// pass's start, and after a page of them that filled its limit (see [`NullsRead`]).
     sweep_nulls: bool,
@@ -86,8 +83,7 @@ impl Table {
             seen: reread_window.map(Seen::new),
             estimated_rows: None,
             queries: TableQueries::new(&schema, batch_rows),
-            cursor_step: cursor_step(&schema.cursor_column().source_type),
-            zone: CursorZone::of_column(&schema.cursor_column().source_type, local),
+            clock: CursorClock::of_column(&schema.cursor_column().source_type, local),
             sweep_nulls: false,
             key_order: None,
             kinds: found.kinds,
@@ -269,13 +265,10 @@ impl MysqlSource {
             tracing::debug!(table = %t.schema.id, rows = seen.len(), "rows remembered for re-reading");
         }
         t.sweep_nulls = t.schema.cursor_column().source_nullable;
-        let (upper, clock) = t.zone.floors(conn, b.upper, b.clock).await?;
+        let (upper, clock) = t.clock.bound(conn, b.upper, b.clock).await?;
         t.late_floor = t.clock_bound.max(t.late_floor);
         t.clock_bound = Some(clock);
-        // A bound held below an open writer's start (whole seconds, less the lag) ends a
-        // second every later write is above; the clock ends inside a unit still filling.
-        let held = b.upper < b.clock && t.cursor_step.is_none_or(|step| step <= 1_000_000);
-        Ok(if held { upper } else { complete_below(upper, t.cursor_step) })
+        Ok(upper)
     }
 }
 
@@ -802,11 +795,7 @@ async fn read(
         stats.null_cursor_rows = count as u64;
     }
 
-    let mut key = Vec::with_capacity(t.schema.key.len());
-    for &i in &t.schema.key {
-        let v = last.as_ref(i).unwrap_or(&Value::NULL);
-        key.push(decode::key_value(t.kinds[i], v).map_err(|reason| decode_error(t, i, reason))?);
-    }
+    let key = row_key(t, &last, |_, i| i)?;
     let upto = match phase {
         Phase::NullCursor => Position::NullCursor { key },
         Phase::Key => Position::Key { key },
@@ -859,11 +848,7 @@ async fn handover(
     let c = t.schema.cursor;
     let cursor =
         decode::datetime(row.as_ref(0).unwrap_or(&Value::NULL)).map_err(|reason| decode_error(t, c, reason))?;
-    let mut key = Vec::with_capacity(t.schema.key.len());
-    for (n, &i) in t.schema.key.iter().enumerate() {
-        let v = row.as_ref(n + 1).unwrap_or(&Value::NULL);
-        key.push(decode::key_value(t.kinds[i], v).map_err(|reason| decode_error(t, i, reason))?);
-    }
+    let key = row_key(t, &row, |n, _| n + 1)?;
     Ok(Some(Position::At { cursor, key, nulls }))
 }
 
@@ -895,13 +880,7 @@ async fn highest_nulls(tx: &mut mysql_async::Transaction<'_>, t: &Table) -> Resu
         .await
         .map_err(|e| query_error(format!("the rows of {id} whose cursor is NULL"), e))?;
     let Some(row) = row else { return Ok(Some(NullsRead { upto: None })) };
-    let t = &t.shape();
-    let mut key = Vec::with_capacity(t.schema.key.len());
-    for (n, &i) in t.schema.key.iter().enumerate() {
-        let v = row.as_ref(n).unwrap_or(&Value::NULL);
-        key.push(decode::key_value(t.kinds[i], v).map_err(|reason| decode_error(t, i, reason))?);
-    }
-    Ok(Some(NullsRead { upto: Some(key) }))
+    Ok(Some(NullsRead { upto: Some(row_key(&t.shape(), &row, |n, _| n)?) }))
 }
 
 /// The rows whose cursor is NULL and whose key is above what `after` (an `At` position) has
@@ -950,6 +929,17 @@ impl Table {
             piece: None,
         }
     }
+}
+
+/// The key of `row`, whose `n`th key column (the table's column `i`) stands at `at(n, i)`:
+/// `i` in rows of every column, `n` in rows of the key alone.
+fn row_key(t: &Shape<'_>, row: &Row, at: impl Fn(usize, usize) -> usize) -> Result<Key, SourceError> {
+    (t.schema.key.iter().enumerate())
+        .map(|(n, &i)| {
+            let v = row.as_ref(at(n, i)).unwrap_or(&Value::NULL);
+            decode::key_value(t.kinds[i], v).map_err(|reason| decode_error(t, i, reason))
+        })
+        .collect()
 }
 
 fn decode_error(t: &Shape<'_>, column: usize, reason: String) -> SourceError {

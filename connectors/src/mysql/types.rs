@@ -97,9 +97,7 @@ impl ColumnInfo {
             Some(format!("'{}'", d.replace('\'', "''")))
         }
     }
-}
 
-impl ColumnInfo {
     /// What a NOT NULL column with no default holds in rows that existed when it was added:
     /// the type's implicit default (0, '', the first ENUM value, midnight). Zero dates, which
     /// load as NULL, and types without one (JSON, spatial) give `None`.
