@@ -21,7 +21,8 @@ mod source;
 use bus::{BusConfig, ChannelBusConfig, KafkaBusConfig};
 use env::interpolate;
 pub use source::{
-    DEFAULT_OPEN_TRANSACTION_WAIT_SECS, MATOMO_TABLES, MatomoSourceConfig, MysqlSourceConfig, TableConfig, ZeroDates,
+    DEFAULT_OPEN_TRANSACTION_WAIT_SECS, EpochUnit, MATOMO_TABLES, MatomoSourceConfig, MysqlSourceConfig, TableConfig,
+    ZeroDates,
 };
 
 /// Rows per source read: big enough to amortise a round trip, small enough to bound memory.

@@ -92,9 +92,15 @@ pub enum SourceError {
     UnsupportedType { table: TableId, column: String, column_type: String },
     #[error(
         "table {table} cursor column {column} is {column_type}: a cursor must be DATETIME, \
-         TIMESTAMP or DATE, or the table's single integer primary key (check {key})"
+         TIMESTAMP or DATE, an integer holding Unix time with its cursor_unit set (\"seconds\", \
+         \"milliseconds\" or \"microseconds\"), or the table's single integer primary key (check {key})"
     )]
     UnsupportedCursor { table: TableId, column: String, column_type: String, key: String },
+    #[error(
+        "table {table} cursor column {column_and_type}, but {key} is set: cursor_unit is for an integer \
+         cursor holding Unix time. Remove it for a date or time cursor"
+    )]
+    CursorUnitNotInteger { table: TableId, column_and_type: String, key: String },
     #[error(
         "the time zone {zone:?} ({from}) is not known to the server: load its zone tables \
          (mariadb-tzinfo-to-sql /usr/share/zoneinfo | mariadb mysql), or set source.time_zone to the offset \
@@ -134,6 +140,7 @@ impl SourceError {
             | SourceError::NoPrimaryKey { table }
             | SourceError::UnsupportedType { table, .. }
             | SourceError::UnsupportedCursor { table, .. }
+            | SourceError::CursorUnitNotInteger { table, .. }
             | SourceError::Decode { table, .. }
             | SourceError::SchemaChanged { table, .. }
             | SourceError::SourceReset { table, .. } => Some(table),

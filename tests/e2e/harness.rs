@@ -368,6 +368,14 @@ impl Pipeline {
         std::fs::write(&self.config, text).expect("write config");
     }
 
+    /// Replaces the source's `tables` with these entries (inline TOML tables).
+    pub fn set_tables(&self, entries: &[&str]) {
+        let text = std::fs::read_to_string(&self.config).expect("config");
+        let line = text.lines().find(|l| l.starts_with("tables = ")).expect("the line").to_owned();
+        let text = text.replace(&line, &format!("tables = [{}]", entries.join(", ")));
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
     /// Adds a `key = value` line to the config's `[source]`.
     pub fn add_source_setting(&self, line: &str) {
         let text = std::fs::read_to_string(&self.config).expect("config");

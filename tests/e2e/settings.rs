@@ -9,7 +9,7 @@ use highwater_connectors::mysql::clock::CursorZone;
 use highwater_pipeline::cursor::DateTime;
 use mysql_async::prelude::Queryable;
 
-use crate::harness::{OwnServer, Pipeline, TestDb, after_this_second, assert_same_rows, mysql_sink};
+use crate::harness::{OwnServer, Pipeline, TestDb, after_this_second, assert_same_rows, mysql_sink, read_parquet};
 
 /// A session in the server's global time zone, as an application's would be: it writes
 /// `DATETIME` values in that zone's local time.
@@ -19,32 +19,66 @@ async fn app_session(db: &TestDb) -> mysql_async::Conn {
 
 /// One case: committed rows, then a transaction that stamps its row and commits after a later
 /// row was committed by another session. The pass in between must hold below the open one.
-async fn late_commit_case(server: &OwnServer, zone: &str, cursor_type: &str) {
-    let tag = format!("tz{}_{}", zone.replace([':', '+', '-'], ""), cursor_type.replace(['(', ')'], ""));
+/// A cursor column's type, the expression an application stamps it with, and its
+/// `cursor_unit` when it counts Unix time.
+struct Stamp {
+    sql_type: &'static str,
+    now: &'static str,
+    unit: Option<&'static str>,
+}
+
+const fn stamp(sql_type: &'static str) -> Stamp {
+    Stamp { sql_type, now: "NOW(6)", unit: None }
+}
+
+/// Every kind of cursor a late commit must survive: dates and times at both precisions, and
+/// integers counting Unix time in each unit.
+const STAMPS: [Stamp; 7] = [
+    stamp("DATETIME(6)"),
+    stamp("DATETIME"),
+    stamp("TIMESTAMP(6)"),
+    stamp("TIMESTAMP"),
+    Stamp { sql_type: "INT UNSIGNED", now: "UNIX_TIMESTAMP()", unit: Some("seconds") },
+    Stamp { sql_type: "BIGINT", now: "FLOOR(UNIX_TIMESTAMP(NOW(3)) * 1000)", unit: Some("milliseconds") },
+    Stamp { sql_type: "BIGINT", now: "FLOOR(UNIX_TIMESTAMP(NOW(6)) * 1000000)", unit: Some("microseconds") },
+];
+
+async fn late_commit_case(server: &OwnServer, zone: &str, stamp: &Stamp) {
+    let Stamp { sql_type, now, unit } = stamp;
+    let tag = format!(
+        "tz{}_{}{}",
+        zone.replace([':', '+', '-'], ""),
+        sql_type.replace(['(', ')', ' '], ""),
+        unit.unwrap_or("")
+    );
     let source = TestDb::on(&server.url(), &tag).await;
     let sink = TestDb::on(&server.url(), &format!("{tag}_sink")).await;
-    source.exec(&format!("CREATE TABLE t (id INT PRIMARY KEY, c {cursor_type} NOT NULL, v INT, KEY (c))")).await;
+    source.exec(&format!("CREATE TABLE t (id INT PRIMARY KEY, c {sql_type} NOT NULL, v INT, KEY (c))")).await;
     let mut app = app_session(&source).await;
-    app.query_drop("INSERT INTO t VALUES (1, NOW(6), 1), (2, NOW(6), 2), (3, NOW(6), 3)").await.expect("rows");
+    app.query_drop(format!("INSERT INTO t VALUES (1, {now}, 1), (2, {now}, 2), (3, {now}, 3)")).await.expect("rows");
     after_this_second();
 
     let mut late = app_session(&source).await;
     late.query_drop("BEGIN").await.expect("begin");
-    late.query_drop("INSERT INTO t VALUES (100, NOW(6), 100)").await.expect("the late row");
+    late.query_drop(format!("INSERT INTO t VALUES (100, {now}, 100)")).await.expect("the late row");
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    app.query_drop("INSERT INTO t VALUES (200, NOW(6), 200)").await.expect("a later row");
+    app.query_drop(format!("INSERT INTO t VALUES (200, {now}, 200)")).await.expect("a later row");
     after_this_second();
 
     let p = Pipeline::new(&source.url(), &[("t", "c")], 100, &mysql_sink(&sink, 100));
+    if let Some(unit) = unit {
+        p.set_tables(&[&format!("{{ name = \"t\", cursor = \"c\", cursor_unit = \"{unit}\" }}")]);
+    }
     p.set_open_transaction_wait(1);
     p.run_once();
+    let case = format!("{zone}, {sql_type} {}", unit.unwrap_or(""));
     let first = sink.rows("SELECT id FROM t ORDER BY id").await;
-    assert!(first.len() >= 3, "{zone}, {cursor_type}: the committed rows arrive at once, whatever the zone: {first:?}");
+    assert!(first.len() >= 3, "{case}: the committed rows arrive at once, whatever the zone: {first:?}");
     late.query_drop("COMMIT").await.expect("commit");
     after_this_second();
     p.run_once();
     assert_same_rows(
-        &format!("{zone}, {cursor_type}: a transaction that committed late"),
+        &format!("{case}: a transaction that committed late"),
         &source.canonical("t").await,
         &sink.canonical("t").await,
         &[],
@@ -61,8 +95,8 @@ async fn late_commits_are_kept_whatever_the_server_zone_and_the_cursor_type() {
     for zone in ["-05:00", "+08:00", "+00:00"] {
         admin.exec(&format!("SET GLOBAL time_zone = '{zone}'")).await;
         // One at a time: an open transaction holds the bound of every table on its server.
-        for cursor_type in ["DATETIME(6)", "DATETIME", "TIMESTAMP(6)", "TIMESTAMP"] {
-            late_commit_case(&server, zone, cursor_type).await;
+        for stamp in &STAMPS {
+            late_commit_case(&server, zone, stamp).await;
         }
     }
     admin.drop_db().await;
@@ -217,26 +251,70 @@ async fn a_server_on_system_time_in_shanghai_replicates_at_once_and_keeps_late_c
     let admin = TestDb::on(&server.url(), "tz_system").await;
     let zone = admin.rows("SELECT @@global.time_zone, @@system_time_zone").await;
     assert_eq!(zone[0][0].as_deref(), Some("SYSTEM"), "{zone:?}");
-    late_commit_case(&server, "SYSTEM", "DATETIME(6)").await;
-    late_commit_case(&server, "SYSTEM", "DATETIME").await;
+    late_commit_case(&server, "SYSTEM", &stamp("DATETIME(6)")).await;
+    late_commit_case(&server, "SYSTEM", &stamp("DATETIME")).await;
     admin.drop_db().await;
 }
 
 #[tokio::test]
-async fn an_integer_epoch_cursor_is_refused_naming_the_table_column_and_key() {
+async fn an_integer_epoch_cursor_is_read_by_its_unit_and_refused_without_it() {
     let source = TestDb::new("epoch").await;
-    source.exec("CREATE TABLE t (id INT PRIMARY KEY, c INT UNSIGNED NOT NULL, KEY (c))").await;
+    source.exec("CREATE TABLE t (id INT PRIMARY KEY, c INT UNSIGNED NULL, v INT, KEY (c))").await;
     source.exec("CREATE TABLE ok (id INT PRIMARY KEY, c DATETIME(6) NOT NULL, KEY (c))").await;
-    source.exec("INSERT INTO t VALUES (1, UNIX_TIMESTAMP()); INSERT INTO ok VALUES (1, '2026-01-01')").await;
+    source.exec("INSERT INTO t SELECT seq, 1546300800 + seq * 86400, seq FROM seq_1_to_250").await;
+    source.exec("INSERT INTO t VALUES (0, NULL, 0), (-1, 0, -1); INSERT INTO ok VALUES (1, '2026-01-01')").await;
     let p = Pipeline::new(&source.url(), &[("t", "c"), ("ok", "c")], 100, "type = \"parquet\"");
     p.set_sink(&p.parquet_sink());
+
+    // Without its unit, an integer cursor is refused, naming the table, column, key and remedy.
     let out = p.command().arg("--once").output().expect("runs");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let why = format!("table {}.t cursor column c is int(10) unsigned", source.name);
-    assert!(err.contains(&why) && err.contains("source.tables[0].cursor"), "{err}");
+    assert!(err.contains(&why) && err.contains("source.tables[0].cursor") && err.contains("cursor_unit"), "{err}");
     let (code, checked) = p.subcommand(&["check"]);
     assert_eq!(code, Some(1), "{checked}");
     assert!(checked.contains(&why), "{checked}");
+    // A unit on a date cursor is a mistake too.
+    let seconds = "{ name = \"t\", cursor = \"c\", cursor_unit = \"seconds\" }";
+    p.set_tables(&[seconds, "{ name = \"ok\", cursor = \"c\", cursor_unit = \"seconds\" }"]);
+    let (code, checked) = p.subcommand(&["check"]);
+    assert_eq!(code, Some(1), "{checked}");
+    assert!(checked.contains("source.tables[1].cursor_unit") && checked.contains("datetime(6)"), "{checked}");
+
+    p.set_tables(&[seconds, "{ name = \"ok\", cursor = \"c\" }"]);
+    let (code, checked) = p.subcommand(&["check"]);
+    assert_eq!(code, Some(0), "{checked}");
+    assert!(checked.contains("counts Unix time in seconds") && checked.contains("(values in UTC)"), "{checked}");
+    assert!(checked.contains("its newest value is 2019-09-08 00:00:00.000000 UTC"), "{checked}");
+    p.run_once();
+    source.exec("UPDATE t SET v = v + 1000, c = UNIX_TIMESTAMP() - 5 WHERE id % 7 = 0").await;
+    source.exec("INSERT INTO t VALUES (1000, UNIX_TIMESTAMP() - 5, 1000), (1001, NULL, 1001)").await;
+    after_this_second();
+    p.run_once();
+    let expected = source.canonical("t").await;
+    assert_eq!(expected.len(), 254);
+    let files = read_parquet(&p.out().join("t"), &["id"], "c");
+    assert_same_rows("parquet", &expected, &files.rows, &[]);
+    assert_eq!(files.file_rows, 254 + 36, "every version once: {} rows in {:?}", files.file_rows, files.files);
+
+    // Milliseconds read as seconds land tens of thousands of years away: the table stops,
+    // naming the column and the setting, and the other table goes on.
+    source.exec("CREATE TABLE ms (id INT PRIMARY KEY, c BIGINT NOT NULL, KEY (c))").await;
+    source.exec("INSERT INTO ms VALUES (1, FLOOR(UNIX_TIMESTAMP(NOW(3)) * 1000) - 5000)").await;
+    source.exec("INSERT INTO ok VALUES (2, NOW(6) - INTERVAL 5 SECOND)").await;
+    p.set_tables(&[
+        seconds,
+        "{ name = \"ok\", cursor = \"c\" }",
+        "{ name = \"ms\", cursor = \"c\", cursor_unit = \"seconds\" }",
+    ]);
+    let (code, checked) = p.subcommand(&["check"]);
+    assert_eq!(code, Some(1), "{checked}");
+    assert!(checked.contains("is outside 0001-01-01..9999-12-31: is its cursor_unit right?"), "{checked}");
+    let out = p.command().arg("--once").output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("table {}.ms column c", source.name)) && err.contains("cursor_unit"), "{err}");
+    assert_eq!(read_parquet(&p.out().join("ok"), &["id"], "c").rows.len(), 2, "the other table went on");
     source.drop_db().await;
 }

@@ -8,6 +8,7 @@
 
 use highwater_pipeline::config::MysqlSourceConfig;
 use highwater_pipeline::ident::quote;
+use highwater_pipeline::schema::TableSchema;
 use highwater_pipeline::source::SourceError;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row, Value};
@@ -111,7 +112,7 @@ async fn check_table(
         notes: Vec::new(),
         fix: None,
     };
-    let found = match discover(conn, database, &t.name, &t.cursor, &format!("source.tables[{index}]")).await {
+    let found = match discover(conn, database, t, &format!("source.tables[{index}]")).await {
         Ok(found) => found,
         Err(e @ SourceError::Pool(_)) => {
             return Err(e);
@@ -137,15 +138,27 @@ async fn check_table(
             cursor.name
         ));
     }
-    let clock = match local {
-        Ok(local) => CursorClock::of_column(&cursor.source_type, local),
-        Err(why) => {
+    let clock = match (found.epoch, local) {
+        (Some(unit), _) => CursorClock::epoch(unit),
+        (None, Ok(local)) => CursorClock::of_column(&cursor.source_type, local),
+        (None, Err(why)) => {
             check.problems.push(why.clone());
             return Ok(check);
         }
     };
     check.zone = clock.zone().name().to_owned();
-    if cursor.source_type == "date" {
+    if let Some(unit) = found.epoch {
+        check.notes.push(format!(
+            "{} counts Unix time in {}: its values are UTC instants, and a unit's rows are read once it is over",
+            cursor.name,
+            unit.as_str()
+        ));
+        match newest_instant(conn, &schema, &clock).await? {
+            Ok(Some(at)) => check.notes.push(format!("its newest value is {at} UTC")),
+            Ok(None) => {}
+            Err(why) => check.problems.push(format!("{}: {why}", cursor.name)),
+        }
+    } else if cursor.source_type == "date" {
         check
             .notes
             .push(format!("{} is a DATE: a day's rows are read once that day is over in {}", cursor.name, check.zone));
@@ -275,7 +288,7 @@ pub async fn apply(
 /// index depends on the cursor range.
 async fn explain(
     conn: &mut Conn,
-    schema: &highwater_pipeline::schema::TableSchema,
+    schema: &TableSchema,
     incrementing: bool,
     config: &MysqlSourceConfig,
     cursor: &CursorClock,
@@ -307,15 +320,35 @@ async fn explain(
     let poll = i64::try_from(config.poll_interval_secs.max(1)).unwrap_or(i64::MAX / 4_000_000) * 1_000_000;
     let after =
         bound.unix_micros().map_or(bound, |b| DateTime::from_unix_micros(b - poll - cursor.step().unwrap_or(0)));
-    let after = super::decode::datetime_param(&after);
+    let after = cursor.param(&after);
     let mut params = vec![after.clone(), after];
     params.extend(std::iter::repeat_n(Value::NULL, 2 * schema.key.len() - 1));
-    params.push(super::decode::datetime_param(&bound));
+    params.push(cursor.param(&bound));
     let rows: Vec<Row> = conn
         .exec(format!("EXPLAIN {}", queries.cursor_after), Params::Positional(params))
         .await
         .map_err(|e| query_error(what(), e))?;
     first_plan(rows).map_err(|e| query_error(what(), e))
+}
+
+/// The instant the cursor's highest value stands for, or why it stands for none.
+async fn newest_instant(
+    conn: &mut Conn,
+    schema: &TableSchema,
+    clock: &CursorClock,
+) -> Result<Result<Option<DateTime>, String>, SourceError> {
+    let sql = format!(
+        "SELECT MAX({}) FROM {}.{}",
+        quote(&schema.cursor_column().name),
+        quote(&schema.id.database),
+        quote(&schema.id.table)
+    );
+    let max: Option<Value> =
+        conn.query_first(sql).await.map_err(|e| query_error(format!("the newest row of {}", schema.id), e))?;
+    Ok(match max {
+        None | Some(Value::NULL) => Ok(None),
+        Some(v) => clock.value(&v).map(Some),
+    })
 }
 
 /// The plan of the first table of `EXPLAIN` output.

@@ -16,6 +16,7 @@
 //! the hour that will repeat until it has repeated; at any other time it is the local clock.
 
 use highwater_pipeline::civil::MICROS_PER_DAY;
+use highwater_pipeline::config::EpochUnit;
 use highwater_pipeline::cursor::DateTime;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
@@ -123,18 +124,29 @@ impl CursorZone {
     }
 }
 
-/// A table's cursor against the server's clock: the zone its values are in and their unit.
+/// A table's cursor against the server's clock: the zone its values are in, their unit, and
+/// how a value maps to the instant positions keep.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CursorClock {
     zone: CursorZone,
     /// See [`cursor_step`].
     step: Option<i64>,
+    /// An integer cursor counting Unix time in units of this many microseconds
+    /// (`source.tables[i].cursor_unit`). Its values are UTC instants; positions keep them as
+    /// the [`DateTime`] they count, and statements get them back as integers.
+    epoch: Option<i64>,
 }
 
 impl CursorClock {
     /// The clock of a cursor column of `source_type`, when the source's local zone is `local`.
     pub fn of_column(source_type: &str, local: &CursorZone) -> CursorClock {
-        CursorClock { zone: CursorZone::of_column(source_type, local), step: cursor_step(source_type) }
+        CursorClock { zone: CursorZone::of_column(source_type, local), step: cursor_step(source_type), epoch: None }
+    }
+
+    /// The clock of an integer cursor counting Unix time in `unit`.
+    pub fn epoch(unit: EpochUnit) -> CursorClock {
+        let micros = unit.micros();
+        CursorClock { zone: CursorZone::Utc, step: (micros > 1).then_some(micros), epoch: Some(micros) }
     }
 
     pub fn zone(&self) -> &CursorZone {
@@ -144,6 +156,41 @@ impl CursorClock {
     /// The cursor's unit in microseconds, when coarser than one.
     pub fn step(&self) -> Option<i64> {
         self.step
+    }
+
+    /// Whether the cursor's values are dates or times (not an integer count of time).
+    pub fn is_temporal(&self) -> bool {
+        self.epoch.is_none()
+    }
+
+    /// `at` as a statement parameter compared with the cursor column: the date itself, or the
+    /// count of units up to it (rounded down, so `<=` takes no value above it).
+    pub fn param(&self, at: &DateTime) -> Value {
+        match (self.epoch, at.unix_micros()) {
+            (None, _) => decode::datetime_param(at),
+            (Some(unit), Some(us)) => Value::Int(us.div_euclid(unit)),
+            // A zero date is below every instant.
+            (Some(_), None) => Value::Int(i64::MIN),
+        }
+    }
+
+    /// A cursor value read from the column, as the position keeps it.
+    pub fn value(&self, v: &Value) -> Result<DateTime, String> {
+        let Some(unit) = self.epoch else { return decode::datetime(v) };
+        let count: i128 = match v {
+            Value::Int(n) => i128::from(*n),
+            Value::UInt(n) => i128::from(*n),
+            Value::Bytes(b) => std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or("not an integer")?,
+            other => return Err(format!("expected an integer, got {other:?}")),
+        };
+        let us = count * i128::from(unit);
+        if !(MIN_EPOCH_MICROS..=MAX_EPOCH_MICROS).contains(&us) {
+            return Err(format!(
+                "{count} as Unix time in units of {unit} µs is outside 0001-01-01..9999-12-31: is its cursor_unit \
+                 right? (milliseconds read as seconds are 1000 times too far)"
+            ));
+        }
+        Ok(DateTime::from_unix_micros(us as i64))
     }
 
     /// A pass's bound and clock in the cursor's terms, from the UTC `upper` and `clock` (equal,
@@ -162,6 +209,10 @@ impl CursorClock {
         Ok((if held { upper } else { complete_below(upper, self.step) }, clock))
     }
 }
+
+/// 0001-01-01 00:00:00 and 9999-12-31 23:59:59.999999 in microseconds since the epoch.
+const MIN_EPOCH_MICROS: i128 = -62_135_596_800_000_000;
+const MAX_EPOCH_MICROS: i128 = 253_402_300_799_999_999;
 
 /// The step of a cursor column's values in microseconds, when coarser than a microsecond:
 /// a day for `DATE`, a second for `DATETIME` and `TIMESTAMP`, a millisecond for `DATETIME(3)`.
@@ -217,6 +268,32 @@ mod tests {
         assert_eq!(CursorZone::of_column("datetime", &local), local);
         assert_eq!(CursorZone::of_column("date", &local), local);
         assert_eq!(CursorZone::of_column("datetime(3)", &CursorZone::Utc), CursorZone::Utc);
+    }
+
+    #[test]
+    fn epoch_cursors_count_utc_units_and_round_bounds_down() {
+        let secs = CursorClock::epoch(EpochUnit::Seconds);
+        assert_eq!(secs.zone(), &CursorZone::Utc);
+        assert_eq!(secs.step(), Some(1_000_000));
+        assert!(!secs.is_temporal());
+        let at = dt("2026-11-22 10:00:04.800000");
+        assert_eq!(secs.param(&at), Value::Int(1_795_341_604));
+        assert_eq!(secs.value(&Value::UInt(1_795_341_604)), Ok(dt("2026-11-22 10:00:04")));
+        assert_eq!(secs.value(&Value::Bytes(b"-1".to_vec())), Ok(dt("1969-12-31 23:59:59")));
+        let ms = CursorClock::epoch(EpochUnit::Milliseconds);
+        assert_eq!(ms.param(&at), Value::Int(1_795_341_604_800));
+        assert_eq!(ms.value(&Value::Int(1_795_341_604_801)), Ok(dt("2026-11-22 10:00:04.801000")));
+        let us = CursorClock::epoch(EpochUnit::Microseconds);
+        assert_eq!(us.step(), None);
+        assert_eq!(us.param(&dt("1969-12-31 23:59:59.999999")), Value::Int(-1));
+        // Milliseconds read as seconds are tens of thousands of years away: refused, not wrapped.
+        assert!(secs.value(&Value::Int(1_795_341_604_800)).is_err_and(|e| e.contains("cursor_unit")));
+        assert!(secs.value(&Value::Int(i64::MIN)).is_err());
+        assert!(secs.value(&Value::UInt(u64::MAX)).is_err());
+        assert!(secs.value(&Value::Double(1.5)).is_err());
+        // A unit's bound ends below the unit still filling, and rounds down to the last whole one.
+        let bound = complete_below(at, secs.step());
+        assert_eq!(secs.param(&bound), Value::Int(1_795_341_603));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Columns and primary key of each configured table, from `information_schema`, checked
 //! against the config before anything is read.
 
+use highwater_pipeline::config::{EpochUnit, TableConfig};
 use highwater_pipeline::schema::{ColumnSchema, TableId, TableSchema};
 use highwater_pipeline::source::SourceError;
 use mysql_async::prelude::Queryable;
@@ -23,16 +24,19 @@ pub struct Discovered {
     pub kinds: Vec<Kind>,
     /// The cursor is the table's single integer primary key: rows are read by key alone.
     pub incrementing: bool,
+    /// The cursor is an integer counting Unix time in this unit (`cursor_unit`).
+    pub epoch: Option<EpochUnit>,
 }
 
-/// Discovers `database.table`; `key` is the config key of the table entry, for messages.
+/// Discovers the table `config` names in `database`; `key` is the config key of the table
+/// entry, for messages.
 pub async fn discover(
     conn: &mut Conn,
     database: &str,
-    table: &str,
-    cursor: &str,
+    config: &TableConfig,
     key: &str,
 ) -> Result<Discovered, SourceError> {
+    let (table, cursor) = (config.name.as_str(), config.cursor.as_str());
     let id = TableId { database: database.to_owned(), table: table.to_owned() };
     let rows: Vec<Row> =
         conn.exec(COLUMNS_SQL, (database, table)).await.map_err(|e| query_error(format!("the columns of {id}"), e))?;
@@ -76,15 +80,22 @@ pub async fn discover(
         column: cursor.to_owned(),
         key: format!("{key}.cursor"),
     })?;
-    let incrementing = key_names.len() == 1
-        && key_names[0].eq_ignore_ascii_case(&infos[cursor_index].name)
-        && kinds[cursor_index].is_incrementing();
-    if !kinds[cursor_index].is_cursor() && !incrementing {
-        return Err(SourceError::UnsupportedCursor {
-            table: id,
-            column: infos[cursor_index].name.clone(),
-            column_type: infos[cursor_index].column_type.clone(),
-            key: format!("{key}.cursor"),
+    let is_key = key_names.len() == 1 && key_names[0].eq_ignore_ascii_case(&infos[cursor_index].name);
+    let integer = kinds[cursor_index].is_incrementing();
+    let incrementing = is_key && integer && config.cursor_unit.is_none();
+    let refused = match config.cursor_unit {
+        Some(_) => !integer,
+        None => !kinds[cursor_index].is_cursor() && !incrementing,
+    };
+    if refused {
+        let (column, column_type) = (infos[cursor_index].name.clone(), infos[cursor_index].column_type.clone());
+        return Err(match config.cursor_unit {
+            Some(_) => SourceError::CursorUnitNotInteger {
+                table: id,
+                column_and_type: format!("{column} is {column_type}"),
+                key: format!("{key}.cursor_unit"),
+            },
+            None => SourceError::UnsupportedCursor { table: id, column, column_type, key: format!("{key}.cursor") },
         });
     }
     let mut key_indices = Vec::with_capacity(key_names.len());
@@ -103,7 +114,12 @@ pub async fn discover(
         }
         key_indices.push(i);
     }
-    Ok(Discovered { schema: TableSchema::new(id, columns, key_indices, cursor_index), kinds, incrementing })
+    Ok(Discovered {
+        schema: TableSchema::new(id, columns, key_indices, cursor_index),
+        kinds,
+        incrementing,
+        epoch: config.cursor_unit,
+    })
 }
 
 fn column_info(mut row: Row) -> ColumnInfo {

@@ -83,7 +83,10 @@ impl Table {
             seen: reread_window.map(Seen::new),
             estimated_rows: None,
             queries: TableQueries::new(&schema, batch_rows),
-            clock: CursorClock::of_column(&schema.cursor_column().source_type, local),
+            clock: match found.epoch {
+                Some(unit) => CursorClock::epoch(unit),
+                None => CursorClock::of_column(&schema.cursor_column().source_type, local),
+            },
             sweep_nulls: false,
             key_order: None,
             kinds: found.kinds,
@@ -163,12 +166,12 @@ impl MysqlSource {
         }
         let t = &self.tables[table];
         let mut decided = true;
-        // Only called for tables read by cursor: a cursor that is a date or time.
-        if self.date_files_per_batch {
+        // Only called for tables read by cursor; an integer one makes no date files.
+        if self.date_files_per_batch && t.clock.is_temporal() {
             let mut conn = self.pool.get().await?;
             let what = || format!("the first rows of {}", t.schema.id);
             let mut dates: Option<u64> = conn
-                .exec_first(&t.queries.dates_in_first_page, (decode::datetime_param(bound),))
+                .exec_first(&t.queries.dates_in_first_page, (t.clock.param(bound),))
                 .await
                 .map_err(|e| query_error(what(), e))?;
             if let Some(unsigned) = t.ranged
@@ -178,7 +181,7 @@ impl MysqlSource {
                 if let Some((min, max)) = key_span(&mut conn, t).await.map_err(|e| query_error(what(), e))? {
                     let middle = int_param(min + (max - min) / 2, unsigned);
                     dates = conn
-                        .exec_first(&t.queries.dates_in_page_from, (middle, decode::datetime_param(bound)))
+                        .exec_first(&t.queries.dates_in_page_from, (middle, t.clock.param(bound)))
                         .await
                         .map_err(|e| query_error(what(), e))?;
                 }
@@ -208,7 +211,7 @@ impl MysqlSource {
         }
         let mut tables = Vec::with_capacity(config.tables.len());
         for (i, t) in config.tables.iter().enumerate() {
-            let found = discover(&mut conn, &database, &t.name, &t.cursor, &format!("source.tables[{i}]")).await?;
+            let found = discover(&mut conn, &database, t, &format!("source.tables[{i}]")).await?;
             let estimated_rows: Option<Option<u64>> =
                 conn.exec_first(ESTIMATED_ROWS_SQL, (&database, &t.name))
                     .await
@@ -311,17 +314,20 @@ impl Source for MysqlSource {
             conn.query_first(sql).await.map_err(|e| query_error(format!("the newest row of {}", t.schema.id), e))?;
         match row.and_then(|mut r| r.take::<Value, _>(0)) {
             None | Some(Value::NULL) => Ok(None),
-            Some(v) => {
-                decode::datetime(&v).map(Some).map_err(|reason| decode_error(&t.shape(), t.schema.cursor, reason))
-            }
+            Some(v) => t.clock.value(&v).map(Some).map_err(|reason| decode_error(&t.shape(), t.schema.cursor, reason)),
         }
     }
 
     async fn begin_pass(&mut self, table: usize) -> Result<Option<Arc<TableSchema>>, SourceError> {
+        if !self.tables[table].clock.is_temporal() {
+            // A count of time in the wrong unit (milliseconds read as seconds) lies past 9999:
+            // its rows would wait above every bound, unread. The newest value says so.
+            self.highest_cursor(table).await?;
+        }
         let config = &self.configs[table];
         let mut conn = self.pool.get().await?;
         let key = format!("source.tables[{table}]");
-        let found = discover(&mut conn, &self.database, &config.name, &config.cursor, &key).await?;
+        let found = discover(&mut conn, &self.database, config, &key).await?;
         let old = &self.tables[table];
         match old.schema.evolution(&found.schema) {
             Evolution::Same => Ok(None),
@@ -409,7 +415,7 @@ impl MysqlSource {
                     Some(key) => (&t.queries.copy_after, key_params(key)),
                     None => (&t.queries.copy_first, Vec::new()),
                 };
-                params.push(decode::datetime_param(&copy_bound));
+                params.push(t.clock.param(&copy_bound));
                 let query = Query { sql, params, phase: Phase::Copy(copy_bound) };
                 result = read(&mut tx, &t.shape(), query, max_rows, self.zero_dates, seen.as_deref_mut()).await?;
                 if result.as_ref().is_none_or(|page| page.fetched < t.queries.limit) {
@@ -426,7 +432,7 @@ impl MysqlSource {
                         }
                         // Nothing at or below the bound (any more): rows above it, by cursor.
                         (None, None) if key.is_some() => {
-                            let params = vec![decode::datetime_param(&copy_bound), decode::datetime_param(&upper)];
+                            let params = vec![t.clock.param(&copy_bound), t.clock.param(&upper)];
                             let query =
                                 Query { sql: &t.queries.cursor_above, params, phase: Phase::Cursor(t.late_floor) };
                             result = read(&mut tx, &t.shape(), query, max_rows, self.zero_dates, seen).await?;
@@ -456,7 +462,7 @@ impl MysqlSource {
                         Position::At { .. } => cursor_query(t, after, &upper),
                         _ => Query {
                             sql: &t.queries.cursor_first,
-                            params: vec![decode::datetime_param(&upper)],
+                            params: vec![t.clock.param(&upper)],
                             phase: Phase::Cursor(t.late_floor),
                         },
                     };
@@ -607,15 +613,21 @@ impl CopyPlan {
         hi: i128,
         unsigned: bool,
     ) -> tokio::task::JoinHandle<Result<Option<Page>, SourceError>> {
-        let params = vec![int_param(lo, unsigned), int_param(hi, unsigned), decode::datetime_param(&self.bound)];
-        let (pool, schema, kinds, sql, bound) =
-            (pool.clone(), t.schema.clone(), t.kinds.clone(), t.queries.copy_range.clone(), self.bound);
+        let params = vec![int_param(lo, unsigned), int_param(hi, unsigned), t.clock.param(&self.bound)];
+        let (pool, schema, kinds, clock, sql, bound) = (
+            pool.clone(),
+            t.schema.clone(),
+            t.kinds.clone(),
+            t.clock.clone(),
+            t.queries.copy_range.clone(),
+            self.bound,
+        );
         tokio::spawn(async move {
             let mut conn = pool.get().await?;
             let id = &schema.id;
             let mut tx = snapshot(&mut conn, id).await?;
             let query = Query { sql: &sql, params, phase: Phase::Copy(bound) };
-            let shape = Shape { schema: &schema, kinds: &kinds };
+            let shape = Shape { schema: &schema, kinds: &kinds, clock: &clock };
             let page = read(&mut tx, &shape, query, max_rows, zero_dates, None).await?;
             tx.commit().await.map_err(|e| query_error(format!("the end of a read of {id}"), e))?;
             Ok(page)
@@ -678,10 +690,10 @@ fn key_params(key: &Key) -> Vec<Value> {
 /// The read in cursor order strictly after `at` (an `At` position), up to the pass's bound.
 fn cursor_query<'a>(t: &'a Table, at: &Position, upper: &DateTime) -> Query<'a> {
     let Position::At { cursor, key, .. } = at else { unreachable!("cursor_query takes At positions") };
-    let c = decode::datetime_param(cursor);
+    let c = t.clock.param(cursor);
     let mut params = vec![c.clone(), c];
     params.extend(key_params(key));
-    params.push(decode::datetime_param(upper));
+    params.push(t.clock.param(upper));
     Query { sql: &t.queries.cursor_after, params, phase: Phase::Cursor(t.late_floor) }
 }
 
@@ -750,7 +762,7 @@ async fn read(
             if let Some(seen) = seen.as_deref_mut() {
                 let key = reread::hash_row(&row, t.schema.key.iter().copied());
                 let content = reread::hash_row(&row, 0..t.kinds.len());
-                let at = row.as_ref(cursor).and_then(|v| decode::datetime(v).ok()).and_then(|d| d.unix_micros());
+                let at = row.as_ref(cursor).and_then(|v| t.clock.value(v).ok()).and_then(|d| d.unix_micros());
                 if !seen.changed(key, content, at.unwrap_or(i64::MIN)) {
                     // Re-read and unchanged: the position moves past it, nothing is sent.
                     last = Some(row);
@@ -773,7 +785,7 @@ async fn read(
                 }
             }
             if let Some(floor) = late_floor {
-                match row.as_ref(cursor).map(decode::datetime) {
+                match row.as_ref(cursor).map(|v| t.clock.value(v)) {
                     Some(Ok(c)) if c <= floor => stats.late_rows += 1,
                     _ => late_floor = None,
                 }
@@ -803,7 +815,7 @@ async fn read(
         Phase::Cursor(_) => {
             let c = t.schema.cursor;
             let value = last.as_ref(c).unwrap_or(&Value::NULL);
-            let cursor = decode::datetime(value).map_err(|reason| decode_error(t, c, reason))?;
+            let cursor = t.clock.value(value).map_err(|reason| decode_error(t, c, reason))?;
             Position::At { cursor, key, nulls: None }
         }
     };
@@ -839,15 +851,14 @@ async fn handover(
 ) -> Result<Option<Position>, SourceError> {
     let id = &t.schema.id;
     let row: Option<Row> = tx
-        .exec_first(&t.queries.highest_at_or_below, (decode::datetime_param(copy_bound),))
+        .exec_first(&t.queries.highest_at_or_below, (t.clock.param(copy_bound),))
         .await
         .map_err(|e| query_error(format!("the end of the first copy of {id}"), e))?;
     let Some(row) = row else { return Ok(None) };
     let nulls = highest_nulls(tx, t).await?;
     let t = &t.shape();
     let c = t.schema.cursor;
-    let cursor =
-        decode::datetime(row.as_ref(0).unwrap_or(&Value::NULL)).map_err(|reason| decode_error(t, c, reason))?;
+    let cursor = t.clock.value(row.as_ref(0).unwrap_or(&Value::NULL)).map_err(|reason| decode_error(t, c, reason))?;
     let key = row_key(t, &row, |n, _| n + 1)?;
     Ok(Some(Position::At { cursor, key, nulls }))
 }
@@ -910,11 +921,12 @@ async fn sweep_nulls(
 struct Shape<'a> {
     schema: &'a TableSchema,
     kinds: &'a [Kind],
+    clock: &'a CursorClock,
 }
 
 impl Table {
     fn shape(&self) -> Shape<'_> {
-        Shape { schema: &self.schema, kinds: &self.kinds }
+        Shape { schema: &self.schema, kinds: &self.kinds, clock: &self.clock }
     }
 
     /// The batch of a page read after `after`.

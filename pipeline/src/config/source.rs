@@ -102,6 +102,7 @@ impl MatomoSourceConfig {
                 name: format!("{}{name}", self.table_prefix),
                 cursor: (*cursor).to_owned(),
                 soft_delete: None,
+                cursor_unit: None,
                 // log_action rows never change.
                 reread_secs: if *name == "log_action" { 0 } else { self.reread_secs },
             })
@@ -133,6 +134,11 @@ fn default_matomo_prefix() -> String {
 pub struct TableConfig {
     pub name: String,
     pub cursor: String,
+    /// For an integer cursor that holds Unix time (`updated INT UNSIGNED` set to
+    /// `UNIX_TIMESTAMP()`): the unit of its values. Such a cursor is read as the UTC instant it
+    /// counts, with a bound below the unit still filling, as a `DATETIME` cursor is.
+    #[serde(default)]
+    pub cursor_unit: Option<EpochUnit>,
     /// A column that, once set (not NULL), marks the row deleted: it reaches the sink as a
     /// delete (the MySQL sink removes it, Parquet records `_hw_op = "d"`).
     #[serde(default)]
@@ -141,6 +147,35 @@ pub struct TableConfig {
     /// every pass, for rows that change without their cursor moving.
     #[serde(default)]
     pub reread_secs: u64,
+}
+
+/// The unit an integer cursor counts Unix time in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EpochUnit {
+    Seconds,
+    Milliseconds,
+    Microseconds,
+}
+
+impl EpochUnit {
+    /// The unit in microseconds.
+    pub fn micros(self) -> i64 {
+        match self {
+            EpochUnit::Seconds => 1_000_000,
+            EpochUnit::Milliseconds => 1_000,
+            EpochUnit::Microseconds => 1,
+        }
+    }
+
+    /// The unit as the config names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EpochUnit::Seconds => "seconds",
+            EpochUnit::Milliseconds => "milliseconds",
+            EpochUnit::Microseconds => "microseconds",
+        }
+    }
 }
 
 /// What to do with a zero or partial-zero date (`0000-00-00`), which has no Arrow value.
