@@ -44,6 +44,10 @@ pub struct ColumnSchema {
     /// the column fills its existing rows with it. `None`: no default, NULL, or an expression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
+    /// The column's default is an expression (`DEFAULT (UUID())`): the rows that existed when
+    /// it was added got values a sink adding it later cannot repeat.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default_computed: bool,
 }
 
 /// A source table: columns in source order, the key columns and the cursor column.
@@ -196,6 +200,7 @@ mod tests {
             data_type: DataType::Int64,
             nullable,
             default: None,
+            default_computed: false,
         }
     }
 

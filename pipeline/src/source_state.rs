@@ -112,6 +112,7 @@ mod tests {
             data_type: DataType::Int64,
             nullable: false,
             default: None,
+            default_computed: false,
         };
         let schema = TableSchema::new(id.clone(), vec![col("id"), col("v")], vec![0], 1);
         let state = SourceState::open(dir.path(), "p").expect("opens");

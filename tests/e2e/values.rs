@@ -1,7 +1,7 @@
 //! Values at their limits and schema facts a table can hold, compared on the server with
 //! null-safe equality, value by value.
 
-use crate::harness::{Pipeline, TestDb, assert_same_rows, mysql_sink, quoted};
+use crate::harness::{Pipeline, TestDb, after_this_second, assert_same_rows, mysql_sink, quoted};
 
 /// The keys of the rows of `table` whose values differ between the two databases (on one
 /// server), column by column with `<=>`: exact for floats, bits and binary, unlike text.
@@ -97,6 +97,19 @@ async fn a_column_added_with_a_default_holds_it_in_the_rows_copied_before() {
     source.exec("INSERT INTO orders (id, update_time, name, tag, n, i2, s2, e2, t2) VALUES (100, NOW(6) - INTERVAL 1 DAY, 'new', 'z', NULL, 5, 'v', 'b', '01:02:03')").await;
     p.run_once();
     assert_same_rows("mysql", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
+
+    // An expression default cannot be repeated by the sink: it says so, and touching the
+    // rows' cursor, as it advises, sends the values.
+    source.exec("ALTER TABLE orders ADD COLUMN u VARCHAR(36) NULL DEFAULT (UUID())").await;
+    let out = p.run_once();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("new columns with an expression default") && err.contains("[\"u\"]"), "{err}");
+    let nulls = sink.rows("SELECT COUNT(*) FROM orders WHERE u IS NULL").await;
+    assert_eq!(nulls[0][0].as_deref(), Some("21"), "the rows copied before hold NULL");
+    source.exec("UPDATE orders SET update_time = NOW(6) - INTERVAL 1 SECOND").await;
+    after_this_second();
+    p.run_once();
+    assert_same_rows("mysql, touched", &source.canonical("orders").await, &sink.canonical("orders").await, &[]);
     source.drop_db().await;
     sink.drop_db().await;
 }

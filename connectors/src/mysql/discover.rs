@@ -69,6 +69,7 @@ pub async fn discover(
             data_type: kind.arrow_type(),
             nullable: info.nullable || kind.is_date(),
             default: info.default_literal(),
+            default_computed: info.has_expression_default(),
         });
         kinds.push(kind);
     }

@@ -155,6 +155,7 @@ mod tests {
             data_type: DataType::Int32,
             nullable: false,
             default: None,
+            default_computed: false,
         }
     }
 

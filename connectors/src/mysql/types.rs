@@ -98,6 +98,12 @@ impl ColumnInfo {
         }
     }
 
+    /// Whether the column has a default that is not a constant the sink can repeat.
+    pub fn has_expression_default(&self) -> bool {
+        let null = self.default.as_deref().is_none_or(|d| self.default_quoted && d.eq_ignore_ascii_case("NULL"));
+        !null && self.default_literal().is_none()
+    }
+
     /// What a NOT NULL column with no default holds in rows that existed when it was added:
     /// the type's implicit default (0, '', the first ENUM value, midnight). Zero dates, which
     /// load as NULL, and types without one (JSON, spatial) give `None`.
@@ -306,6 +312,27 @@ mod tests {
         assert_eq!(implicit("datetime", "datetime"), None, "a zero date loads as NULL");
         let nullable = ColumnInfo { data_type: "int".into(), nullable: true, ..Default::default() };
         assert_eq!(nullable.default_literal(), None);
+    }
+
+    #[test]
+    fn expression_defaults_are_told_from_constants_and_no_default() {
+        let of = |default: Option<&str>, generated: bool, quoted: bool| {
+            ColumnInfo {
+                data_type: "varchar".into(),
+                nullable: true,
+                default: default.map(str::to_owned),
+                default_generated: generated,
+                default_quoted: quoted,
+                ..Default::default()
+            }
+            .has_expression_default()
+        };
+        assert!(of(Some("uuid()"), false, true));
+        assert!(of(Some("CURRENT_TIMESTAMP"), true, false));
+        assert!(!of(Some("'x'"), false, true));
+        assert!(!of(Some("x"), false, false));
+        assert!(!of(Some("NULL"), false, true));
+        assert!(!of(None, false, true));
     }
 
     #[test]

@@ -315,6 +315,7 @@ mod tests {
             data_type: arrow_schema::DataType::Utf8,
             nullable: false,
             default: None,
+            default_computed: false,
         };
         let table =
             Arc::new(TableSchema::new(TableId { database: "d".into(), table: "t".into() }, vec![column], vec![0], 0));

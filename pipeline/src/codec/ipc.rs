@@ -75,6 +75,7 @@ mod tests {
             data_type: DataType::Int64,
             nullable: false,
             default: None,
+            default_computed: false,
         };
         let table =
             Arc::new(TableSchema::new(TableId { database: "d".into(), table: "t".into() }, vec![column], vec![0], 0));

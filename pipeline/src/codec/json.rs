@@ -264,6 +264,7 @@ mod tests {
             data_type,
             nullable: true,
             default: None,
+            default_computed: false,
         }
     }
 

@@ -51,6 +51,15 @@ pub fn add_columns(table: &TableSchema, existing: &[String]) -> Option<String> {
     (!adds.is_empty()).then(|| format!("ALTER TABLE {} {}", quote(&table.id.table), adds.join(", ")))
 }
 
+/// The columns [`add_columns`] adds whose default is an expression (see
+/// `ColumnSchema::default_computed`).
+pub fn computed_defaults_among_added<'t>(table: &'t TableSchema, existing: &[String]) -> Vec<&'t str> {
+    (table.columns.iter())
+        .filter(|c| c.default_computed && !existing.iter().any(|e| e.eq_ignore_ascii_case(&c.name)))
+        .map(|c| c.name.as_str())
+        .collect()
+}
+
 /// Column types that take a character set clause.
 fn is_textual(column_type: &str) -> bool {
     let t = column_type.trim_start().to_ascii_lowercase();
@@ -75,6 +84,7 @@ mod tests {
             data_type: DataType::Utf8,
             nullable,
             default: None,
+            default_computed: false,
         }
     }
 
@@ -134,5 +144,10 @@ mod tests {
         assert!(
             create_table(&t).contains("`note` varchar(8) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NOT NULL,")
         );
+        // An expression default cannot: those columns are named.
+        t.columns[3].default_computed = true;
+        t.columns[0].default_computed = true;
+        assert_eq!(computed_defaults_among_added(&t, &existing), ["n"]);
+        assert!(computed_defaults_among_added(&t, &all).is_empty());
     }
 }

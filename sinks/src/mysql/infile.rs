@@ -86,6 +86,7 @@ mod tests {
             data_type,
             nullable: true,
             default: None,
+            default_computed: false,
         }
     }
 

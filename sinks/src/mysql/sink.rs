@@ -188,6 +188,14 @@ impl Sink for MysqlSink {
                 conn.query_drop(&alter)
                     .await
                     .map_err(|e| db_error(&format!("adding columns to the target of {}", t.id), e))?;
+                let computed = ddl::computed_defaults_among_added(t, &existing);
+                if !computed.is_empty() {
+                    tracing::warn!(
+                        table = %t.id, columns = ?computed,
+                        "new columns with an expression default: the rows copied before hold NULL in them, not the \
+                         values the source computed, until each row changes; touch those rows' cursor to send them"
+                    );
+                }
             }
             // A table prepared again (new columns) keeps what its loads found out.
             let (bulk, bulk_loaded) = self.statements.get(&t.id).map_or((true, false), |s| (s.bulk, s.bulk_loaded));

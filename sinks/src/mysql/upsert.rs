@@ -189,6 +189,7 @@ mod tests {
             data_type,
             nullable: true,
             default: None,
+            default_computed: false,
         };
         TableSchema::new(
             TableId { database: "d".into(), table: "t".into() },

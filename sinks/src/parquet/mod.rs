@@ -624,6 +624,7 @@ mod tests {
             data_type,
             nullable: false,
             default: None,
+            default_computed: false,
         };
         let table = Arc::new(TableSchema::new(
             TableId { database: "d".into(), table: "orders".into() },
@@ -968,6 +969,7 @@ mod tests {
             data_type,
             nullable: true,
             default: None,
+            default_computed: false,
         };
         let table = TableSchema::new(
             TableId { database: "d".into(), table: "t".into() },
