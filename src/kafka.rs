@@ -83,6 +83,7 @@ async fn load(
 ) -> anyhow::Result<RunReport> {
     let tables = configured_tables(config);
     let mut subscriber = KafkaSubscriber::connect(bus, &tables, options.once)?;
+    let both_roles = extracting.is_some();
     if let Some(extracting) = extracting {
         subscriber = subscriber.while_extracting(extracting);
     }
@@ -94,7 +95,12 @@ async fn load(
             runner::run_load(subscriber, ParquetSink::new(p), store, &tables, options, shutdown).await?
         }
         SinkConfig::Mysql(m) => {
-            let sink = MysqlSink::connect(m, name, Some(&options.metrics)).await?;
+            let mut sink = MysqlSink::connect(m, name, Some(&options.metrics)).await?;
+            // A run of both roles holds the sink's lock, as over the channel bus; loaders of a
+            // Kafka group share the sink through the group.
+            if both_roles {
+                sink.lock(m.url.database().unwrap_or_default(), name).await?;
+            }
             let store = sink.checkpoint_store();
             runner::run_load(subscriber, sink, store, &tables, options, shutdown).await?
         }

@@ -646,3 +646,29 @@ async fn a_daemon_loader_waits_out_a_dead_broker_and_still_stops_on_sigterm() {
     assert!(exit.success(), "{exit}: {}", text());
     source.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_of_both_roles_into_a_mysql_sink_another_run_writes_is_refused() {
+    let source = TestDb::new("kbothlock").await;
+    let sink = TestDb::new("kbothlock_sink").await;
+    orders(&source, 20, false).await;
+    let channel = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, &mysql_sink(&sink, 100));
+    let both = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, &mysql_sink(&sink, 100));
+    with_bus(&both, &bus(&prefix("bothlock"), "g", "json"));
+    let (mut daemon, port) = channel.spawn_daemon();
+    let started = Instant::now();
+    while !harness::http_get(port, "/ready").is_some_and(|(s, _)| s.contains("200")) {
+        assert!(started.elapsed() < Duration::from_secs(20), "the daemon becomes ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = role(&both, "all").arg("--once").output().expect("runs");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("another highwater run is writing database {}", sink.name)), "{err}");
+    daemon.0.kill().expect("kill");
+    daemon.0.wait().expect("reaped");
+    // With the daemon gone, the lock is free.
+    succeed_once(&both, "all");
+    source.drop_db().await;
+    sink.drop_db().await;
+}
