@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use highwater_kafka::{KafkaPublisher, KafkaSubscriber};
 use highwater_pipeline::checkpoint::{CheckpointStore, FileCheckpointStore};
 use highwater_pipeline::config::bus::KafkaBusConfig;
-use highwater_pipeline::config::{Config, SinkConfig, SourceConfig};
+use crate::config::{Config, SinkConfig, SourceConfig};
 use highwater_pipeline::cursor::Position;
 use highwater_pipeline::runner::{self, RunOptions, RunReport};
 use highwater_sinks::mysql::MysqlSink;

@@ -21,6 +21,7 @@ macro_rules! out {
 }
 
 mod check;
+mod config;
 mod kafka;
 mod logging;
 mod malloc;
@@ -30,7 +31,7 @@ mod status;
 mod stdout;
 
 use clap::{Parser, Subcommand};
-use highwater_pipeline::config::{Config, SinkConfig, SourceConfig};
+use crate::config::{Config, SinkConfig, SourceConfig};
 use highwater_pipeline::status::join_causes;
 
 use crate::logging::LogFormat;

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use highwater_mysql::Pool;
-use highwater_pipeline::config::{Config, SinkConfig, SourceConfig};
+use crate::config::{Config, SinkConfig, SourceConfig};
 use highwater_pipeline::ident::quote;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};

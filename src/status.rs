@@ -3,7 +3,7 @@
 //! and never writes; the source is not contacted.
 
 use highwater_pipeline::checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore};
-use highwater_pipeline::config::{Config, SinkConfig};
+use crate::config::{Config, SinkConfig};
 use highwater_pipeline::cursor::Position;
 use highwater_pipeline::progress::human;
 use highwater_pipeline::status::{self, Status, TableRecord};

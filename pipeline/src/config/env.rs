@@ -18,7 +18,7 @@ enum Lexeme {
 }
 
 /// Replaces every `${VAR}` inside a string with the variable's value, escaped for that string.
-pub(super) fn interpolate(
+pub fn interpolate(
     text: &str,
     origin: &str,
     env: impl Fn(&str) -> Option<String>,
