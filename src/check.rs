@@ -1,7 +1,7 @@
 //! `highwater check` and `highwater indexes`: print what the source checks found.
 
 use highwater_connectors::mysql::check::{self, TableCheck};
-use highwater_pipeline::config::MysqlSourceConfig;
+use highwater_connectors::mysql::config::MysqlSourceConfig;
 use serde_json::json;
 
 /// Prints one line per table (and its notes), or JSON; returns whether every table holds.

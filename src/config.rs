@@ -7,12 +7,14 @@
 
 use std::path::{Path, PathBuf};
 
+use highwater_connectors::mysql::config::{MatomoSourceConfig, MysqlSourceConfig};
 use highwater_pipeline::config::bus::{BusConfig, ChannelBusConfig, KafkaBusConfig};
 use highwater_pipeline::config::{
-    ConfigError, DAY_SECS, HOUR_SECS, MAX_BUS_CAPACITY, MatomoSourceConfig, MetricsConfig, MysqlSinkConfig,
-    MysqlSourceConfig, ParquetSinkConfig, PipelineConfig, WEEK_SECS, check_pool, check_url, deserialize, interpolate,
-    same_database, unknown_kind, within,
+    ConfigError, MAX_BUS_CAPACITY, MetricsConfig, PipelineConfig, WEEK_SECS, deserialize, interpolate, same_database,
+    unknown_kind, within,
 };
+use highwater_sinks::mysql::config::MysqlSinkConfig;
+use highwater_sinks::parquet::config::ParquetSinkConfig;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -155,66 +157,18 @@ impl Config {
             }
         }
         match &self.source {
-            SourceConfig::Mysql(s) => {
-                check_url(&s.url, "source.url", &mut problem);
-                within(&mut problem, "source.batch_rows", s.batch_rows as u64, 1, 1_000_000);
-                within(&mut problem, "source.lag_secs", s.lag_secs, 0, DAY_SECS);
-                within(&mut problem, "source.poll_interval_secs", s.poll_interval_secs, 1, DAY_SECS);
-                within(&mut problem, "source.open_transaction_wait_secs", s.open_transaction_wait_secs, 0, HOUR_SECS);
-                if s.time_zone.as_deref().is_some_and(|z| z.trim().is_empty() || z.len() > 64) {
-                    problem(
-                        "source.time_zone",
-                        "must be a zone the server knows, such as \"+08:00\" or \"Asia/Shanghai\"",
-                    );
-                }
-                check_pool(&s.pool, "source.pool", &mut problem);
-                for (key, message) in s.tls().problems() {
-                    problem(&format!("source.{key}"), &message);
-                }
-                if s.tables.is_empty() {
-                    problem("source.tables", "lists no table");
-                }
-                for (i, t) in s.tables.iter().enumerate() {
-                    if t.name.is_empty() {
-                        problem(&format!("source.tables[{i}].name"), "must not be empty");
-                    }
-                    if t.cursor.is_empty() {
-                        problem(&format!("source.tables[{i}].cursor"), "must not be empty");
-                    }
-                    within(&mut problem, &format!("source.tables[{i}].reread_secs"), t.reread_secs, 0, 30 * DAY_SECS);
-                    if s.tables[..i].iter().any(|o| o.name == t.name) {
-                        problem(&format!("source.tables[{i}].name"), &format!("table {:?} is listed twice", t.name));
-                    }
-                }
-            }
+            SourceConfig::Mysql(s) => s.validate("source", &mut problem),
         }
         match &self.sink {
-            SinkConfig::Parquet(p) => {
-                if p.path.as_os_str().is_empty() {
-                    problem("sink.path", "must not be empty");
-                }
-                if !(1..=4096).contains(&p.commit_mb) {
-                    problem("sink.commit_mb", "must be between 1 and 4096");
-                }
-            }
+            SinkConfig::Parquet(p) => p.validate("sink", &mut problem),
             SinkConfig::Mysql(m) => {
-                check_url(&m.url, "sink.url", &mut problem);
+                m.validate("sink", &mut problem);
                 let SourceConfig::Mysql(s) = &self.source;
                 if same_database(&m.url, &s.url) {
                     problem(
                         "sink.url",
                         "is the source's own database (source.url): the sink would write into what it reads",
                     );
-                }
-                if !(1..=100_000).contains(&m.batch_rows) {
-                    problem("sink.batch_rows", "must be between 1 and 100000");
-                }
-                if !(1..=1024).contains(&m.bulk_commit_mb) {
-                    problem("sink.bulk_commit_mb", "must be between 1 and 1024");
-                }
-                check_pool(&m.pool, "sink.pool", &mut problem);
-                for (key, message) in m.tls().problems() {
-                    problem(&format!("sink.{key}"), &message);
                 }
             }
         }
@@ -449,8 +403,7 @@ path = "./out"
 
     #[test]
     fn every_toml_example_in_the_readme_parses() {
-        let readme =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
+        let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
         let blocks: Vec<&str> =
             readme.split("```toml\n").skip(1).map(|b| b.split("```").next().unwrap_or_default()).collect();
         assert!(blocks.len() >= 3, "{} TOML blocks", blocks.len());

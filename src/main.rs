@@ -30,8 +30,8 @@ mod run;
 mod status;
 mod stdout;
 
-use clap::{Parser, Subcommand};
 use crate::config::{Config, SinkConfig, SourceConfig};
+use clap::{Parser, Subcommand};
 use highwater_pipeline::status::join_causes;
 
 use crate::logging::LogFormat;

@@ -21,9 +21,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
+use crate::config::{Config, SinkConfig, SourceConfig};
 use anyhow::{Context, bail};
 use highwater_mysql::Pool;
-use crate::config::{Config, SinkConfig, SourceConfig};
 use highwater_pipeline::ident::quote;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};

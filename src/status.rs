@@ -2,8 +2,8 @@
 //! checkpoint store (the file store, or the MySQL sink's table) and the status file. It reads
 //! and never writes; the source is not contacted.
 
-use highwater_pipeline::checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore};
 use crate::config::{Config, SinkConfig};
+use highwater_pipeline::checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore};
 use highwater_pipeline::cursor::Position;
 use highwater_pipeline::progress::human;
 use highwater_pipeline::status::{self, Status, TableRecord};

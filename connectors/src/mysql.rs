@@ -3,6 +3,7 @@
 pub mod bound;
 pub mod check;
 pub mod clock;
+pub mod config;
 mod connect;
 mod decode;
 mod discover;

@@ -9,20 +9,14 @@ use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 use toml::Spanned;
 
-use crate::pool::{PoolConfig, SslMode, Tls};
+use crate::pool::PoolConfig;
 
 pub mod bus;
 mod env;
 pub use env::interpolate;
-mod source;
-
-pub use source::{
-    DEFAULT_OPEN_TRANSACTION_WAIT_SECS, EpochUnit, MATOMO_TABLES, MatomoSourceConfig, MysqlSourceConfig, TableConfig,
-    ZeroDates,
-};
 
 /// Rows per source read: big enough to amortise a round trip, small enough to bound memory.
 pub const DEFAULT_BATCH_ROWS: usize = 10_000;
@@ -34,20 +28,6 @@ pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 5;
 pub const DEFAULT_BUS_CAPACITY: usize = 4;
 /// Seconds a failing step is retried before the run fails: a database restart fits in it.
 pub const DEFAULT_RETRY_FOR_SECS: u64 = 300;
-/// Rows per multi-row INSERT of the MySQL sink: statements stay far below `max_allowed_packet`.
-pub const DEFAULT_SINK_BATCH_ROWS: usize = 1_000;
-/// MiB of rows (their size in memory) a bulk load of the MySQL sink takes before it commits;
-/// a pass's end commits it sooner. It is also what the load adds to the process's memory (it
-/// holds its batches until it commits). A 1,000,000-row copy of the bench's `orders` (3 rounds,
-/// alternating, medians): a load per batch 8.81 s and 78 MB peak; 16 MiB 7.17 s, 93 MB; 32 MiB
-/// 6.68 s, 110 MB; 64 MiB 7.50 s, 148 MB (`LOAD DATA INFILE` of the same rows: 6.51 s).
-pub const DEFAULT_SINK_BULK_COMMIT_MB: usize = 32;
-
-/// The Parquet sink makes the files it wrote durable together (fsync, rename, checkpoint) once
-/// they add up to this many MiB, and at each pass's end: a first copy made durable batch by
-/// batch waited on the disk for about a sixth of its time (456 fsyncs for 1,000,000 rows). The
-/// files wait in the page cache, not in the process; a crash re-reads at most this much.
-pub const DEFAULT_SINK_COMMIT_MB: usize = 64;
 
 /// Where daemons serve `/metrics`, `/health` and `/ready` when the file says nothing: loopback.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
@@ -76,44 +56,6 @@ pub struct PipelineConfig {
     pub retry_for_secs: u64,
 }
 
-/// Parquet files under `path`, one directory per table, Hive-partitioned by date.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ParquetSinkConfig {
-    #[serde(rename = "type")]
-    _type: IgnoredAny,
-    pub path: PathBuf,
-    /// See [`DEFAULT_SINK_COMMIT_MB`].
-    #[serde(default = "default_sink_commit_mb")]
-    pub commit_mb: usize,
-}
-
-/// A MySQL-family database loaded with version-guarded upserts.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MysqlSinkConfig {
-    #[serde(rename = "type")]
-    _type: IgnoredAny,
-    pub url: DbUrl,
-    #[serde(default = "default_sink_batch_rows")]
-    pub batch_rows: usize,
-    /// See [`DEFAULT_SINK_BULK_COMMIT_MB`].
-    #[serde(default = "default_sink_bulk_commit_mb")]
-    pub bulk_commit_mb: usize,
-    #[serde(default)]
-    pub pool: PoolConfig,
-    #[serde(default)]
-    pub ssl_mode: SslMode,
-    #[serde(default)]
-    pub ssl_ca: Option<PathBuf>,
-}
-
-impl MysqlSinkConfig {
-    pub fn tls(&self) -> Tls {
-        Tls { mode: self.ssl_mode, ca: self.ssl_ca.clone() }
-    }
-}
-
 fn default_state_dir() -> PathBuf {
     PathBuf::from("./state")
 }
@@ -122,15 +64,6 @@ fn default_retry_for_secs() -> u64 {
 }
 fn default_bus_capacity() -> usize {
     DEFAULT_BUS_CAPACITY
-}
-fn default_sink_commit_mb() -> usize {
-    DEFAULT_SINK_COMMIT_MB
-}
-fn default_sink_bulk_commit_mb() -> usize {
-    DEFAULT_SINK_BULK_COMMIT_MB
-}
-fn default_sink_batch_rows() -> usize {
-    DEFAULT_SINK_BATCH_ROWS
 }
 
 /// A database URL, `mysql://user:password@host:port/database`. It holds a password, so it
@@ -280,7 +213,14 @@ pub fn deserialize<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, C
     })
 }
 
-pub fn unknown_kind(text: &str, origin: &str, key: &str, kind: &str, at: &Spanned<String>, known: &[&str]) -> ConfigError {
+pub fn unknown_kind(
+    text: &str,
+    origin: &str,
+    key: &str,
+    kind: &str,
+    at: &Spanned<String>,
+    known: &[&str],
+) -> ConfigError {
     let (line, column) = line_column(text, at.span().start);
     ConfigError::Parse {
         origin: origin.to_owned(),

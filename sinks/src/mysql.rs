@@ -1,6 +1,7 @@
 //! The MySQL-family sink.
 
 mod bulk;
+pub mod config;
 mod ddl;
 mod infile;
 mod literal;

@@ -6,7 +6,7 @@
 //! index with no filesort. Where the index is missing, the `CREATE INDEX` that adds it online
 //! and the `DROP INDEX` that rolls it back.
 
-use highwater_pipeline::config::MysqlSourceConfig;
+use super::config::MysqlSourceConfig;
 use highwater_pipeline::ident::quote;
 use highwater_pipeline::schema::TableSchema;
 use highwater_pipeline::source::SourceError;

@@ -15,8 +15,8 @@
 //! has from then to [`DST_HORIZON_SECS`] later. Before a clock goes back, the bound holds below
 //! the hour that will repeat until it has repeated; at any other time it is the local clock.
 
+use super::config::EpochUnit;
 use highwater_pipeline::civil::MICROS_PER_DAY;
-use highwater_pipeline::config::EpochUnit;
 use highwater_pipeline::cursor::DateTime;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};

@@ -4,8 +4,8 @@
 //! `time_zone = '+00:00'` (TIMESTAMP values and the upper bound do not shift with DST), on
 //! every new connection and after every reset of a pooled one.
 
+use super::config::MysqlSourceConfig;
 use highwater_mysql::Pool;
-use highwater_pipeline::config::MysqlSourceConfig;
 use highwater_pipeline::metrics::Metrics;
 use highwater_pipeline::source::SourceError;
 

@@ -1,7 +1,7 @@
 //! Columns and primary key of each configured table, from `information_schema`, checked
 //! against the config before anything is read.
 
-use highwater_pipeline::config::{EpochUnit, TableConfig};
+use super::config::{EpochUnit, TableConfig};
 use highwater_pipeline::schema::{ColumnSchema, TableId, TableSchema};
 use highwater_pipeline::source::SourceError;
 use mysql_async::prelude::Queryable;

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::config::{MysqlSourceConfig, TableConfig, ZeroDates};
 use arrow_array::{Array, RecordBatch};
 use highwater_mysql::Pool;
 use highwater_pipeline::batch::{BatchStats, ChangeBatch, Op};
-use highwater_pipeline::config::{MysqlSourceConfig, TableConfig, ZeroDates};
 use highwater_pipeline::cursor::{DateTime, Key, KeyRanges, KeyValue, NullsRead, Position};
 use highwater_pipeline::ident::quote;
 use highwater_pipeline::metrics::Metrics;

@@ -18,11 +18,7 @@ enum Lexeme {
 }
 
 /// Replaces every `${VAR}` inside a string with the variable's value, escaped for that string.
-pub fn interpolate(
-    text: &str,
-    origin: &str,
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<String, ConfigError> {
+pub fn interpolate(text: &str, origin: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     let mut state = Lexeme::Bare;
     let mut line = 1;

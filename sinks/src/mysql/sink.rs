@@ -5,10 +5,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use super::config::MysqlSinkConfig;
 use highwater_mysql::Pool;
 use highwater_pipeline::batch::{ChangeBatch, Op};
 use highwater_pipeline::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
-use highwater_pipeline::config::MysqlSinkConfig;
 use highwater_pipeline::cursor::Position;
 use highwater_pipeline::metrics::Metrics;
 use highwater_pipeline::schema::{TableId, TableSchema};

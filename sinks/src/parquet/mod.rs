@@ -14,6 +14,7 @@
 //! leaves hidden temporary files, removed by the next `prepare`, or a group's renamed files
 //! the checkpoint does not cover, removed by `discard_after`.
 
+pub mod config;
 mod group;
 mod spill;
 
@@ -27,9 +28,9 @@ use arrow_array::types::{Date32Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::take::take_record_batch;
+use config::ParquetSinkConfig;
 use highwater_pipeline::batch::ChangeBatch;
 use highwater_pipeline::civil;
-use highwater_pipeline::config::ParquetSinkConfig;
 use highwater_pipeline::cursor::Position;
 use highwater_pipeline::ident::path_component;
 use highwater_pipeline::schema::{TableId, TableSchema};

@@ -1,12 +1,16 @@
-//! The `[source]` table: a MySQL-family database, or the Matomo preset of one.
+//! The settings of a `[source]` of `type = "mysql"`, or of the Matomo preset of one
+//! (`type = "matomo"`).
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::{DEFAULT_BATCH_ROWS, DEFAULT_LAG_SECS, DEFAULT_POLL_INTERVAL_SECS, DbUrl};
 use std::path::PathBuf;
 
-use crate::pool::{PoolConfig, SslMode, Tls};
+use highwater_pipeline::config::{
+    DAY_SECS, DEFAULT_BATCH_ROWS, DEFAULT_LAG_SECS, DEFAULT_POLL_INTERVAL_SECS, DbUrl, HOUR_SECS, check_pool,
+    check_url, within,
+};
+use highwater_pipeline::pool::{PoolConfig, SslMode, Tls};
 
 /// A MySQL, MariaDB or TiDB database read incrementally by cursor columns.
 #[derive(Debug, Deserialize)]
@@ -46,6 +50,39 @@ pub struct MysqlSourceConfig {
 impl MysqlSourceConfig {
     pub fn tls(&self) -> Tls {
         Tls { mode: self.ssl_mode, ca: self.ssl_ca.clone() }
+    }
+
+    /// Reports, under `at` (`source`), every setting the types cannot check.
+    pub fn validate(&self, at: &str, problem: &mut impl FnMut(&str, &str)) {
+        let key = |name: &str| format!("{at}.{name}");
+        check_url(&self.url, &key("url"), problem);
+        within(problem, &key("batch_rows"), self.batch_rows as u64, 1, 1_000_000);
+        within(problem, &key("lag_secs"), self.lag_secs, 0, DAY_SECS);
+        within(problem, &key("poll_interval_secs"), self.poll_interval_secs, 1, DAY_SECS);
+        within(problem, &key("open_transaction_wait_secs"), self.open_transaction_wait_secs, 0, HOUR_SECS);
+        if self.time_zone.as_deref().is_some_and(|z| z.trim().is_empty() || z.len() > 64) {
+            problem(&key("time_zone"), "must be a zone the server knows, such as \"+08:00\" or \"Asia/Shanghai\"");
+        }
+        check_pool(&self.pool, &key("pool"), problem);
+        for (name, message) in self.tls().problems() {
+            problem(&key(name), &message);
+        }
+        if self.tables.is_empty() {
+            problem(&key("tables"), "lists no table");
+        }
+        for (i, t) in self.tables.iter().enumerate() {
+            let key = |name: &str| format!("{at}.tables[{i}].{name}");
+            if t.name.is_empty() {
+                problem(&key("name"), "must not be empty");
+            }
+            if t.cursor.is_empty() {
+                problem(&key("cursor"), "must not be empty");
+            }
+            within(problem, &key("reread_secs"), t.reread_secs, 0, 30 * DAY_SECS);
+            if self.tables[..i].iter().any(|o| o.name == t.name) {
+                problem(&key("name"), &format!("table {:?} is listed twice", t.name));
+            }
+        }
     }
 }
 
