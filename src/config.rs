@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use highwater_connectors::mysql::config::{MatomoSourceConfig, MysqlSourceConfig};
-use highwater_pipeline::config::bus::{BusConfig, ChannelBusConfig, KafkaBusConfig};
+use highwater_kafka::config::KafkaBusConfig;
 use highwater_pipeline::config::{
     ConfigError, MAX_BUS_CAPACITY, MetricsConfig, PipelineConfig, WEEK_SECS, deserialize, interpolate, same_database,
     unknown_kind, within,
@@ -16,6 +16,7 @@ use highwater_pipeline::config::{
 use highwater_sinks::mysql::config::MysqlSinkConfig;
 use highwater_sinks::parquet::config::ParquetSinkConfig;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use toml::Spanned;
 
 /// The whole file.
@@ -41,6 +42,23 @@ pub enum SourceConfig {
 pub enum SinkConfig {
     Parquet(ParquetSinkConfig),
     Mysql(MysqlSinkConfig),
+}
+
+/// The `[bus]` table, by its `type`: how batches travel from extraction to loading. Without
+/// the table, or with `type = "channel"`, an in-process bounded channel.
+#[derive(Debug, Clone, Default)]
+pub enum BusConfig {
+    #[default]
+    Channel,
+    Kafka(KafkaBusConfig),
+}
+
+/// `type = "channel"`: nothing to set (`pipeline.bus_capacity` bounds it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelBusConfig {
+    #[serde(rename = "type")]
+    _type: IgnoredAny,
 }
 
 impl Config {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::{Config, SinkConfig, SourceConfig};
+use highwater_kafka::config::KafkaBusConfig;
 use highwater_kafka::{KafkaPublisher, KafkaSubscriber};
 use highwater_pipeline::checkpoint::{CheckpointStore, FileCheckpointStore};
-use highwater_pipeline::config::bus::KafkaBusConfig;
 use highwater_pipeline::cursor::Position;
 use highwater_pipeline::runner::{self, RunOptions, RunReport};
 use highwater_sinks::mysql::MysqlSink;

@@ -9,10 +9,9 @@ use anyhow::Context;
 use highwater_connectors::mysql::MysqlSource;
 use highwater_connectors::mysql::config::MysqlSourceConfig;
 use highwater_pipeline::checkpoint::FileCheckpointStore;
-use highwater_pipeline::config::bus::BusConfig;
 use highwater_pipeline::config::{DEFAULT_METRICS_LISTEN, PipelineConfig};
 
-use crate::config::{Config, SinkConfig, SourceConfig};
+use crate::config::{BusConfig, Config, SinkConfig, SourceConfig};
 use highwater_pipeline::http::{self, Health};
 use highwater_pipeline::lock::RunLock;
 use highwater_pipeline::metrics::Metrics;

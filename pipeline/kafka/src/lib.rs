@@ -10,6 +10,8 @@
 //! - [`once`]: when a `--once` loader may stop: its group has loaded everything its topics
 //!   held, partition by partition, as the broker confirms.
 
+pub mod codec;
+pub mod config;
 pub mod once;
 pub mod publish;
 pub mod subscribe;

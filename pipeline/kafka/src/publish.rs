@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::codec::{ipc, json, route};
+use crate::config::{Encoding, KafkaBusConfig};
 use highwater_pipeline::batch::ChangeBatch;
 use highwater_pipeline::bus::{BusError, Message, Publish};
-use highwater_pipeline::codec::{ipc, json, route};
-use highwater_pipeline::config::bus::{Encoding, KafkaBusConfig};
 use highwater_pipeline::schema::{TableId, TableSchema};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

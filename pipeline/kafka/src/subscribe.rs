@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::codec::{ipc, json};
+use crate::config::{Encoding, KafkaBusConfig};
 use arrow_array::RecordBatch;
 use highwater_pipeline::batch::{BatchStats, ChangeBatch, Op};
 use highwater_pipeline::bus::{BusError, Message, Subscribe};
-use highwater_pipeline::codec::{ipc, json};
-use highwater_pipeline::config::bus::{Encoding, KafkaBusConfig};
 use highwater_pipeline::cursor::{DateTime, Position};
 use highwater_pipeline::schema::{TableId, TableSchema};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};

@@ -1,7 +1,6 @@
-//! `[bus]`: how batches travel from extraction to loading. Without the table, or with
-//! `type = "channel"`, an in-process bounded channel; with `type = "kafka"`, Kafka topics, so
-//! that extraction and loading can run in different processes (`--role extract`,
-//! `--role load`) and several sink groups can read the same changes.
+//! The settings of a `[bus]` of `type = "kafka"`: Kafka topics, so that extraction and loading
+//! can run in different processes (`--role extract`, `--role load`) and several sink groups can
+//! read the same changes.
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -18,14 +17,6 @@ pub const DEFAULT_SESSION_TIMEOUT_SECS: u64 = 10;
 /// confirm loaded before it fails the run.
 pub const DEFAULT_ONCE_STUCK_SECS: u64 = 120;
 
-/// The `[bus]` table, by its `type`.
-#[derive(Debug, Clone, Default)]
-pub enum BusConfig {
-    #[default]
-    Channel,
-    Kafka(KafkaBusConfig),
-}
-
 /// How message values are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -35,14 +26,6 @@ pub enum Encoding {
     Json,
     /// One message per batch (per partition), Arrow IPC: highwater to highwater, fastest.
     Arrow,
-}
-
-/// `type = "channel"`: nothing to set (`pipeline.bus_capacity` bounds it).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelBusConfig {
-    #[serde(rename = "type")]
-    _type: IgnoredAny,
 }
 
 /// `type = "kafka"`.

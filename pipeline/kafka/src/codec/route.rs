@@ -9,7 +9,7 @@ use arrow_array::types::{
 use arrow_array::{Array, RecordBatch, UInt32Array};
 use arrow_schema::DataType;
 
-use crate::batch::ChangeBatch;
+use highwater_pipeline::batch::ChangeBatch;
 
 /// The partition of each row of `rows`, whose key columns are `key`.
 pub fn partitions(rows: &RecordBatch, key: &[usize], partitions: u32) -> Vec<u32> {

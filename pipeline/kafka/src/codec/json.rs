@@ -33,10 +33,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 
-use crate::batch::{ChangeBatch, Op};
-use crate::civil;
-use crate::cursor::DateTime;
-use crate::schema::TableSchema;
+use highwater_pipeline::batch::{ChangeBatch, Op};
+use highwater_pipeline::civil;
+use highwater_pipeline::cursor::DateTime;
+use highwater_pipeline::schema::TableSchema;
 
 /// One row as a Kafka message: key and value.
 pub struct RowMessage {
@@ -250,9 +250,9 @@ fn column(dt: &DataType, cells: &[&Value]) -> Result<ArrayRef, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::BatchStats;
-    use crate::cursor::Position;
-    use crate::schema::{ColumnSchema, TableId};
+    use highwater_pipeline::batch::BatchStats;
+    use highwater_pipeline::cursor::Position;
+    use highwater_pipeline::schema::{ColumnSchema, TableId};
 
     fn col(name: &str, data_type: DataType) -> ColumnSchema {
         ColumnSchema {

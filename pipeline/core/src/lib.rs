@@ -9,7 +9,8 @@
 //!   no database of their own.
 //! - [`bus`]: the bounded in-process channel between extraction and loading.
 //! - [`runner`]: the loop that asks, publishes, writes and advances checkpoints, once or forever.
-//! - [`config`]: the TOML file, `${ENV}` interpolation and validation with key paths.
+//! - [`config`]: the tools every component's settings use (errors with file:line:key, `${ENV}`,
+//!   bounds, database URLs) and the runner's own `[pipeline]` and `[metrics]`.
 //! - [`metrics`]: the Prometheus metrics, names and labels as constants.
 //! - [`pool`]: connection pool settings, their fit to the server's limits, and pool errors.
 //! - [`progress`]: rows done, rows/s and ETA of long passes, on a terminal or in the log.
@@ -20,14 +21,12 @@
 //! - [`lock`]: one run per pipeline: an exclusive lock on `state_dir/<pipeline>.lock`.
 //! - [`durable`]: small files replaced atomically and durably (checkpoints, status).
 //! - [`ident`]: quoting of SQL identifiers, shared by every statement the pipeline writes.
-//! - [`codec`]: batches as bytes for a bus between processes: routing by key, JSON rows, Arrow IPC.
 //! - [`civil`]: calendar arithmetic for dates that Arrow and Parquet store as day/us counts.
 
 pub mod batch;
 pub mod bus;
 pub mod checkpoint;
 pub mod civil;
-pub mod codec;
 pub mod config;
 pub mod cursor;
 pub mod durable;

@@ -7,8 +7,8 @@ use arrow_array::RecordBatch;
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
 
-use crate::batch::Op;
-use crate::schema::TableSchema;
+use highwater_pipeline::batch::Op;
+use highwater_pipeline::schema::TableSchema;
 
 /// The rows as Arrow IPC stream bytes.
 pub fn encode(rows: &RecordBatch) -> Result<Vec<u8>, String> {
@@ -62,7 +62,7 @@ mod tests {
     use arrow_schema::DataType;
 
     use super::*;
-    use crate::schema::{ColumnSchema, TableId};
+    use highwater_pipeline::schema::{ColumnSchema, TableId};
 
     #[test]
     fn rows_and_ops_round_trip() {

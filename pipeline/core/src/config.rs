@@ -14,7 +14,6 @@ use toml::Spanned;
 
 use crate::pool::PoolConfig;
 
-pub mod bus;
 mod env;
 pub use env::interpolate;
 
