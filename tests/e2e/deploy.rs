@@ -160,6 +160,22 @@ fn readme_names_every_deploy_file() {
     }
 }
 
+#[test]
+fn the_architecture_names_rooms_that_exist_and_every_crate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/architecture.md")).expect("docs/architecture.md");
+    let rooms = doc.split("```").nth(1).expect("the rooms block");
+    for line in rooms.lines().filter(|l| !l.starts_with(' ') && !l.trim().is_empty()) {
+        let path = line.split_whitespace().next().expect("a path");
+        assert!(root.join(path).exists(), "docs/architecture.md names {path}, which does not exist");
+    }
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+    let members = workspace.split("members = [").nth(1).and_then(|r| r.split(']').next()).expect("members");
+    for member in members.split(',').map(|m| m.trim().trim_matches('"')).filter(|m| !m.is_empty()) {
+        assert!(rooms.contains(&format!("{member}/")), "docs/architecture.md does not place crate {member}");
+    }
+}
+
 /// `GET path` over HTTP/1.0 (a whole body, never chunked).
 fn get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
