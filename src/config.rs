@@ -420,8 +420,12 @@ path = "./out"
     }
 
     #[test]
-    fn every_toml_example_in_the_readme_parses() {
-        let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
+    fn every_toml_example_in_the_readme_and_the_docs_parses() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+        for page in std::fs::read_dir(root.join("docs")).expect("docs").flatten() {
+            readme.push_str(&std::fs::read_to_string(page.path()).expect("a docs page"));
+        }
         let blocks: Vec<&str> =
             readme.split("```toml\n").skip(1).map(|b| b.split("```").next().unwrap_or_default()).collect();
         assert!(blocks.len() >= 3, "{} TOML blocks", blocks.len());

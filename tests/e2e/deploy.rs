@@ -151,12 +151,15 @@ fn the_dashboard_and_the_alerts_use_only_metrics_highwater_exports() {
 }
 
 #[test]
-fn readme_names_every_deploy_file() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
+fn the_readme_or_the_docs_name_every_deploy_file() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    for page in std::fs::read_dir(root.join("docs")).expect("docs").flatten() {
+        readme.push_str(&std::fs::read_to_string(page.path()).expect("a docs page"));
+    }
     for file in files_under(&deploy()) {
         let rel = file.strip_prefix(root).expect("under the repository").display().to_string();
-        assert!(readme.contains(&rel), "README.md does not mention {rel}");
+        assert!(readme.contains(&rel), "neither README.md nor docs/ mentions {rel}");
     }
 }
 
