@@ -16,7 +16,7 @@ use highwater_sinks::mysql::MysqlSink;
 use highwater_sinks::parquet::ParquetSink;
 use tokio_util::sync::CancellationToken;
 
-use crate::run::{Role, configured_tables, connect_source};
+use crate::build::{Role, configured_tables, connect_source};
 
 pub async fn run(
     config: &Config,

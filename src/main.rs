@@ -20,6 +20,7 @@ macro_rules! out {
     };
 }
 
+mod build;
 mod check;
 mod config;
 mod kafka;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use highwater_connectors::mysql::MysqlSource;
 use highwater_connectors::mysql::config::MysqlSourceConfig;
 use highwater_pipeline::checkpoint::FileCheckpointStore;
 use highwater_pipeline::config::{DEFAULT_METRICS_LISTEN, PipelineConfig};
@@ -18,7 +17,6 @@ use highwater_pipeline::metrics::Metrics;
 use highwater_pipeline::progress::ProgressOutput;
 use highwater_pipeline::retry::RetryPolicy;
 use highwater_pipeline::runner::{self, RunOptions, RunReport};
-use highwater_pipeline::schema::TableId;
 use highwater_pipeline::source_state::SourceState;
 use highwater_pipeline::status::{self, RunRecord, Status, TableErrors};
 use highwater_sinks::mysql::MysqlSink;
@@ -26,40 +24,10 @@ use highwater_sinks::parquet::ParquetSink;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::build::Role;
+use crate::build::{configured_tables, connect_source};
 use crate::kafka;
 use crate::logging::LogFormat;
-
-/// `--role`: which side of the bus this process runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Role {
-    /// Read the source and publish to the bus (Kafka).
-    Extract,
-    /// Consume the bus (Kafka) and write the sink.
-    Load,
-    /// Both, in this process.
-    #[default]
-    All,
-}
-
-impl Role {
-    fn suffix(self) -> &'static str {
-        match self {
-            Role::Extract => ", extract",
-            Role::Load => ", load",
-            Role::All => "",
-        }
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Role::Extract => "extract",
-            Role::Load => "load",
-            Role::All => "all",
-        })
-    }
-}
 
 /// Changes of the source the operator accepts for this run (`--accept-...`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -144,13 +112,6 @@ async fn record_errors_while_running(pipeline: PipelineConfig, errors: TableErro
             Err(e) => tracing::warn!(error = %e, "cannot record a table's error for highwater status"),
         }
     }
-}
-
-/// The tables the config names, as the source will know them.
-pub fn configured_tables(config: &Config) -> Vec<TableId> {
-    let SourceConfig::Mysql(source) = &config.source;
-    let database = source.url.database().unwrap_or_default();
-    source.tables.iter().map(|t| TableId { database: database.to_owned(), table: t.name.clone() }).collect()
 }
 
 async fn run_pipeline(
@@ -246,23 +207,6 @@ async fn run_channel(
             runner::run(source, sink, store, options, shutdown).await?
         }
     })
-}
-
-/// The source, its discovery problems recorded against their tables. `date_files_per_batch`:
-/// the sink writes a file per date and batch (Parquet behind Kafka), which a first copy in key
-/// order must respect where its batches would span many dates.
-pub async fn connect_source(
-    config: &MysqlSourceConfig,
-    date_files_per_batch: bool,
-    options: &RunOptions,
-) -> anyhow::Result<MysqlSource> {
-    let mut source = MysqlSource::connect(config, &options.metrics).await.inspect_err(|e| {
-        if let Some(table) = e.table() {
-            options.table_errors.record(table, e);
-        }
-    })?;
-    source.date_files_per_batch(date_files_per_batch);
-    Ok(source)
 }
 
 /// Cancels `token` on the first SIGINT or SIGTERM.

@@ -10,7 +10,7 @@ use highwater_pipeline::status::{self, Status, TableRecord};
 use highwater_sinks::mysql::MysqlSink;
 use serde_json::json;
 
-use crate::run::configured_tables;
+use crate::build::configured_tables;
 
 /// One table's line of the report.
 struct Row {

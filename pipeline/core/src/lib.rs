@@ -23,6 +23,9 @@
 //! - [`ident`]: quoting of SQL identifiers, shared by every statement the pipeline writes.
 //! - [`civil`]: calendar arithmetic for dates that Arrow and Parquet store as day/us counts.
 
+/// A boxed driver error kept as the cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 pub mod batch;
 pub mod bus;
 pub mod checkpoint;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::source::BoxError;
+use crate::BoxError;
 
 /// Connections kept open while idle; a pipeline uses one or two per database at a time.
 pub const DEFAULT_POOL_SIZE: usize = 10;

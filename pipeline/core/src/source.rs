@@ -1,6 +1,5 @@
 //! The source contract: pull-based, the caller owns the position.
 
-use std::error::Error as StdError;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -9,8 +8,7 @@ use crate::cursor::{DateTime, Position};
 use crate::pool::PoolError;
 use crate::schema::{TableId, TableSchema};
 
-/// A boxed driver error kept as the cause.
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+pub use crate::BoxError;
 
 /// A source of change batches.
 ///
