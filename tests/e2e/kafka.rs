@@ -400,8 +400,9 @@ async fn a_daemon_loader_makes_what_it_holds_durable_once_the_bus_goes_quiet() {
     extract_until_killed(&p).await;
 
     // The copy stopped midway: no pass end will tell the loader to flush, and what it holds
-    // is far below the sink's commit size. A quiet bus makes it durable all the same.
-    until("files the loader made durable", 30, async || {
+    // is far below the sink's commit size. A quiet bus makes it durable all the same. (The
+    // wait covers the loader's group join, which under the whole suite took over 30 s once.)
+    until("files the loader made durable", 90, async || {
         harness::files_below(&p.out()).iter().any(|f| f.ends_with(".parquet"))
     })
     .await;
