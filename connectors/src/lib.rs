@@ -7,5 +7,10 @@
 //!   - `query`: the keyset-pagination statements (never OFFSET);
 //!   - `decode`: wire values into Arrow arrays, zero dates counted;
 //!   - `extract`: the `Source` implementation tying them together.
+//! - [`sqlite`]: a SQLite database file (`type = "sqlite"`), each table by its cursor or
+//!   copied whole, with `check` by `EXPLAIN QUERY PLAN` and an online backup.
+//! - [`epoch`]: integer cursors counting Unix time, for both.
 
+pub mod epoch;
 pub mod mysql;
+pub mod sqlite;

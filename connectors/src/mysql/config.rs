@@ -12,6 +12,8 @@ use highwater_pipeline::config::{
 };
 use highwater_pipeline::pool::{PoolConfig, SslMode, Tls};
 
+pub use crate::epoch::EpochUnit;
+
 /// A MySQL, MariaDB or TiDB database read incrementally by cursor columns.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -184,35 +186,6 @@ pub struct TableConfig {
     /// every pass, for rows that change without their cursor moving.
     #[serde(default)]
     pub reread_secs: u64,
-}
-
-/// The unit an integer cursor counts Unix time in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EpochUnit {
-    Seconds,
-    Milliseconds,
-    Microseconds,
-}
-
-impl EpochUnit {
-    /// The unit in microseconds.
-    pub fn micros(self) -> i64 {
-        match self {
-            EpochUnit::Seconds => 1_000_000,
-            EpochUnit::Milliseconds => 1_000,
-            EpochUnit::Microseconds => 1,
-        }
-    }
-
-    /// The unit as the config names it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EpochUnit::Seconds => "seconds",
-            EpochUnit::Milliseconds => "milliseconds",
-            EpochUnit::Microseconds => "microseconds",
-        }
-    }
 }
 
 /// What to do with a zero or partial-zero date (`0000-00-00`), which has no Arrow value.
