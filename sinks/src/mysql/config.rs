@@ -34,6 +34,11 @@ pub struct MysqlSinkConfig {
     pub ssl_mode: SslMode,
     #[serde(default)]
     pub ssl_ca: Option<PathBuf>,
+    /// Load a first copy into target tables that already hold rows this pipeline did not
+    /// write (no checkpoint of it). Refused by default: a migration checks that its target is
+    /// empty, and a copy merged into other rows cannot be told apart from them afterwards.
+    #[serde(default)]
+    pub accept_nonempty_target: bool,
 }
 
 impl MysqlSinkConfig {

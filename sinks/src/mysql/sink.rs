@@ -10,6 +10,7 @@ use highwater_mysql::Pool;
 use highwater_pipeline::batch::{ChangeBatch, Op};
 use highwater_pipeline::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use highwater_pipeline::cursor::Position;
+use highwater_pipeline::ident::quote;
 use highwater_pipeline::metrics::Metrics;
 use highwater_pipeline::schema::{TableId, TableSchema};
 use highwater_pipeline::sink::{Durability, Sink, SinkError};
@@ -99,6 +100,8 @@ pub struct MysqlSink {
     /// one source batch that a bus split by partition: they share their end, and one after
     /// another they are not a retry.
     last_taken: Option<Taken>,
+    /// See [`MysqlSinkConfig::accept_nonempty_target`].
+    accept_nonempty_target: bool,
 }
 
 /// What tells a batch taken into a load from another: its table, end and piece.
@@ -136,6 +139,7 @@ impl MysqlSink {
             lock: None,
             replays: VecDeque::new(),
             last_taken: None,
+            accept_nonempty_target: config.accept_nonempty_target,
         })
     }
 
@@ -178,6 +182,9 @@ impl Sink for MysqlSink {
             conn.query_drop(ddl::create_table(t))
                 .await
                 .map_err(|e| db_error(&format!("creating the target table of {}", t.id), e))?;
+            if !self.accept_nonempty_target && !self.statements.contains_key(&t.id) {
+                self.refuse_foreign_rows(&mut conn, t).await?;
+            }
             // The source's table may have gained columns since the target was created.
             let existing: Vec<String> = conn
                 .exec(TARGET_COLUMNS, (&t.id.table,))
@@ -272,6 +279,35 @@ impl Sink for MysqlSink {
 }
 
 impl MysqlSink {
+    /// Refuses a table this pipeline has no checkpoint for whose target already holds rows.
+    async fn refuse_foreign_rows(&self, conn: &mut Conn, t: &TableSchema) -> Result<(), SinkError> {
+        let what = format!("looking for rows in the target of {}", t.id);
+        let checkpoint: Option<(String, u64)> = conn
+            .exec_first(SELECT_CHECKPOINT, (&self.pipeline, &t.id.database, &t.id.table))
+            .await
+            .map_err(|e| db_error(&what, e))?;
+        if checkpoint.is_some() {
+            return Ok(());
+        }
+        let any: Option<u8> = conn
+            .query_first(format!("SELECT 1 FROM {} LIMIT 1", quote(&t.id.table)))
+            .await
+            .map_err(|e| db_error(&what, e))?;
+        match any {
+            None => Ok(()),
+            Some(_) => Err(SinkError::Data {
+                table: t.id.clone(),
+                reason: format!(
+                    "the target table {} already holds rows that pipeline {:?} did not write (it has no checkpoint \
+                     for the table): a first copy would merge into them. Empty or drop it, or set \
+                     sink.accept_nonempty_target = true to load over its rows",
+                    quote(&t.id.table),
+                    self.pipeline
+                ),
+            }),
+        }
+    }
+
     /// `Durable` when no batch waits in a load or for a replay.
     fn durability(&self) -> Durability {
         if self.open.is_none() && self.replays.is_empty() { Durability::Durable } else { Durability::Buffered }
