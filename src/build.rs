@@ -1,10 +1,15 @@
 //! What the run's parts are, built from the config: the role of this process, the tables it
 //! names, the connected source. Shared by the channel run (`run`) and the Kafka roles (`kafka`).
 
+use std::sync::Arc;
+
 use highwater_connectors::mysql::MysqlSource;
-use highwater_connectors::mysql::config::MysqlSourceConfig;
+use highwater_connectors::sqlite::{self, SqliteSource};
+use highwater_pipeline::batch::ChangeBatch;
+use highwater_pipeline::cursor::{DateTime, Position};
 use highwater_pipeline::runner::RunOptions;
-use highwater_pipeline::schema::TableId;
+use highwater_pipeline::schema::{TableId, TableSchema};
+use highwater_pipeline::source::{PassBound, Source, SourceError};
 
 use crate::config::{Config, SourceConfig};
 
@@ -40,26 +45,96 @@ impl std::fmt::Display for Role {
     }
 }
 
-/// The tables the config names, as the source will know them.
+/// The tables the config names, as the source will know them (for a SQLite file that names
+/// none, the tables the file holds now).
 pub fn configured_tables(config: &Config) -> Vec<TableId> {
-    let SourceConfig::Mysql(source) = &config.source;
-    let database = source.url.database().unwrap_or_default();
-    source.tables.iter().map(|t| TableId { database: database.to_owned(), table: t.name.clone() }).collect()
+    match &config.source {
+        SourceConfig::Mysql(source) => {
+            let database = source.url.database().unwrap_or_default();
+            source.tables.iter().map(|t| TableId { database: database.to_owned(), table: t.name.clone() }).collect()
+        }
+        SourceConfig::Sqlite(source) => sqlite::table_ids(source),
+    }
+}
+
+/// The source the config chose.
+pub enum AnySource {
+    Mysql(Box<MysqlSource>),
+    Sqlite(Box<SqliteSource>),
 }
 
 /// The source, its discovery problems recorded against their tables. `date_files_per_batch`:
 /// the sink writes a file per date and batch (Parquet behind Kafka), which a first copy in key
 /// order must respect where its batches would span many dates.
 pub async fn connect_source(
-    config: &MysqlSourceConfig,
+    config: &SourceConfig,
     date_files_per_batch: bool,
     options: &RunOptions,
-) -> anyhow::Result<MysqlSource> {
-    let mut source = MysqlSource::connect(config, &options.metrics).await.inspect_err(|e| {
+) -> anyhow::Result<AnySource> {
+    let record = |e: &SourceError| {
         if let Some(table) = e.table() {
             options.table_errors.record(table, e);
         }
-    })?;
-    source.date_files_per_batch(date_files_per_batch);
-    Ok(source)
+    };
+    Ok(match config {
+        SourceConfig::Mysql(config) => {
+            let mut source = MysqlSource::connect(config, &options.metrics).await.inspect_err(record)?;
+            source.date_files_per_batch(date_files_per_batch);
+            AnySource::Mysql(Box::new(source))
+        }
+        SourceConfig::Sqlite(config) => {
+            let source = SqliteSource::open_async(config).await.inspect_err(record)?;
+            let whole = source.whole_copies();
+            if !whole.is_empty() {
+                tracing::info!(tables = ?whole, "tables without a cursor are copied whole on each run");
+            }
+            AnySource::Sqlite(Box::new(source))
+        }
+    })
+}
+
+/// Calls the same method on whichever source it is.
+macro_rules! each {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnySource::Mysql($s) => $call,
+            AnySource::Sqlite($s) => $call,
+        }
+    };
+}
+
+impl Source for AnySource {
+    fn tables(&self) -> &[Arc<TableSchema>] {
+        each!(self, s => s.tables())
+    }
+
+    fn estimated_rows(&self, table: usize) -> Option<u64> {
+        each!(self, s => s.estimated_rows(table))
+    }
+
+    fn reread(&self, table: usize) -> Option<std::time::Duration> {
+        each!(self, s => s.reread(table))
+    }
+
+    async fn server_id(&mut self) -> Result<Option<String>, SourceError> {
+        each!(self, s => s.server_id().await)
+    }
+
+    async fn highest_cursor(&mut self, table: usize) -> Result<Option<DateTime>, SourceError> {
+        each!(self, s => s.highest_cursor(table).await)
+    }
+
+    async fn begin_pass(&mut self, table: usize) -> Result<Option<Arc<TableSchema>>, SourceError> {
+        each!(self, s => s.begin_pass(table).await)
+    }
+
+    async fn next_batch(
+        &mut self,
+        table: usize,
+        after: &Position,
+        bound: &mut PassBound,
+        max_rows: usize,
+    ) -> Result<Option<ChangeBatch>, SourceError> {
+        each!(self, s => s.next_batch(table, after, bound, max_rows).await)
+    }
 }

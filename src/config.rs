@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use highwater_connectors::mysql::config::{MatomoSourceConfig, MysqlSourceConfig};
+use highwater_connectors::sqlite::config::SqliteSourceConfig;
 use highwater_kafka::config::KafkaBusConfig;
 use highwater_pipeline::config::{
     ConfigError, MAX_BUS_CAPACITY, MetricsConfig, PipelineConfig, WEEK_SECS, deserialize, interpolate, same_database,
@@ -35,6 +36,25 @@ pub struct Config {
 #[derive(Debug)]
 pub enum SourceConfig {
     Mysql(MysqlSourceConfig),
+    Sqlite(SqliteSourceConfig),
+}
+
+impl SourceConfig {
+    /// Rows per read (`source.batch_rows`).
+    pub fn batch_rows(&self) -> usize {
+        match self {
+            SourceConfig::Mysql(s) => s.batch_rows,
+            SourceConfig::Sqlite(s) => s.batch_rows,
+        }
+    }
+
+    /// Between a daemon's passes (`source.poll_interval_secs`).
+    pub fn poll_interval_secs(&self) -> u64 {
+        match self {
+            SourceConfig::Mysql(s) => s.poll_interval_secs,
+            SourceConfig::Sqlite(s) => s.poll_interval_secs,
+        }
+    }
 }
 
 /// The `[sink]` table, by its `type`.
@@ -96,8 +116,9 @@ impl Config {
                 let matomo: MatomoSourceConfig = deserialize::<SourceSection<_>>(&text, origin)?.source;
                 SourceConfig::Mysql(matomo.into_mysql())
             }
+            "sqlite" => SourceConfig::Sqlite(deserialize::<SourceSection<_>>(&text, origin)?.source),
             other => {
-                let known = ["mysql", "matomo"];
+                let known = ["mysql", "matomo", "sqlite"];
                 return Err(unknown_kind(&text, origin, "source.type", other, &top.source.kind, &known));
             }
         };
@@ -136,9 +157,18 @@ impl Config {
             }
         };
         resolve(&mut self.pipeline.state_dir);
-        let SourceConfig::Mysql(source) = &mut self.source;
-        if let Some(ca) = &mut source.ssl_ca {
-            resolve(ca);
+        match &mut self.source {
+            SourceConfig::Mysql(source) => {
+                if let Some(ca) = &mut source.ssl_ca {
+                    resolve(ca);
+                }
+            }
+            SourceConfig::Sqlite(source) => {
+                resolve(&mut source.path);
+                if let Some(dir) = &mut source.backup_dir {
+                    resolve(dir);
+                }
+            }
         }
         match &mut self.sink {
             SinkConfig::Parquet(p) => resolve(&mut p.path),
@@ -176,13 +206,15 @@ impl Config {
         }
         match &self.source {
             SourceConfig::Mysql(s) => s.validate("source", &mut problem),
+            SourceConfig::Sqlite(s) => s.validate("source", &mut problem),
         }
         match &self.sink {
             SinkConfig::Parquet(p) => p.validate("sink", &mut problem),
             SinkConfig::Mysql(m) => {
                 m.validate("sink", &mut problem);
-                let SourceConfig::Mysql(s) = &self.source;
-                if same_database(&m.url, &s.url) {
+                if let SourceConfig::Mysql(s) = &self.source
+                    && same_database(&m.url, &s.url)
+                {
                     problem(
                         "sink.url",
                         "is the source's own database (source.url): the sink would write into what it reads",
@@ -258,7 +290,7 @@ path = "./out"
     #[test]
     fn the_issue_example_parses() {
         let c = parse(QUICKSTART).expect("valid");
-        let SourceConfig::Mysql(s) = &c.source;
+        let SourceConfig::Mysql(s) = &c.source else { panic!("a mysql source") };
         assert_eq!(s.tables.len(), 2);
         assert_eq!(s.tables[1].name, "user");
         assert_eq!(s.url.database(), Some("shop"));
@@ -373,7 +405,7 @@ path = "./out"
     fn env_interpolation_and_redaction() {
         let text = QUICKSTART.replace("root@", "root:${PW}@");
         let c = parse(&text).expect("valid");
-        let SourceConfig::Mysql(s) = &c.source;
+        let SourceConfig::Mysql(s) = &c.source else { panic!("a mysql source") };
         assert_eq!(s.url.expose(), "mysql://root:s3cret@127.0.0.1:3306/shop");
         assert_eq!(s.url.to_string(), "mysql://root:***@127.0.0.1:3306/shop");
         assert!(!format!("{c:?}").contains("s3cret"));
@@ -387,7 +419,7 @@ path = "./out"
             .replace("type = \"mysql\"", "type = \"matomo\"\ntable_prefix = \"piwik_\"")
             .replace("tables = [\n  { name = \"order_tab\", cursor = \"update_time\" },\n  { name = \"user\", cursor = \"update_time\" },\n]\n", "");
         let c = parse(&text).expect("valid");
-        let SourceConfig::Mysql(s) = &c.source;
+        let SourceConfig::Mysql(s) = &c.source else { panic!("a mysql source") };
         let tables: Vec<(&str, &str)> = s.tables.iter().map(|t| (t.name.as_str(), t.cursor.as_str())).collect();
         assert_eq!(
             tables,

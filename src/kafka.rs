@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::config::{Config, SinkConfig, SourceConfig};
+use crate::config::{Config, SinkConfig};
 use highwater_kafka::config::KafkaBusConfig;
 use highwater_kafka::{KafkaPublisher, KafkaSubscriber};
 use highwater_pipeline::checkpoint::{CheckpointStore, FileCheckpointStore};
@@ -51,7 +51,7 @@ async fn extract(
     options: RunOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunReport> {
-    let SourceConfig::Mysql(source_config) = &config.source;
+    let source_config = &config.source;
     // Behind Kafka the Parquet loader writes a file per date and batch (see `merging_dates`).
     let source = connect_source(source_config, matches!(config.sink, SinkConfig::Parquet(_)), &options).await?;
     let name = &config.pipeline.name;

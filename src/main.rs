@@ -31,7 +31,7 @@ mod run;
 mod status;
 mod stdout;
 
-use crate::config::{Config, SinkConfig, SourceConfig};
+use crate::config::{Config, SinkConfig};
 use clap::{Parser, Subcommand};
 use highwater_pipeline::status::join_causes;
 
@@ -148,7 +148,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let SourceConfig::Mysql(source) = &config.source;
+    let source = &config.source;
     let outcome = match cli.command {
         Command::Run { once, role, accept_schema_change, accept_source_reset, .. } => {
             let accept = run::Accept { schema_change: accept_schema_change, source_reset: accept_source_reset };

@@ -45,7 +45,9 @@ pub struct Reconciled {
 }
 
 pub async fn run_reconcile(config: &Config, only: Option<&str>, chunk_rows: u64, dry_run: bool) -> anyhow::Result<()> {
-    let SourceConfig::Mysql(source) = &config.source;
+    let SourceConfig::Mysql(source) = &config.source else {
+        anyhow::bail!("reconcile compares a MySQL source with its MySQL sink: this config's source is not MySQL");
+    };
     let SinkConfig::Mysql(sink) = &config.sink else {
         bail!("reconcile compares the source with a MySQL sink; this pipeline's sink is not one (sink.type)");
     };

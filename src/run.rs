@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use highwater_connectors::mysql::config::MysqlSourceConfig;
 use highwater_pipeline::checkpoint::FileCheckpointStore;
 use highwater_pipeline::config::{DEFAULT_METRICS_LISTEN, PipelineConfig};
 
@@ -63,7 +62,10 @@ pub async fn run(
     // A daemon goes on with its other tables when one fails: `status` shows that one at once.
     let watcher =
         (!once).then(|| tokio::spawn(record_errors_while_running(config.pipeline.clone(), table_errors.clone())));
-    let result = run_pipeline(&config, once, role, accept, log_format, table_errors.clone()).await;
+    let mut result = run_pipeline(&config, once, role, accept, log_format, table_errors.clone()).await;
+    if once && role != Role::Load && result.is_ok() {
+        result = result.and_then(|report| back_up_source(&config).map(|()| report));
+    }
     if let Some(w) = watcher {
         w.abort();
     }
@@ -83,6 +85,17 @@ pub async fn run(
     drop(output_lock);
     drop(lock);
     result
+}
+
+/// After a successful `--once`, an online backup of a SQLite source file into its `backup_dir`.
+fn back_up_source(config: &Config) -> anyhow::Result<()> {
+    let SourceConfig::Sqlite(source) = &config.source else { return Ok(()) };
+    let Some(dir) = &source.backup_dir else { return Ok(()) };
+    let utc = status::now_text().replace(['-', ':'], "").replace(' ', "T");
+    let utc = utc.split('.').next().unwrap_or(&utc).to_owned() + "Z";
+    let path = highwater_connectors::sqlite::backup::backup(&source.path, dir, &utc).map_err(anyhow::Error::msg)?;
+    tracing::info!(backup = %path.display(), "kept a backup of the source file");
+    Ok(())
 }
 
 fn record(config: &Config, run: RunRecord, errors: &TableErrors) -> anyhow::Result<()> {
@@ -122,7 +135,7 @@ async fn run_pipeline(
     log_format: LogFormat,
     table_errors: TableErrors,
 ) -> anyhow::Result<RunReport> {
-    let SourceConfig::Mysql(source_config) = &config.source;
+    let source_config = &config.source;
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
 
@@ -150,8 +163,8 @@ async fn run_pipeline(
     };
     let options = RunOptions {
         once,
-        batch_rows: source_config.batch_rows,
-        poll_interval: Duration::from_secs(source_config.poll_interval_secs),
+        batch_rows: source_config.batch_rows(),
+        poll_interval: Duration::from_secs(source_config.poll_interval_secs()),
         bus_capacity: config.pipeline.bus_capacity,
         metrics,
         health,
@@ -186,7 +199,7 @@ async fn run_pipeline(
 /// Source, channel and sink in this process.
 async fn run_channel(
     config: &Config,
-    source_config: &MysqlSourceConfig,
+    source_config: &SourceConfig,
     options: RunOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunReport> {

@@ -11,6 +11,7 @@ mod nulls;
 mod ops;
 mod safety;
 mod settings;
+mod sqlite;
 mod values;
 
 use std::time::{Duration, Instant};
