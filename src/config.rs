@@ -48,6 +48,12 @@ impl SourceConfig {
         }
     }
 
+    /// Whether the source is a store being moved into the sink (a SQLite file): its first copy
+    /// goes into an empty target unless the sink's config accepts another.
+    pub fn is_a_move(&self) -> bool {
+        matches!(self, SourceConfig::Sqlite(_))
+    }
+
     /// Between a daemon's passes (`source.poll_interval_secs`).
     pub fn poll_interval_secs(&self) -> u64 {
         match self {

@@ -96,6 +96,7 @@ async fn load(
         }
         SinkConfig::Mysql(m) => {
             let mut sink = MysqlSink::connect(m, name, Some(&options.metrics)).await?;
+            sink.refuse_nonempty_targets(m, config.source.is_a_move());
             // A run of both roles holds the sink's lock, as over the channel bus; loaders of a
             // Kafka group share the sink through the group.
             if both_roles {

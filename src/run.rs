@@ -214,6 +214,7 @@ async fn run_channel(
         }
         SinkConfig::Mysql(m) => {
             let mut sink = MysqlSink::connect(m, name, Some(&options.metrics)).await?;
+            sink.refuse_nonempty_targets(m, source_config.is_a_move());
             sink.lock(m.url.database().unwrap_or_default(), name).await?;
             let store = sink.checkpoint_store();
             tracing::info!(pipeline = %name, sink = %m.url, "starting");

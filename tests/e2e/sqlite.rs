@@ -308,6 +308,34 @@ async fn bad_files_tables_and_values_are_named_and_text_mode_loads_odd_values() 
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("notes.db") && err.contains("is it a SQLite database"), "{err}");
 
+    // A corrupt page, and a file a writer holds locked beyond the busy timeout.
+    let corrupt = files.path().join("corrupt.db");
+    Connection::open(&corrupt)
+        .and_then(|c| {
+            c.execute_batch(
+                "CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT);
+                 WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 2000)
+                 INSERT INTO big SELECT i, printf('%.200c', 'x') FROM s;",
+            )
+        })
+        .expect("big table");
+    let mut bytes = std::fs::read(&corrupt).expect("read");
+    bytes[20 * 4096..23 * 4096].fill(0);
+    std::fs::write(&corrupt, bytes).expect("corrupt");
+    let (code, err) = run(&one(&corrupt, "{ name = \"big\" }", ""));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("corrupt.big") && err.contains("malformed"), "{err}");
+
+    let locked = files.path().join("locked.db");
+    let writer = Connection::open(&locked).expect("open");
+    writer
+        .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);")
+        .expect("lock");
+    let (code, err) = run(&one(&locked, "{ name = \"t\" }", "busy_timeout_secs = 1"));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("locked.db (source.path)") && err.contains("locked for more than 1 s"), "{err}");
+    drop(writer);
+
     let file = files.path().join("odd.db");
     let conn = Connection::open(&file).expect("open");
     conn.execute_batch(
@@ -316,6 +344,19 @@ async fn bad_files_tables_and_values_are_named_and_text_mode_loads_odd_values() 
            (3, 7, x'ff', '2026-01-03 00:00:00');",
     )
     .expect("odd rows");
+    // `check` proves the cursor's index with EXPLAIN QUERY PLAN; `indexes --apply` adds it.
+    let p = one(&file, "{ name = \"t\", cursor = \"at\" }", "");
+    let (code, out) = p.subcommand(&["check"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL t  cursor at") && out.contains("CREATE INDEX \"hw_t_at\" ON \"t\" (\"at\", \"id\")"),
+        "{out}"
+    );
+    assert_eq!(p.subcommand(&["indexes", "--apply"]).0, Some(0));
+    let (code, out) = p.subcommand(&["check"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("OK   t  cursor at") && out.contains("hw_t_at"), "{out}");
+
     let (code, err) = run(&one(&file, "{ name = \"gone\" }", ""));
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("odd.gone does not exist: check source.tables[0].name"), "{err}");

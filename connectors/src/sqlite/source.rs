@@ -516,9 +516,17 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, SourceError> 
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| what(e.to_string()))?;
     conn.busy_timeout(busy_timeout).map_err(|e| what(e.to_string()))?;
-    // The first read of the schema tells a file that is not a database.
-    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
-        .map_err(|e| what(format!("{e} (is it a SQLite database?)")))?;
+    // The first read of the schema tells a file that is not a database, or one a writer holds.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0)).map_err(|e| {
+        let why = match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                format!("a writer held it locked for more than {} s (source.busy_timeout_secs)", busy_timeout.as_secs())
+            }
+            Some(rusqlite::ErrorCode::NotADatabase) => format!("{e}: is it a SQLite database?"),
+            _ => e.to_string(),
+        };
+        what(why)
+    })?;
     conn.execute_batch("PRAGMA query_only = 1").map_err(|e| what(e.to_string()))?;
     Ok(conn)
 }

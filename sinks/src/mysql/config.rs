@@ -34,11 +34,13 @@ pub struct MysqlSinkConfig {
     pub ssl_mode: SslMode,
     #[serde(default)]
     pub ssl_ca: Option<PathBuf>,
-    /// Load a first copy into target tables that already hold rows this pipeline did not
-    /// write (no checkpoint of it). Refused by default: a migration checks that its target is
-    /// empty, and a copy merged into other rows cannot be told apart from them afterwards.
+    /// Whether a first copy may load into a target table that already holds rows this
+    /// pipeline did not write (it has no checkpoint for the table). `false`: refused, naming
+    /// the table, as a migration checks that its target is empty. Unset: refused for a source
+    /// that is being moved (a SQLite file), accepted for a MySQL source (a replica's target
+    /// may hold newer rows, which the version guard keeps).
     #[serde(default)]
-    pub accept_nonempty_target: bool,
+    pub accept_nonempty_target: Option<bool>,
 }
 
 impl MysqlSinkConfig {

@@ -100,7 +100,7 @@ pub struct MysqlSink {
     /// one source batch that a bus split by partition: they share their end, and one after
     /// another they are not a retry.
     last_taken: Option<Taken>,
-    /// See [`MysqlSinkConfig::accept_nonempty_target`].
+    /// See [`MysqlSinkConfig::accept_nonempty_target`] and [`MysqlSink::refuse_nonempty_targets`].
     accept_nonempty_target: bool,
 }
 
@@ -139,7 +139,7 @@ impl MysqlSink {
             lock: None,
             replays: VecDeque::new(),
             last_taken: None,
-            accept_nonempty_target: config.accept_nonempty_target,
+            accept_nonempty_target: config.accept_nonempty_target.unwrap_or(true),
         })
     }
 
@@ -149,6 +149,13 @@ impl MysqlSink {
     pub async fn lock(&mut self, database: &str, pipeline: &str) -> Result<(), SinkError> {
         self.lock = Some(TargetLock::acquire(&self.pool, database, pipeline).await?);
         Ok(())
+    }
+
+    /// Refuses first copies into target tables holding rows this pipeline did not write,
+    /// unless the config says otherwise (`by_default`: what applies when it says nothing).
+    pub fn refuse_nonempty_targets(&mut self, config: &MysqlSinkConfig, by_default: bool) {
+        let refuse = config.accept_nonempty_target.map_or(by_default, |accept| !accept);
+        self.accept_nonempty_target = !refuse;
     }
 
     /// The store that reads (and, outside a batch, writes) this sink's checkpoints.
