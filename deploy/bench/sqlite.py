@@ -8,6 +8,8 @@ the peak memory of:
   - highwater --once into MariaDB, and LOAD DATA LOCAL INFILE of the same rows (exported to a
     TSV file first, not timed) into the table highwater created.
 Each run is a process of its own; its peak memory is its maximum resident set size.
+`cost` is declared REAL, not DECIMAL: connectorx 0.4.6 stops on a NULL in a column whose declared
+type it does not know ("Cannot infer type from null for SQLite"), and both tools read one file.
 Usage: sqlite.py HIGHWATER_BIN WORK_DIR ROWS MYSQL_HOST MYSQL_PORT DATABASE
 """
 import csv
@@ -26,7 +28,7 @@ def make_file(path, rows):
     conn.executescript("""
         PRAGMA journal_mode = WAL;
         CREATE TABLE request_logs (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, model TEXT NOT NULL,
-          status INTEGER NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER, cost DECIMAL(12,6),
+          status INTEGER NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL,
           latency_ms REAL, error TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
         CREATE INDEX request_logs_updated ON request_logs (updated_at, id);
     """)
@@ -84,8 +86,11 @@ tables = [{{ name = "request_logs", cursor = "updated_at" }}]
 
 
 def mysql(host, port, db, *args):
-    return subprocess.run(["mariadb", "-h", host, "-P", port, "-u", "root", "--local-infile=1", db, *args],
-                          check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(["mariadb", "-h", host, "-P", port, "-u", "root", "--local-infile=1", db, *args],
+                         capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"mariadb {' '.join(args)} failed: {out.stderr}")
+    return out.stdout
 
 
 def main():
@@ -115,18 +120,20 @@ def main():
                               "error, replace(replace(created_at, 'T', ' '), 'Z', ''), "
                               "replace(replace(updated_at, 'T', ' '), 'Z', '') FROM request_logs"):
             w.writerow(["\\N" if v is None else v for v in r])
-    mysql(host, port, db, "-e", "CREATE TABLE infile LIKE request_logs")
-    load = (f"LOAD DATA LOCAL INFILE '{tsv}' INTO TABLE infile FIELDS TERMINATED BY '\\t' "
+    mysql(host, port, db, "-e", "CREATE TABLE by_infile LIKE request_logs")
+    load = (f"LOAD DATA LOCAL INFILE '{tsv}' INTO TABLE by_infile FIELDS TERMINATED BY '\\t' "
             "LINES TERMINATED BY '\\n'")
     results.append(("LOAD DATA LOCAL INFILE", *measured(["mariadb", "-h", host, "-P", port, "-u", "root",
                                                            "--local-infile=1", db, "-e", load])))
-    counts = mysql(host, port, db, "-N", "-e", "SELECT (SELECT COUNT(*) FROM request_logs), (SELECT COUNT(*) FROM infile)")
+    counts = mysql(host, port, db, "-N", "-e", "SELECT (SELECT COUNT(*) FROM request_logs), (SELECT COUNT(*) FROM by_infile)")
     mysql(host, port, "", "-e", f"DROP DATABASE {db}")
 
     print(f"{'':26}{'seconds':>10}{'rows/s':>12}{'peak MB':>10}")
     for name, secs, mb in results:
         print(f"{name:26}{secs:10.2f}{rows / secs:12.0f}{mb:10.0f}")
     (_, hs, hm), (_, cs, cm), (_, ms, _), (_, ls, _) = results
+    files = sum(len([n for n in names if n.endswith(".parquet")]) for _, _, names in os.walk(f"{work}/out"))
+    print(f"Parquet files: highwater {files} (a file per date, each fsynced), connectorx 1 (not fsynced)")
     print(f"rows in MariaDB (highwater, infile): {counts.split()}")
     print(f"highwater / connectorx: {cs / hs:.2f}x the rows/s at {hm / cm:.2f}x the peak memory")
     print(f"highwater / LOAD DATA LOCAL INFILE: {ls / ms:.2f}x the rows/s")
