@@ -89,6 +89,36 @@ impl<'a> Backoff<'a> {
     }
 }
 
+/// What a step retried by [`Backoff::retry`] came to.
+#[derive(Debug)]
+pub enum Tried<T, E> {
+    /// It succeeded, after failing first when `recovered`.
+    Done { value: T, recovered: bool },
+    /// It failed for good: not retryable, or retried for too long.
+    GaveUp(E),
+    /// Shutdown was asked for while waiting to retry after this failure.
+    Shutdown(E),
+}
+
+/// Awaits `$step` (an expression evaluated anew on each try) until it succeeds, waiting and
+/// trying again through the [`Backoff`] `$backoff` while its error `is_retryable()`. `$what`
+/// names the step in the log ("reading db.orders"). Gives a [`Tried`].
+macro_rules! retrying {
+    ($backoff:expr, $what:expr, $shutdown:expr, $step:expr) => {
+        loop {
+            match $step {
+                Ok(value) => break $crate::retry::Tried::Done { value, recovered: $backoff.succeeded() },
+                Err(e) => match $backoff.failed($what, &e, e.is_retryable(), $shutdown).await {
+                    $crate::retry::Next::Retry => continue,
+                    $crate::retry::Next::GiveUp => break $crate::retry::Tried::GaveUp(e),
+                    $crate::retry::Next::Shutdown => break $crate::retry::Tried::Shutdown(e),
+                },
+            }
+        }
+    };
+}
+pub(crate) use retrying;
+
 /// The wait before retry number `attempt` (from 0): doubling, capped.
 pub fn wait_before(attempt: u32) -> Duration {
     FIRST_WAIT.saturating_mul(1 << attempt.min(16)).min(MAX_WAIT)
@@ -103,6 +133,33 @@ mod tests {
         let waits: Vec<u64> = (0..9).map(|a| wait_before(a).as_millis() as u64).collect();
         assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
         assert_eq!(wait_before(u32::MAX), MAX_WAIT);
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("down")]
+    struct Down(bool);
+
+    impl Down {
+        fn is_retryable(&self) -> bool {
+            self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn retrying_runs_a_step_until_it_succeeds_and_says_it_recovered() {
+        let metrics = Metrics::new("t").expect("metrics");
+        let shutdown = CancellationToken::new();
+        let policy = RetryPolicy { give_up_after: Duration::from_secs(60) };
+        let mut failures = 1;
+        let mut step = || {
+            failures -= 1;
+            if failures >= 0 { Err(Down(true)) } else { Ok(7) }
+        };
+        let mut b = Backoff::new(policy, &metrics, metrics::STAGE_LOAD);
+        let tried = retrying!(b, "writing", &shutdown, step());
+        assert!(matches!(tried, Tried::Done { value: 7, recovered: true }), "{tried:?}");
+        let tried: Tried<(), Down> = retrying!(b, "writing", &shutdown, Err(Down(false)));
+        assert!(matches!(tried, Tried::GaveUp(Down(false))), "{tried:?}");
     }
 
     #[tokio::test]

@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{RunOptions, verify};
+use crate::batch::{BatchStats, ChangeBatch};
 use crate::bus::{Message, Publish};
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::cursor::{DateTime, Position};
 use crate::metrics;
 use crate::progress::Progress;
-use crate::retry::{Backoff, Next};
+use crate::retry::{Backoff, Tried, retrying};
 use crate::schema::{TableId, TableSchema};
 use crate::source::{PassBound, Source, SourceError};
 use crate::status::TableErrors;
@@ -71,19 +72,46 @@ pub(super) struct Extracted {
     pub late_rows: u64,
 }
 
+impl Extracted {
+    fn add_batch(&mut self, rows: u64, stats: &BatchStats) {
+        self.rows += rows;
+        self.batches += 1;
+        self.zero_dates += stats.zero_dates;
+        self.null_cursor_rows += stats.null_cursor_rows;
+        self.late_rows += stats.late_rows;
+    }
+
+    fn add(&mut self, pass: &Extracted) {
+        self.rows += pass.rows;
+        self.batches += pass.batches;
+        self.zero_dates += pass.zero_dates;
+        self.null_cursor_rows += pass.null_cursor_rows;
+        self.late_rows += pass.late_rows;
+    }
+}
+
+/// How a step of a pass ended when the pass cannot go on.
+enum Halt {
+    /// The table stopped on an error of its own; the other tables go on.
+    Table(SourceError),
+    /// Shutdown was asked for.
+    Shutdown,
+    /// The run fails.
+    Run(ExtractError),
+}
+
 /// Reads from `positions` on, publishing every batch; with `store` (a durable bus), commits
 /// each batch's `upto` once it is published.
 pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
-    mut source: Src,
-    mut publisher: P,
-    mut checkpoints: Vec<Checkpoint>,
-    mut stopped: Vec<Option<SourceError>>,
+    source: Src,
+    publisher: P,
+    checkpoints: Vec<Checkpoint>,
+    stopped: Vec<Option<SourceError>>,
     store: Option<St>,
     options: RunOptions,
     shutdown: CancellationToken,
 ) -> (Vec<Extracted>, Vec<Checkpoint>, Result<(), ExtractError>) {
-    let mut tables: Vec<Arc<TableSchema>> = source.tables().to_vec();
-    let mut done = vec![Extracted::default(); tables.len()];
+    let tables: Vec<Arc<TableSchema>> = source.tables().to_vec();
     // Tables stopped by an error of their own (a schema change, a value that cannot be read):
     // the other tables go on, and the run reports these at its end.
     for (table, e) in tables.iter().zip(&stopped) {
@@ -91,182 +119,229 @@ pub(super) async fn extract<Src: Source, P: Publish, St: CheckpointStore>(
             stopped_now(&table.id, &options, e);
         }
     }
-    let result = async {
-        'passes: loop {
-            'tables: for i in 0..tables.len() {
-                if stopped[i].is_some() {
-                    continue;
-                }
-                let errors = &options.table_errors;
-                let mut backoff = Backoff::new(options.retry, &options.metrics, metrics::STAGE_EXTRACT);
-                loop {
-                    match source.begin_pass(i).await {
-                        Ok(evolved) => {
-                            if let Some(schema) = evolved {
-                                if let Some(state) = &options.source_state {
-                                    state.set_schema(&schema).map_err(ExtractError::Checkpoint)?;
-                                }
-                                tables[i] = schema;
-                            }
-                            break;
-                        }
-                        Err(e) => {
-                            let what = format!("looking at {}", tables[i].id);
-                            match backoff.failed(&what, &e, e.is_retryable(), &shutdown).await {
-                                Next::Retry => continue,
-                                Next::Shutdown => break 'passes,
-                                Next::GiveUp if e.table().is_some() => {
-                                    stop(&tables[i].id, &options, &mut stopped[i], e);
-                                    continue 'tables;
-                                }
-                                Next::GiveUp => return Err(ExtractError::source(&tables[i].id, errors, e)),
-                            }
-                        }
-                    }
-                }
-                let table = &tables[i];
-                if let (Some(window), Position::At { cursor, key, nulls }) = (source.reread(i), &checkpoints[i].position)
-                    && let Some(us) = cursor.unix_micros()
-                {
-                    // Start the pass `window` behind the checkpoint (strictly before its first
-                    // microsecond, so any key will do). Durable checkpoints never move back.
-                    let back = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
-                    let cursor = DateTime::from_unix_micros(us.saturating_sub(back).saturating_sub(1));
-                    checkpoints[i].position = Position::At { cursor, key: key.clone(), nulls: nulls.clone() };
-                }
-                let pass_started = Instant::now();
-                let label = table.id.to_string();
-                let errors = &options.table_errors;
-                let mut bound = PassBound::default();
-                // A first copy knows roughly how much is ahead of it.
-                let first_copy = matches!(checkpoints[i].position, Position::Start | Position::Copy { .. });
-                let total = first_copy.then(|| source.estimated_rows(i)).flatten();
-                let mut progress = Progress::start(table.id.clone(), total, options.progress, pass_started);
-                let mut pass = Extracted::default();
-                loop {
-                    if shutdown.is_cancelled() {
-                        break 'passes;
-                    }
-                    let started = Instant::now();
-                    let mut backoff = Backoff::new(options.retry, &options.metrics, metrics::STAGE_EXTRACT);
-                    let batch = loop {
-                        match source.next_batch(i, &checkpoints[i].position, &mut bound, options.batch_rows).await {
-                            Ok(batch) => break batch,
-                            Err(e) => {
-                                let what = format!("reading {}", table.id);
-                                match backoff.failed(&what, &e, e.is_retryable(), &shutdown).await {
-                                    Next::Retry => continue,
-                                    Next::Shutdown => break 'passes,
-                                    Next::GiveUp if e.table().is_some() => {
-                                        progress.finish();
-                                        stop(&table.id, &options, &mut stopped[i], e);
-                                        continue 'tables;
-                                    }
-                                    Next::GiveUp => return Err(ExtractError::source(&table.id, errors, e)),
-                                }
-                            }
-                        }
-                    };
-                    if backoff.succeeded() {
-                        // Reads failed and work again: is it still the same source?
-                        let state = options.source_state.as_deref();
-                        let reset = match verify::after_recovery(&mut source, i, &checkpoints[i].position, state).await {
-                            Ok(reset) => reset.map(|what| SourceError::SourceReset { table: table.id.clone(), what }),
-                            Err(e) => Some(e),
-                        };
-                        if let Some(e) = reset {
-                            progress.finish();
-                            stop(&table.id, &options, &mut stopped[i], e);
-                            continue 'tables;
-                        }
-                    }
-                    let m = &options.metrics;
-                    m.stage_seconds.with_label_values(&[metrics::STAGE_EXTRACT]).observe(started.elapsed().as_secs_f64());
-                    let Some(batch) = batch else {
-                        // Caught up to the pass's bound: once what was published before is
-                        // durable, the sink is complete up to the bound (the loader sets the lag).
-                        if let Some(bound) = bound.0 {
-                            let marker = Message::CaughtUp { table: table.id.clone(), bound };
-                            tokio::select! {
-                                biased;
-                                _ = shutdown.cancelled() => break 'passes,
-                                sent = publisher.publish(marker) => sent.map_err(|e| ExtractError::bus(&table.id, errors, e))?,
-                            }
-                        }
-                        break;
-                    };
-                    let ends_copy = matches!((&batch.after, &batch.upto), (Position::Copy { .. }, Position::At { .. }));
-                    if batch.num_rows() == 0 && !ends_copy {
-                        // Re-read rows, all unchanged: nothing to send, the read moves on.
-                        checkpoints[i].position = batch.upto;
-                        continue;
-                    }
-                    let rows = batch.num_rows() as u64;
-                    m.rows_extracted.with_label_values(&[&label]).inc_by(rows);
-                    m.null_cursor_rows.with_label_values(&[&label]).inc_by(batch.stats.null_cursor_rows);
-                    m.zero_dates.with_label_values(&[&label]).inc_by(batch.stats.zero_dates);
-                    m.late_rows.with_label_values(&[&label]).inc_by(batch.stats.late_rows);
-                    pass.rows += rows;
-                    pass.batches += 1;
-                    pass.null_cursor_rows += batch.stats.null_cursor_rows;
-                    pass.zero_dates += batch.stats.zero_dates;
-                    pass.late_rows += batch.stats.late_rows;
-                    progress.advance(rows, Instant::now());
-                    let upto = batch.upto.clone();
-                    // Counted before the hand-over: the loader may take it at once.
-                    m.bus_in_flight.inc();
-                    tokio::select! {
-                        biased;
-                        // 1. Shutdown: the batch in hand is dropped unpublished; it is after the
-                        //    last checkpoint, so the next run reads it again.
-                        _ = shutdown.cancelled() => {
-                            m.bus_in_flight.dec();
-                            break 'passes;
-                        }
-                        // 2. Hand over, waiting while the bus is full (backpressure).
-                        sent = publisher.publish(Message::Batch(batch)) => {
-                            sent.map_err(|e| ExtractError::bus(&table.id, errors, e))?;
-                        }
-                    }
-                    checkpoints[i].position = upto;
-                    checkpoints[i].rows_loaded += rows;
-                    if let Some(store) = &store {
-                        // The bus holds the batch: reading may go on from after it.
-                        m.bus_in_flight.dec();
-                        store.commit(&table.id, &checkpoints[i]).await.map_err(|e| {
-                            errors.record(&table.id, &e);
-                            ExtractError::Checkpoint(e)
-                        })?;
-                    }
-                }
-                progress.finish();
-                report_pass(&table.id, table.cursor_column().name.as_str(), &pass, pass_started.elapsed());
-                let total = &mut done[i];
-                total.rows += pass.rows;
-                total.batches += pass.batches;
-                total.zero_dates += pass.zero_dates;
-                total.null_cursor_rows += pass.null_cursor_rows;
-                total.late_rows += pass.late_rows;
-            }
-            options.health.set_ready(true);
-            if options.once || stopped.iter().all(Option::is_some) {
-                break;
-            }
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(options.poll_interval) => {}
-            }
-        }
-        Ok(())
-    }
-    .await;
-    let stopped: Vec<SourceError> = stopped.into_iter().flatten().collect();
+    let done = vec![Extracted::default(); tables.len()];
+    let mut x = Extractor { source, publisher, store, tables, checkpoints, stopped, done, options, shutdown };
+    let result = x.passes().await;
+    let stopped: Vec<SourceError> = x.stopped.into_iter().flatten().collect();
     let result = match result {
         Ok(()) if !stopped.is_empty() => Err(ExtractError::Tables(stopped)),
         other => other,
     };
-    (done, checkpoints, result)
+    (x.done, x.checkpoints, result)
+}
+
+/// The extracting side's state: the source, where each table's reading stands, the bus.
+struct Extractor<Src, P, St> {
+    source: Src,
+    publisher: P,
+    /// Where a durable bus's extractor commits what the bus holds.
+    store: Option<St>,
+    tables: Vec<Arc<TableSchema>>,
+    checkpoints: Vec<Checkpoint>,
+    stopped: Vec<Option<SourceError>>,
+    done: Vec<Extracted>,
+    options: RunOptions,
+    shutdown: CancellationToken,
+}
+
+impl<Src: Source, P: Publish, St: CheckpointStore> Extractor<Src, P, St> {
+    /// Pass after pass over every table, until caught up (`once`), every table stopped, or
+    /// shutdown.
+    async fn passes(&mut self) -> Result<(), ExtractError> {
+        loop {
+            for i in 0..self.tables.len() {
+                if self.stopped[i].is_some() {
+                    continue;
+                }
+                match self.pass(i).await {
+                    Ok(()) => {}
+                    Err(Halt::Table(e)) => stop(&self.tables[i].id, &self.options, &mut self.stopped[i], e),
+                    Err(Halt::Shutdown) => return Ok(()),
+                    Err(Halt::Run(e)) => return Err(e),
+                }
+            }
+            self.options.health.set_ready(true);
+            if self.options.once || self.stopped.iter().all(Option::is_some) {
+                return Ok(());
+            }
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(self.options.poll_interval) => {}
+            }
+        }
+    }
+
+    /// One pass over table `i`, up to the bound its first read takes.
+    async fn pass(&mut self, i: usize) -> Result<(), Halt> {
+        self.begin(i).await?;
+        self.step_back_for_reread(i);
+        let started = Instant::now();
+        // A first copy knows roughly how much is ahead of it.
+        let first_copy = matches!(self.checkpoints[i].position, Position::Start | Position::Copy { .. });
+        let total = first_copy.then(|| self.source.estimated_rows(i)).flatten();
+        let mut progress = Progress::start(self.tables[i].id.clone(), total, self.options.progress, started);
+        let mut pass = Extracted::default();
+        let read = self.batches(i, &mut pass, &mut progress).await;
+        progress.finish();
+        read?;
+        let table = &self.tables[i];
+        report_pass(&table.id, table.cursor_column().name.as_str(), &pass, started.elapsed());
+        self.done[i].add(&pass);
+        Ok(())
+    }
+
+    /// Looks at table `i` again before a pass: added columns are read from now on.
+    async fn begin(&mut self, i: usize) -> Result<(), Halt> {
+        let what = format!("looking at {}", self.tables[i].id);
+        let (source, options) = (&mut self.source, &self.options);
+        let mut backoff = Backoff::new(options.retry, &options.metrics, metrics::STAGE_EXTRACT);
+        let evolved = match retrying!(backoff, &what, &self.shutdown, source.begin_pass(i).await) {
+            Tried::Done { value, .. } => value,
+            Tried::Shutdown(_) => return Err(Halt::Shutdown),
+            Tried::GaveUp(e) => return Err(self.gave_up(i, e)),
+        };
+        if let Some(schema) = evolved {
+            if let Some(state) = &self.options.source_state {
+                state.set_schema(&schema).map_err(|e| Halt::Run(ExtractError::Checkpoint(e)))?;
+            }
+            self.tables[i] = schema;
+        }
+        Ok(())
+    }
+
+    /// With `reread_secs`, starts the pass that far behind the checkpoint (strictly before its
+    /// first microsecond, so any key will do). Durable checkpoints never move back.
+    fn step_back_for_reread(&mut self, i: usize) {
+        if let (Some(window), Position::At { cursor, key, nulls }) =
+            (self.source.reread(i), &self.checkpoints[i].position)
+            && let Some(us) = cursor.unix_micros()
+        {
+            let back = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
+            let cursor = DateTime::from_unix_micros(us.saturating_sub(back).saturating_sub(1));
+            self.checkpoints[i].position = Position::At { cursor, key: key.clone(), nulls: nulls.clone() };
+        }
+    }
+
+    /// Reads and publishes batches of table `i` until it is caught up to the pass's bound.
+    async fn batches(&mut self, i: usize, pass: &mut Extracted, progress: &mut Progress) -> Result<(), Halt> {
+        let mut bound = PassBound::default();
+        loop {
+            if self.shutdown.is_cancelled() {
+                return Err(Halt::Shutdown);
+            }
+            let Some(batch) = self.read(i, &mut bound).await? else {
+                return self.caught_up(i, &bound).await;
+            };
+            let ends_copy = matches!((&batch.after, &batch.upto), (Position::Copy { .. }, Position::At { .. }));
+            if batch.num_rows() == 0 && !ends_copy {
+                // Re-read rows, all unchanged: nothing to send, the read moves on.
+                self.checkpoints[i].position = batch.upto;
+                continue;
+            }
+            let rows = batch.num_rows() as u64;
+            let (m, label) = (&self.options.metrics, self.tables[i].id.to_string());
+            m.rows_extracted.with_label_values(&[&label]).inc_by(rows);
+            m.null_cursor_rows.with_label_values(&[&label]).inc_by(batch.stats.null_cursor_rows);
+            m.zero_dates.with_label_values(&[&label]).inc_by(batch.stats.zero_dates);
+            m.late_rows.with_label_values(&[&label]).inc_by(batch.stats.late_rows);
+            pass.add_batch(rows, &batch.stats);
+            progress.advance(rows, Instant::now());
+            self.publish(i, batch).await?;
+        }
+    }
+
+    /// The next batch of table `i` after its position, retried while failures can pass.
+    async fn read(&mut self, i: usize, bound: &mut PassBound) -> Result<Option<ChangeBatch>, Halt> {
+        let started = Instant::now();
+        let what = format!("reading {}", self.tables[i].id);
+        let (source, options, position) = (&mut self.source, &self.options, &self.checkpoints[i].position);
+        let mut backoff = Backoff::new(options.retry, &options.metrics, metrics::STAGE_EXTRACT);
+        let batch = match retrying!(
+            backoff,
+            &what,
+            &self.shutdown,
+            source.next_batch(i, position, bound, options.batch_rows).await
+        ) {
+            Tried::Done { value, recovered } => {
+                if recovered {
+                    self.still_the_same_source(i).await?;
+                }
+                value
+            }
+            Tried::Shutdown(_) => return Err(Halt::Shutdown),
+            Tried::GaveUp(e) => return Err(self.gave_up(i, e)),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        self.options.metrics.stage_seconds.with_label_values(&[metrics::STAGE_EXTRACT]).observe(seconds);
+        Ok(batch)
+    }
+
+    /// Reads failed and work again: is it still the same source?
+    async fn still_the_same_source(&mut self, i: usize) -> Result<(), Halt> {
+        let state = self.options.source_state.as_deref();
+        match verify::after_recovery(&mut self.source, i, &self.checkpoints[i].position, state).await {
+            Ok(None) => Ok(()),
+            Ok(Some(what)) => Err(Halt::Table(SourceError::SourceReset { table: self.tables[i].id.clone(), what })),
+            Err(e) => Err(Halt::Table(e)),
+        }
+    }
+
+    /// A failure retried for good: a table's own error stops the table, any other the run.
+    fn gave_up(&self, i: usize, e: SourceError) -> Halt {
+        if e.table().is_some() {
+            Halt::Table(e)
+        } else {
+            Halt::Run(ExtractError::source(&self.tables[i].id, &self.options.table_errors, e))
+        }
+    }
+
+    /// Caught up to the pass's bound: once what was published before is durable, the sink is
+    /// complete up to the bound (the loader sets the lag).
+    async fn caught_up(&mut self, i: usize, bound: &PassBound) -> Result<(), Halt> {
+        let Some(bound) = bound.0 else { return Ok(()) };
+        let table = self.tables[i].id.clone();
+        let marker = Message::CaughtUp { table: table.clone(), bound };
+        let sent = tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => return Err(Halt::Shutdown),
+            sent = self.publisher.publish(marker) => sent,
+        };
+        sent.map_err(|e| Halt::Run(ExtractError::bus(&table, &self.options.table_errors, e)))
+    }
+
+    /// Hands `batch` to the bus (waiting while it is full), then moves the table's position
+    /// past it, and on a durable bus commits that position.
+    async fn publish(&mut self, i: usize, batch: ChangeBatch) -> Result<(), Halt> {
+        let (rows, upto, table) = (batch.num_rows() as u64, batch.upto.clone(), self.tables[i].id.clone());
+        // Counted before the hand-over: the loader may take it at once.
+        self.options.metrics.bus_in_flight.inc();
+        let sent = tokio::select! {
+            biased;
+            // The batch in hand is dropped unpublished: it is after the last checkpoint, so
+            // the next run reads it again.
+            _ = self.shutdown.cancelled() => None,
+            sent = self.publisher.publish(Message::Batch(batch)) => Some(sent),
+        };
+        match sent {
+            None => {
+                self.options.metrics.bus_in_flight.dec();
+                return Err(Halt::Shutdown);
+            }
+            Some(sent) => sent.map_err(|e| Halt::Run(ExtractError::bus(&table, &self.options.table_errors, e)))?,
+        }
+        self.checkpoints[i].position = upto;
+        self.checkpoints[i].rows_loaded += rows;
+        if let Some(store) = &self.store {
+            // The bus holds the batch: reading may go on from after it.
+            self.options.metrics.bus_in_flight.dec();
+            store.commit(&table, &self.checkpoints[i]).await.map_err(|e| {
+                self.options.table_errors.record(&table, &e);
+                Halt::Run(ExtractError::Checkpoint(e))
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// Logs one pass over one table, and warns once per pass about what will not replicate well.

@@ -14,9 +14,9 @@ use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::cursor::{DateTime, Position};
 use crate::http::Health;
 use crate::metrics::{self, Metrics};
-use crate::retry::{Backoff, Next, RetryPolicy};
+use crate::retry::{Backoff, RetryPolicy, Tried, retrying};
 use crate::schema::{TableId, TableSchema};
-use crate::sink::{Durability, Sink};
+use crate::sink::{Durability, Sink, SinkError};
 use crate::status::TableErrors;
 
 /// How long the bus may bring nothing before the loader flushes what the sink holds.
@@ -126,37 +126,18 @@ impl Loader {
             let prepared = self.prepared.get(&batch.table.id);
             if prepared.is_none_or(|p| !Arc::ptr_eq(p, &batch.table) && p.columns != batch.table.columns) {
                 let mut backoff = Backoff::new(self.retry, &self.metrics, metrics::STAGE_LOAD);
-                loop {
-                    match sink.prepare(std::slice::from_ref(&batch.table)).await {
-                        Ok(()) => break,
-                        Err(e) => {
-                            let what = format!("preparing the sink for {}", batch.table.id);
-                            if backoff.failed(&what, &e, e.is_retryable(), shutdown).await != Next::Retry {
-                                self.errors.record(&batch.table.id, &e);
-                                return Err(e.into());
-                            }
-                        }
-                    }
-                }
+                let what = format!("preparing the sink for {}", batch.table.id);
+                let tried = retrying!(backoff, &what, shutdown, sink.prepare(std::slice::from_ref(&batch.table)).await);
+                self.settled(tried, &batch.table.id)?;
                 self.prepared.insert(batch.table.id.clone(), batch.table.clone());
             }
             let started = Instant::now();
             // A failed write left nothing behind (a rolled-back transaction, no visible file),
             // and writes are idempotent: the same batch is simply written again.
             let mut backoff = Backoff::new(self.retry, &self.metrics, metrics::STAGE_LOAD);
-            let durability = loop {
-                match sink.write(&batch).await {
-                    Ok(d) => break d,
-                    Err(e) => {
-                        let what = format!("loading a batch of {}", batch.table.id);
-                        if backoff.failed(&what, &e, e.is_retryable(), shutdown).await != Next::Retry {
-                            self.errors.record(&batch.table.id, &e);
-                            return Err(e.into());
-                        }
-                    }
-                }
-            };
-            backoff.succeeded();
+            let what = format!("loading a batch of {}", batch.table.id);
+            let tried = retrying!(backoff, &what, shutdown, sink.write(&batch).await);
+            let durability = self.settled(tried, &batch.table.id)?;
             let load = self.metrics.stage_seconds.with_label_values(&[metrics::STAGE_LOAD]);
             load.observe(started.elapsed().as_secs_f64());
             self.record(i, &batch);
@@ -194,22 +175,27 @@ impl Loader {
         shutdown: &CancellationToken,
     ) -> Result<(), RunError> {
         let mut backoff = Backoff::new(self.retry, &self.metrics, metrics::STAGE_LOAD);
-        loop {
-            match sink.flush().await {
-                Ok(()) => break,
-                Err(e) => {
-                    if backoff.failed("flushing the sink", &e, e.is_retryable(), shutdown).await != Next::Retry {
-                        // The tables whose batches the sink still held.
-                        for &(i, ..) in &self.pending {
-                            self.errors.record(&self.reports[i].table, &e);
-                        }
-                        return Err(e.into());
-                    }
-                }
+        if let Tried::GaveUp(e) | Tried::Shutdown(e) =
+            retrying!(backoff, "flushing the sink", shutdown, sink.flush().await)
+        {
+            // The tables whose batches the sink still held.
+            for &(i, ..) in &self.pending {
+                self.errors.record(&self.reports[i].table, &e);
+            }
+            return Err(e.into());
+        }
+        self.commit_pending(sink.commits_checkpoints(), store).await
+    }
+
+    /// The value of a step `retrying!` ran, or its last error, recorded against `table`.
+    fn settled<T>(&self, tried: Tried<T, SinkError>, table: &TableId) -> Result<T, RunError> {
+        match tried {
+            Tried::Done { value, .. } => Ok(value),
+            Tried::GaveUp(e) | Tried::Shutdown(e) => {
+                self.errors.record(table, &e);
+                Err(e.into())
             }
         }
-        backoff.succeeded();
-        self.commit_pending(sink.commits_checkpoints(), store).await
     }
 
     fn record(&mut self, i: usize, batch: &ChangeBatch) {
