@@ -9,7 +9,7 @@ use highwater_pipeline::batch::ChangeBatch;
 use highwater_pipeline::cursor::{DateTime, Position};
 use highwater_pipeline::runner::RunOptions;
 use highwater_pipeline::schema::{TableId, TableSchema};
-use highwater_pipeline::source::{PassBound, Source, SourceError};
+use highwater_pipeline::source::{BatchShape, PassBound, Source, SourceError};
 
 use crate::config::{Config, SourceConfig};
 
@@ -63,12 +63,11 @@ pub enum AnySource {
     Sqlite(Box<SqliteSource>),
 }
 
-/// The source, its discovery problems recorded against their tables. `date_files_per_batch`:
-/// the sink writes a file per date and batch (Parquet behind Kafka), which a first copy in key
-/// order must respect where its batches would span many dates.
+/// The source, its discovery problems recorded against their tables, told what `shape` of
+/// batches its sink needs.
 pub async fn connect_source(
     config: &SourceConfig,
-    date_files_per_batch: bool,
+    shape: BatchShape,
     options: &RunOptions,
 ) -> anyhow::Result<AnySource> {
     let record = |e: &SourceError| {
@@ -76,11 +75,9 @@ pub async fn connect_source(
             options.table_errors.record(table, e);
         }
     };
-    Ok(match config {
+    let mut source = match config {
         SourceConfig::Mysql(config) => {
-            let mut source = MysqlSource::connect(config, &options.metrics).await.inspect_err(record)?;
-            source.date_files_per_batch(date_files_per_batch);
-            AnySource::Mysql(Box::new(source))
+            AnySource::Mysql(Box::new(MysqlSource::connect(config, &options.metrics).await.inspect_err(record)?))
         }
         SourceConfig::Sqlite(config) => {
             let source = SqliteSource::open_async(config).await.inspect_err(record)?;
@@ -90,7 +87,9 @@ pub async fn connect_source(
             }
             AnySource::Sqlite(Box::new(source))
         }
-    })
+    };
+    source.shape_batches(shape);
+    Ok(source)
 }
 
 /// Calls the same method on whichever source it is.
@@ -106,6 +105,10 @@ macro_rules! each {
 impl Source for AnySource {
     fn tables(&self) -> &[Arc<TableSchema>] {
         each!(self, s => s.tables())
+    }
+
+    fn shape_batches(&mut self, shape: BatchShape) {
+        each!(self, s => s.shape_batches(shape))
     }
 
     fn estimated_rows(&self, table: usize) -> Option<u64> {

@@ -12,6 +12,7 @@ use highwater_kafka::{KafkaPublisher, KafkaSubscriber};
 use highwater_pipeline::checkpoint::{CheckpointStore, FileCheckpointStore};
 use highwater_pipeline::cursor::Position;
 use highwater_pipeline::runner::{self, RunOptions, RunReport};
+use highwater_pipeline::source::BatchShape;
 use highwater_sinks::mysql::MysqlSink;
 use highwater_sinks::parquet::ParquetSink;
 use tokio_util::sync::CancellationToken;
@@ -52,8 +53,12 @@ async fn extract(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunReport> {
     let source_config = &config.source;
-    // Behind Kafka the Parquet loader writes a file per date and batch (see `merging_dates`).
-    let source = connect_source(source_config, matches!(config.sink, SinkConfig::Parquet(_)), &options).await?;
+    // Behind Kafka the loader cannot merge a table's batches by date (see `merging_dates`).
+    let shape = match &config.sink {
+        SinkConfig::Parquet(_) => ParquetSink::batch_shape(false),
+        SinkConfig::Mysql(_) => BatchShape::Any,
+    };
+    let source = connect_source(source_config, shape, &options).await?;
     let name = &config.pipeline.name;
     let store = FileCheckpointStore::open(&config.pipeline.state_dir, &format!("{name}.extract"))?;
     let publisher = KafkaPublisher::connect(bus, name, highwater_pipeline::source::Source::tables(&source)).await?;

@@ -16,6 +16,7 @@ use highwater_pipeline::metrics::Metrics;
 use highwater_pipeline::progress::ProgressOutput;
 use highwater_pipeline::retry::RetryPolicy;
 use highwater_pipeline::runner::{self, RunOptions, RunReport};
+use highwater_pipeline::source::BatchShape;
 use highwater_pipeline::source_state::SourceState;
 use highwater_pipeline::status::{self, RunRecord, Status, TableErrors};
 use highwater_sinks::mysql::MysqlSink;
@@ -204,7 +205,7 @@ async fn run_channel(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunReport> {
     // The sink merges a first copy's scattered dates itself: the copy always reads by key.
-    let source = connect_source(source_config, false, &options).await?;
+    let source = connect_source(source_config, BatchShape::Any, &options).await?;
     let name = &config.pipeline.name;
     Ok(match &config.sink {
         SinkConfig::Parquet(p) => {

@@ -11,7 +11,7 @@ use highwater_pipeline::cursor::{DateTime, Key, KeyRanges, KeyValue, NullsRead, 
 use highwater_pipeline::ident::quote;
 use highwater_pipeline::metrics::Metrics;
 use highwater_pipeline::schema::{Evolution, TableId, TableSchema};
-use highwater_pipeline::source::{PassBound, Source, SourceError};
+use highwater_pipeline::source::{BatchShape, PassBound, Source, SourceError};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row, TxOpts, Value};
 
@@ -140,24 +140,18 @@ pub struct MysqlSource {
     last_holder: Option<Holder>,
     /// The key ranges of a first copy being read on several connections (see [`super::ranges`]).
     copy_plan: Option<CopyPlan>,
-    /// The sink writes a file per date and batch (Parquet behind Kafka): a first copy reads in
+    /// The sink wants batches on few dates ([`BatchShape::FewDates`]): a first copy reads in
     /// key order only where a page's rows fall on few dates.
-    date_files_per_batch: bool,
+    few_dates: bool,
 }
 
-/// The dates a first page may span for a first copy in key order into a sink that writes a
-/// file per date and batch; above it, rows scattered over many dates would make as many files.
+/// The dates a first page may span for a first copy in key order into a sink that wants
+/// batches on few dates ([`BatchShape::FewDates`]); above it, cursor order is read instead.
 const MAX_DATES_PER_PAGE: u64 = 8;
 
 impl MysqlSource {
-    /// Tells the source that its sink writes a file per date and batch (see
-    /// `MAX_DATES_PER_PAGE`).
-    pub fn date_files_per_batch(&mut self, yes: bool) {
-        self.date_files_per_batch = yes;
-    }
-
-    /// Whether `table`'s first copy reads in key order: always, unless the sink writes a file
-    /// per date and batch and the first page's rows, or those of the page from the middle of an
+    /// Whether `table`'s first copy reads in key order: always, unless the sink wants batches
+    /// on few dates and the first page's rows, or those of the page from the middle of an
     /// integer key's span, fall on more than [`MAX_DATES_PER_PAGE`] dates (cursors that do not
     /// follow the key), where cursor order keeps each batch to a date or two.
     async fn copies_in_key_order(&mut self, table: usize, bound: &DateTime) -> Result<bool, SourceError> {
@@ -167,7 +161,7 @@ impl MysqlSource {
         let t = &self.tables[table];
         let mut decided = true;
         // Only called for tables read by cursor; an integer one makes no date files.
-        if self.date_files_per_batch && t.clock.is_temporal() {
+        if self.few_dates && t.clock.is_temporal() {
             let mut conn = self.pool.get().await?;
             let what = || format!("the first rows of {}", t.schema.id);
             let mut dates: Option<u64> = conn
@@ -190,7 +184,7 @@ impl MysqlSource {
             if !decided {
                 tracing::info!(
                     table = %t.schema.id, dates = dates.unwrap_or(0),
-                    "the first copy reads in cursor order: in key order its batches would span many dates, a Parquet file each"
+                    "the first copy reads in cursor order: in key order its batches would span many dates, which the sink wants few of"
                 );
             }
         }
@@ -236,7 +230,7 @@ impl MysqlSource {
             open_transaction_wait: Duration::from_secs(config.open_transaction_wait_secs),
             last_holder: None,
             copy_plan: None,
-            date_files_per_batch: false,
+            few_dates: false,
         })
     }
 
@@ -276,6 +270,10 @@ impl MysqlSource {
 }
 
 impl Source for MysqlSource {
+    fn shape_batches(&mut self, shape: BatchShape) {
+        self.few_dates = shape == BatchShape::FewDates;
+    }
+
     fn tables(&self) -> &[Arc<TableSchema>] {
         &self.schemas
     }

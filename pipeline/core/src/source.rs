@@ -10,6 +10,17 @@ use crate::schema::{TableId, TableSchema};
 
 pub use crate::BoxError;
 
+/// What the sink needs of the batches of a first copy, besides their order. The sink says it
+/// (through the binary, which builds both); the source never asks which sink it feeds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BatchShape {
+    /// Any batch: the sink groups the rows itself.
+    #[default]
+    Any,
+    /// Batches whose rows fall on few cursor dates: the sink writes a file per date and batch.
+    FewDates,
+}
+
 /// A source of change batches.
 ///
 /// The runner asks for "the next rows after this position"; the source keeps no hidden
@@ -18,6 +29,10 @@ pub use crate::BoxError;
 pub trait Source: Send + 'static {
     /// The tables this source reads, discovered and checked when it was built.
     fn tables(&self) -> &[Arc<TableSchema>];
+
+    /// Takes the sink's [`BatchShape`] before the first read. A hint: a source that can read a
+    /// first copy in another order to fit it does; the others read as they always do.
+    fn shape_batches(&mut self, _shape: BatchShape) {}
 
     /// The source's estimate of the rows of `tables()[table]`, for the progress of a first copy.
     fn estimated_rows(&self, _table: usize) -> Option<u64> {

@@ -35,6 +35,7 @@ use highwater_pipeline::cursor::Position;
 use highwater_pipeline::ident::path_component;
 use highwater_pipeline::schema::{TableId, TableSchema};
 use highwater_pipeline::sink::{Durability, Sink, SinkError};
+use highwater_pipeline::source::BatchShape;
 
 use self::group::Group;
 use self::spill::Spill;
@@ -108,6 +109,12 @@ impl ParquetSink {
     pub fn merging_dates(mut self) -> Self {
         self.merge_dates = true;
         self
+    }
+
+    /// What the sink needs of a first copy's batches: merging dates, any; otherwise batches on
+    /// few dates, since it writes a file per date and batch.
+    pub fn batch_shape(merging_dates: bool) -> BatchShape {
+        if merging_dates { BatchShape::Any } else { BatchShape::FewDates }
     }
 
     /// `path/<table>`: the name as one path component (see [`path_component`]).
