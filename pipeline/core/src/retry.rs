@@ -89,7 +89,7 @@ impl<'a> Backoff<'a> {
     }
 }
 
-/// What a step retried by [`Backoff::retry`] came to.
+/// What a step retried by [`retrying!`] came to.
 #[derive(Debug)]
 pub enum Tried<T, E> {
     /// It succeeded, after failing first when `recovered`.

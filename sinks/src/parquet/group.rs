@@ -108,7 +108,7 @@ fn fsync_all(dirs: &[PathBuf]) -> Result<(), SinkError> {
     thread::scope(|scope| {
         let threads: Vec<_> =
             dirs.chunks(share).map(|chunk| scope.spawn(|| chunk.iter().try_for_each(|d| fsync(d)))).collect();
-        threads.into_iter().map(|t| t.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+        threads.into_iter().try_for_each(|t| t.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     })
 }
 
@@ -268,8 +268,7 @@ mod tests {
 
         assert_eq!(std::fs::read_to_string(day7.join("part.parquet")).expect("day 7"), "second try");
         assert_eq!(std::fs::read_to_string(table.join("date=39/part.parquet")).expect("day 39"), "first");
-        let record: Record =
-            serde_json::from_slice(&std::fs::read(table.join(RECORD)).expect("record")).expect("json");
+        let record: Record = serde_json::from_slice(&std::fs::read(table.join(RECORD)).expect("record")).expect("json");
         assert_eq!(record.files.len(), 40, "each file once: {:?}", record.files);
         assert_eq!(group.bytes(), 0);
     }
