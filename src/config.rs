@@ -218,6 +218,13 @@ impl Config {
             SinkConfig::Parquet(p) => p.validate("sink", &mut problem),
             SinkConfig::Mysql(m) => {
                 m.validate("sink", &mut problem);
+                if m.foreign_keys && matches!(self.bus, BusConfig::Kafka(_)) {
+                    problem(
+                        "sink.foreign_keys",
+                        "needs the channel bus: a Kafka loader sees a table complete before its parents; \
+                         recreate them with a run over the channel bus once the move is done",
+                    );
+                }
                 if let SourceConfig::Mysql(s) = &self.source
                     && same_database(&m.url, &s.url)
                 {
@@ -301,6 +308,19 @@ path = "./out"
         assert_eq!(s.tables[1].name, "user");
         assert_eq!(s.url.database(), Some("shop"));
         assert!(matches!(c.sink, SinkConfig::Parquet(ref p) if p.path == Path::new("./out")));
+    }
+
+    #[test]
+    fn foreign_keys_are_refused_behind_kafka_only() {
+        let mysql = QUICKSTART.replace(
+            "type = \"parquet\"\npath = \"./out\"",
+            "type = \"mysql\"\nurl = \"mysql://root@127.0.0.1:3306/copy\"\nforeign_keys = true",
+        );
+        let c = parse(&mysql).expect("over the channel");
+        assert!(matches!(c.sink, SinkConfig::Mysql(ref m) if m.foreign_keys));
+        let kafka = format!("{mysql}\n[bus]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:9092\"\ngroup = \"g\"\n");
+        let err = parse(&kafka).expect_err("behind Kafka").to_string();
+        assert!(err.contains("sink.foreign_keys: needs the channel bus"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod bulk;
 pub mod config;
 mod ddl;
+mod foreign;
 mod infile;
 mod literal;
 mod lock;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use mysql_async::prelude::Queryable;
 use rusqlite::Connection;
 
 use crate::harness::{Pipeline, TestDb, assert_same_rows, mysql_sink, read_parquet};
@@ -380,5 +381,106 @@ async fn bad_files_tables_and_values_are_named_and_text_mode_loads_odd_values() 
         types.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(),
         ["bigint", "longtext", "longtext", "datetime"]
     );
+    sink.drop_db().await;
+}
+
+/// The constraints of `db` the sink recreated: (table, parent, ON DELETE rule), sorted.
+async fn constraints(db: &TestDb) -> Vec<Vec<Option<String>>> {
+    db.rows(&format!(
+        "SELECT TABLE_NAME, REFERENCED_TABLE_NAME, DELETE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS \
+         WHERE CONSTRAINT_SCHEMA = '{}' ORDER BY 1, 2, 3",
+        db.name
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn foreign_keys_are_recreated_once_their_tables_are_copied_and_orphans_are_named() {
+    let files = tempfile::tempdir().expect("tempdir");
+    let sink = TestDb::new("sqlite_fk").await;
+    let file = files.path().join("shop.db");
+    let conn = Connection::open(&file).expect("open");
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF;
+         CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, updated_at TEXT NOT NULL);
+         CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id TEXT REFERENCES users ON DELETE CASCADE,
+           parent_id INTEGER REFERENCES orders (id) ON DELETE SET NULL, updated_at TEXT NOT NULL);
+         CREATE TABLE lines (order_id INTEGER NOT NULL REFERENCES orders (id) ON DELETE CASCADE, n INTEGER NOT NULL,
+           qty INTEGER, PRIMARY KEY (order_id, n)) WITHOUT ROWID;
+         CREATE TABLE notes (id INTEGER PRIMARY KEY, author TEXT REFERENCES users (name));
+         WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 300)
+         INSERT INTO users SELECT 'u' || i, 'name ' || i, '2026-01-01 00:00:00' FROM s;
+         WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 3000)
+         INSERT INTO orders SELECT i, CASE WHEN i % 10 = 0 THEN NULL ELSE 'u' || (1 + i % 300) END,
+           CASE WHEN i > 1 THEN i / 2 END, '2026-01-02 00:00:00' FROM s;
+         WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 9000)
+         INSERT INTO lines SELECT 1 + i % 3000, i, i % 7 FROM s;
+         INSERT INTO notes VALUES (1, 'name 1');",
+    )
+    .expect("shop");
+    // Children listed before their parents: the keys wait until every table they join is in.
+    let tables = "{ name = \"lines\" }, { name = \"notes\" }, { name = \"orders\", cursor = \"updated_at\" }, \
+                  { name = \"users\", cursor = \"updated_at\" }";
+    let shop = |db: &TestDb| {
+        let p = sqlite_pipeline(&file, &format!("{}\nforeign_keys = true", mysql_sink(db, 500)), "");
+        let text = std::fs::read_to_string(&p.config).expect("config");
+        let start = text.find("tables = [").expect("tables");
+        let end = start + text[start..].find('\n').expect("line");
+        std::fs::write(&p.config, format!("{}tables = [{tables}]{}", &text[..start], &text[end..])).expect("config");
+        p
+    };
+    let p = shop(&sink);
+
+    let out = p.command().arg("--once").output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("foreign key not recreated: it references columns that are not the parent's primary key"),
+        "{err}"
+    );
+    let some = |v: &[&str]| v.iter().map(|s| Some((*s).to_owned())).collect::<Vec<_>>();
+    let expected = vec![
+        some(&["lines", "orders", "CASCADE"]),
+        some(&["orders", "orders", "SET NULL"]),
+        some(&["orders", "users", "CASCADE"]),
+    ];
+    assert_eq!(constraints(&sink).await, expected);
+    assert_eq!(sink.count("lines").await, 9000);
+    let types = sink.columns("orders").await;
+    assert_eq!(types[1], ("user_id".to_owned(), "varchar".to_owned()), "joined like the key it references");
+
+    // A second run finds them present and adds nothing.
+    let out = p.command().arg("--once").output().expect("runs again");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(constraints(&sink).await, expected);
+
+    // They hold for the application's sessions: a user's delete cascades two levels, and a
+    // row that references no user is refused.
+    let mut app = mysql_async::Conn::from_url(sink.url()).await.expect("an application session");
+    let before = sink.count("lines").await;
+    app.query_drop("DELETE FROM users WHERE id = 'u2'").await.expect("delete a user");
+    assert_eq!(sink.count("orders").await, 3000 - 10, "orders 1, 301, ... 2701 went with u2");
+    assert_eq!(sink.count("lines").await, before - 30, "and their lines");
+    let refused = app.query_drop("INSERT INTO orders VALUES (9999, 'ghost', NULL, NOW())").await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("foreign key constraint fails")));
+    drop(app);
+
+    // A file whose application never turned foreign keys on: its orphan is named, the rows
+    // are loaded all the same, and no constraint is added.
+    let orphans = TestDb::new("sqlite_fk_orphan").await;
+    conn.execute_batch("INSERT INTO orders VALUES (5000, 'ghost', NULL, '2026-01-03 00:00:00');").expect("orphan");
+    let p = shop(&orphans);
+    let out = p.command().arg("--once").output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("shop.orders: foreign key (user_id) references users (id), and 1 row(s) match no row there (the first by key: 5000)"),
+        "{err}"
+    );
+    assert!(err.contains("sink.foreign_keys = false"), "{err}");
+    assert_eq!(orphans.count("orders").await, 3001, "the rows are in");
+    let users = Some("users".to_owned());
+    assert!(!constraints(&orphans).await.iter().any(|c| c[1] == users), "no key to users");
+    orphans.drop_db().await;
     sink.drop_db().await;
 }

@@ -1,7 +1,7 @@
 //! The tables of a SQLite file: their columns, keys (declared, `WITHOUT ROWID`, or the rowid)
 //! and foreign keys, checked against the config.
 
-use highwater_pipeline::schema::{ColumnSchema, TableId, TableSchema};
+use highwater_pipeline::schema::{ColumnSchema, ForeignKey, TableId, TableSchema};
 use highwater_pipeline::source::SourceError;
 use rusqlite::Connection;
 
@@ -145,11 +145,15 @@ pub fn discover(
             }
         },
     };
+    let foreign_keys = foreign_keys(conn, &config.name)?;
+    let referencing = |name: &str| foreign_keys.iter().any(|k| k.columns.iter().any(|c| c.eq_ignore_ascii_case(name)));
     let mut kinds = Vec::new();
     let mut as_text = Vec::new();
     let mut columns = Vec::new();
     for (i, c) in infos.iter().enumerate() {
         let in_key = key_columns.contains(&i);
+        // A column of a foreign key takes its parent key's type: a sink can index and join it.
+        let indexed = in_key || referencing(&c.name);
         let kind = if Some(i) == cursor_index { cursor_kind.unwrap_or(Kind::DateTime) } else { Kind::of(&c.declared) };
         let text = mismatch == OnTypeMismatch::Text && !in_key && Some(i) != cursor_index && kind != Kind::Text;
         let kind_shown = if text { Kind::Text } else { kind };
@@ -157,9 +161,9 @@ pub fn discover(
         let (default, default_computed) = default_literal(c.default.as_deref());
         columns.push(ColumnSchema {
             name: c.name.clone(),
-            source_type: kind_shown.sink_type(in_key),
-            charset: (textual && in_key).then(|| "utf8mb4".to_owned()),
-            collation: (textual && in_key).then(|| "utf8mb4_bin".to_owned()),
+            source_type: kind_shown.sink_type(indexed),
+            charset: (textual && indexed).then(|| "utf8mb4".to_owned()),
+            collation: (textual && indexed).then(|| "utf8mb4_bin".to_owned()),
             source_nullable: !c.not_null && !in_key,
             data_type: kind_shown.arrow_type(),
             nullable: !in_key,
@@ -170,8 +174,56 @@ pub fn discover(
         as_text.push(text);
     }
     let cursor_at = cursor_index.unwrap_or(key_columns[0]);
-    let schema = TableSchema::new(id, columns, key_columns, cursor_at);
+    let schema = TableSchema::new(id, columns, key_columns, cursor_at).with_foreign_keys(foreign_keys);
     Ok(Found { schema, kinds, as_text, exprs, cursor })
+}
+
+/// The foreign keys `table` declares, each with the parent columns it references (its parent's
+/// primary key where the declaration names none).
+fn foreign_keys(conn: &Connection, table: &str) -> Result<Vec<ForeignKey>, SourceError> {
+    type Part = (i64, String, String, Option<String>, String, String);
+    let sql = format!(
+        "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete FROM pragma_foreign_key_list({}) ORDER BY id, seq",
+        quote_text(table)
+    );
+    let parts: Vec<Part> = (|| {
+        let mut s = conn.prepare(&sql)?;
+        let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
+        rows.collect::<Result<Vec<_>, _>>()
+    })()
+    .map_err(|e| query_error(format!("the foreign keys of {table}"), e))?;
+    let mut keys: Vec<(i64, ForeignKey)> = Vec::new();
+    for (id, parent, from, to, on_update, on_delete) in parts {
+        if keys.last().is_none_or(|(last, _)| *last != id) {
+            let action = |a: String| (!a.eq_ignore_ascii_case("NO ACTION")).then_some(a);
+            let key = ForeignKey {
+                columns: Vec::new(),
+                parent,
+                parent_columns: Vec::new(),
+                on_delete: action(on_delete),
+                on_update: action(on_update),
+            };
+            keys.push((id, key));
+        }
+        let (_, key) = keys.last_mut().expect("pushed");
+        key.columns.push(from);
+        key.parent_columns.extend(to);
+    }
+    let mut found = Vec::new();
+    for (_, mut key) in keys {
+        if key.parent_columns.is_empty() {
+            key.parent_columns = primary_key(conn, &key.parent)?;
+        }
+        found.push(key);
+    }
+    Ok(found)
+}
+
+/// The declared primary key columns of `table`, in key order.
+fn primary_key(conn: &Connection, table: &str) -> Result<Vec<String>, SourceError> {
+    let sql = format!("SELECT name FROM pragma_table_info({}) WHERE pk > 0 ORDER BY pk", quote_text(table));
+    (|| conn.prepare(&sql)?.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>())()
+        .map_err(|e| query_error(format!("the primary key of {table}"), e))
 }
 
 /// The table's columns (generated ones included, hidden ones of virtual tables not).
@@ -269,5 +321,47 @@ mod tests {
         assert!(missing.to_string().contains("f.nope does not exist: check t.name"), "{missing}");
         let bad = discover(&conn, "f", &config("c", Some("n")), OnTypeMismatch::Fail, "t").expect_err("real cursor");
         assert!(bad.to_string().contains("cursor column n is REAL"), "{bad}");
+    }
+
+    #[test]
+    fn foreign_keys_are_read_with_their_parent_columns_and_type_their_columns_like_keys() {
+        let conn = Connection::open_in_memory().expect("memory");
+        conn.execute_batch(
+            "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT);
+             CREATE TABLE pairs (a INTEGER, b TEXT, PRIMARY KEY (a, b));
+             CREATE TABLE api_keys (id INTEGER PRIMARY KEY, owner TEXT REFERENCES users ON DELETE CASCADE,
+               pa INTEGER, pb TEXT, note TEXT,
+               FOREIGN KEY (pa, pb) REFERENCES pairs (a, b) ON UPDATE SET NULL);",
+        )
+        .expect("schema");
+        let config =
+            SqliteTableConfig { name: "api_keys".into(), cursor: None, cursor_unit: None, on_type_mismatch: None };
+        let found = discover(&conn, "f", &config, OnTypeMismatch::Fail, "t").expect("api_keys");
+        let mut keys = found.schema.foreign_keys.clone();
+        keys.sort_by(|x, y| x.parent.cmp(&y.parent));
+        assert_eq!(
+            keys,
+            [
+                ForeignKey {
+                    columns: names(&["pa", "pb"]),
+                    parent: "pairs".into(),
+                    parent_columns: names(&["a", "b"]),
+                    on_delete: None,
+                    on_update: Some("SET NULL".into()),
+                },
+                ForeignKey {
+                    columns: names(&["owner"]),
+                    parent: "users".into(),
+                    parent_columns: names(&["id"]),
+                    on_delete: Some("CASCADE".into()),
+                    on_update: None,
+                },
+            ]
+        );
+        let types: Vec<&str> = found.schema.columns.iter().map(|c| c.source_type.as_str()).collect();
+        assert_eq!(types, ["bigint", "varchar(255)", "bigint", "varchar(255)", "longtext"], "joined like the keys");
+        assert!(found.schema.columns[1].nullable, "a foreign key column keeps its NULLs");
+        let wire = TableSchema::from_json(&found.schema.to_json()).expect("wire");
+        assert_eq!(wire.foreign_keys.len(), 2, "the keys travel with the schema");
     }
 }

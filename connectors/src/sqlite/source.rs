@@ -208,6 +208,8 @@ impl Source for SqliteSource {
         let after = after.clone();
         if t.found.cursor == Cursor::None {
             let started = self.run_started;
+            // Caught up, the table is whole in the sink as of the run's start.
+            bound.0.get_or_insert(started);
             return self.with_conn(move |conn| whole_copy(conn, &t, schema, &after, started, max_rows)).await;
         }
         let clock = t.clock.unwrap_or(Clock::Text { form: SQLITE_FORM, offset_secs: self.offset_secs });

@@ -50,6 +50,20 @@ pub struct ColumnSchema {
     pub default_computed: bool,
 }
 
+/// A foreign key the source declares: `columns` of the table reference `parent_columns` of
+/// `parent`, a table of the same database. Sinks that can recreate constraints use it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    pub columns: Vec<String>,
+    pub parent: String,
+    pub parent_columns: Vec<String>,
+    /// The actions as SQL declares them (`CASCADE`, `SET NULL`); `None`: no action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_delete: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_update: Option<String>,
+}
+
 /// A source table: columns in source order, the key columns and the cursor column.
 #[derive(Clone, Debug)]
 pub struct TableSchema {
@@ -61,6 +75,8 @@ pub struct TableSchema {
     pub cursor: usize,
     /// The Arrow schema of the batches of this table.
     pub arrow: SchemaRef,
+    /// The foreign keys the source declares, where it tells them (see [`Self::with_foreign_keys`]).
+    pub foreign_keys: Vec<ForeignKey>,
 }
 
 impl TableSchema {
@@ -75,7 +91,13 @@ impl TableSchema {
                 )]))
             })
             .collect();
-        TableSchema { id, columns, key, cursor, arrow: Arc::new(Schema::new(fields)) }
+        TableSchema { id, columns, key, cursor, arrow: Arc::new(Schema::new(fields)), foreign_keys: Vec::new() }
+    }
+
+    /// The schema with the foreign keys the source declares.
+    pub fn with_foreign_keys(mut self, foreign_keys: Vec<ForeignKey>) -> Self {
+        self.foreign_keys = foreign_keys;
+        self
     }
 
     /// The schema as JSON, to travel with batches between processes (see [`TableSchema::from_json`]).
@@ -85,6 +107,7 @@ impl TableSchema {
             columns: self.columns.clone(),
             key: self.key.clone(),
             cursor: self.cursor,
+            foreign_keys: self.foreign_keys.clone(),
         };
         // Every field serializes: the names are strings and Arrow types have serde forms.
         serde_json::to_string(&wire).unwrap_or_default()
@@ -97,7 +120,7 @@ impl TableSchema {
         if w.cursor >= n || w.key.is_empty() || w.key.iter().any(|&k| k >= n) {
             return Err(format!("table schema of {} names columns it does not have", w.id));
         }
-        Ok(TableSchema::new(w.id, w.columns, w.key, w.cursor))
+        Ok(TableSchema::new(w.id, w.columns, w.key, w.cursor).with_foreign_keys(w.foreign_keys))
     }
 
     pub fn cursor_column(&self) -> &ColumnSchema {
@@ -184,6 +207,8 @@ struct WireSchema {
     columns: Vec<ColumnSchema>,
     key: Vec<usize>,
     cursor: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    foreign_keys: Vec<ForeignKey>,
 }
 
 #[cfg(test)]

@@ -41,6 +41,10 @@ pub struct MysqlSinkConfig {
     /// may hold newer rows, which the version guard keeps).
     #[serde(default)]
     pub accept_nonempty_target: Option<bool>,
+    /// Whether the source's foreign keys are recreated in the target once the tables they
+    /// join are copied (see `super::foreign`). Target tables are created without them.
+    #[serde(default)]
+    pub foreign_keys: bool,
 }
 
 impl MysqlSinkConfig {

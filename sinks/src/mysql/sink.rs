@@ -18,6 +18,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, TxOpts};
 
 use super::bulk::{Finished, OpenLoad};
+use super::foreign::ForeignKeys;
 use super::lock::TargetLock;
 use super::upsert::{self, UpsertSql};
 use super::{ddl, infile};
@@ -102,6 +103,9 @@ pub struct MysqlSink {
     last_taken: Option<Taken>,
     /// See [`MysqlSinkConfig::accept_nonempty_target`] and [`MysqlSink::refuse_nonempty_targets`].
     accept_nonempty_target: bool,
+    /// The source's foreign keys, recreated once their tables are complete
+    /// (`sink.foreign_keys`).
+    foreign_keys: ForeignKeys,
 }
 
 /// What tells a batch taken into a load from another: its table, end and piece.
@@ -140,6 +144,7 @@ impl MysqlSink {
             replays: VecDeque::new(),
             last_taken: None,
             accept_nonempty_target: config.accept_nonempty_target.unwrap_or(true),
+            foreign_keys: ForeignKeys::new(config.foreign_keys),
         })
     }
 
@@ -185,6 +190,7 @@ impl Sink for MysqlSink {
             .await
             .map_err(|e| db_error("reading the sink's max_allowed_packet", e))?;
         self.max_statement_bytes = upsert::statement_limit(packet);
+        self.foreign_keys.know(tables);
         for t in tables {
             conn.query_drop(ddl::create_table(t))
                 .await
@@ -278,6 +284,14 @@ impl Sink for MysqlSink {
             self.finish_load().await?;
         }
         Ok(())
+    }
+
+    async fn caught_up(&mut self, table: &TableId) -> Result<(), SinkError> {
+        if !self.foreign_keys.wanted() {
+            return Ok(());
+        }
+        let mut conn = self.conn().await?;
+        self.foreign_keys.caught_up(&mut conn, table).await
     }
 
     async fn shutdown(self) -> Result<(), SinkError> {

@@ -113,6 +113,9 @@ impl Loader {
                         // not with a later pass's first batch.
                         self.flush_and_ack(sink, store, subscriber, &mut acks, shutdown).await?;
                     }
+                    if self.index.contains_key(&table) {
+                        self.caught_up(sink, &table, shutdown).await?;
+                    }
                     continue;
                 }
             };
@@ -185,6 +188,19 @@ impl Loader {
             return Err(e.into());
         }
         self.commit_pending(sink.commits_checkpoints(), store).await
+    }
+
+    /// Tells the sink that `table`'s changes up to a pass's bound are all durable in it.
+    async fn caught_up<Snk: Sink>(
+        &self,
+        sink: &mut Snk,
+        table: &TableId,
+        shutdown: &CancellationToken,
+    ) -> Result<(), RunError> {
+        let mut backoff = Backoff::new(self.retry, &self.metrics, metrics::STAGE_LOAD);
+        let what = format!("completing {} in the sink", table);
+        let tried = retrying!(backoff, &what, shutdown, sink.caught_up(table).await);
+        self.settled(tried, table)
     }
 
     /// The value of a step `retrying!` ran, or its last error, recorded against `table`.
