@@ -126,25 +126,7 @@ impl Loader {
                 // A table this pipeline does not list (a shared topic): not ours to load.
                 continue;
             };
-            let prepared = self.prepared.get(&batch.table.id);
-            if prepared.is_none_or(|p| !Arc::ptr_eq(p, &batch.table) && p.columns != batch.table.columns) {
-                let mut backoff = Backoff::new(self.retry, &self.metrics, metrics::STAGE_LOAD);
-                let what = format!("preparing the sink for {}", batch.table.id);
-                let tried = retrying!(backoff, &what, shutdown, sink.prepare(std::slice::from_ref(&batch.table)).await);
-                self.settled(tried, &batch.table.id)?;
-                self.prepared.insert(batch.table.id.clone(), batch.table.clone());
-            }
-            let started = Instant::now();
-            // A failed write left nothing behind (a rolled-back transaction, no visible file),
-            // and writes are idempotent: the same batch is simply written again.
-            let mut backoff = Backoff::new(self.retry, &self.metrics, metrics::STAGE_LOAD);
-            let what = format!("loading a batch of {}", batch.table.id);
-            let tried = retrying!(backoff, &what, shutdown, sink.write(&batch).await);
-            let durability = self.settled(tried, &batch.table.id)?;
-            let load = self.metrics.stage_seconds.with_label_values(&[metrics::STAGE_LOAD]);
-            load.observe(started.elapsed().as_secs_f64());
-            self.record(i, &batch);
-            if durability == Durability::Durable {
+            if self.load(sink, i, &batch, shutdown).await? == Durability::Durable {
                 self.commit_pending(sink.commits_checkpoints(), store).await?;
                 subscriber.ack(std::mem::take(&mut acks)).await?;
                 if !subscriber.local() {
@@ -154,6 +136,36 @@ impl Loader {
             }
         }
         self.flush_and_ack(sink, store, subscriber, &mut acks, shutdown).await
+    }
+
+    /// Writes `batch` of table `i` (preparing the sink first for a table new to it, or whose
+    /// columns changed), retried while failures can pass.
+    async fn load<Snk: Sink>(
+        &mut self,
+        sink: &mut Snk,
+        i: usize,
+        batch: &ChangeBatch,
+        shutdown: &CancellationToken,
+    ) -> Result<Durability, RunError> {
+        let prepared = self.prepared.get(&batch.table.id);
+        if prepared.is_none_or(|p| !Arc::ptr_eq(p, &batch.table) && p.columns != batch.table.columns) {
+            let mut backoff = Backoff::new(self.retry, &self.metrics, metrics::STAGE_LOAD);
+            let what = format!("preparing the sink for {}", batch.table.id);
+            let tried = retrying!(backoff, &what, shutdown, sink.prepare(std::slice::from_ref(&batch.table)).await);
+            self.settled(tried, &batch.table.id)?;
+            self.prepared.insert(batch.table.id.clone(), batch.table.clone());
+        }
+        let started = Instant::now();
+        // A failed write left nothing behind (a rolled-back transaction, no visible file),
+        // and writes are idempotent: the same batch is simply written again.
+        let mut backoff = Backoff::new(self.retry, &self.metrics, metrics::STAGE_LOAD);
+        let what = format!("loading a batch of {}", batch.table.id);
+        let tried = retrying!(backoff, &what, shutdown, sink.write(batch).await);
+        let durability = self.settled(tried, &batch.table.id)?;
+        let load = self.metrics.stage_seconds.with_label_values(&[metrics::STAGE_LOAD]);
+        load.observe(started.elapsed().as_secs_f64());
+        self.record(i, batch);
+        Ok(durability)
     }
 
     /// [`Self::flush`], then acks every message taken so far: all of it is durable now.
