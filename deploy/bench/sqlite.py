@@ -3,8 +3,9 @@
 Makes a SQLite file with one table of N rows shaped like a gateway's request log (ids over
 seven years of dates, users skewed toward a few, NULL-heavy columns), then times and measures
 the peak memory of:
-  - highwater --once into Parquet, and connectorx reading the same file (its sqlite:// source)
-    into Arrow and writing Parquet with pyarrow;
+  - highwater --once into Parquet (by the cursor: a file per date; and copied whole, without a
+    cursor: a file per batch), and connectorx reading the same file (its sqlite:// source) into
+    Arrow and writing Parquet with pyarrow;
   - highwater --once into MariaDB, and LOAD DATA LOCAL INFILE of the same rows (exported to a
     TSV file first, not timed) into the table highwater created.
 Each run is a process of its own; its peak memory is its maximum resident set size.
@@ -66,7 +67,7 @@ def measured(cmd, env=None):
     return float(secs), float(mb)
 
 
-def config(work, name, sink):
+def config(work, name, sink, table='{ name = "request_logs", cursor = "updated_at" }'):
     path = os.path.join(work, f"{name}.toml")
     with open(path, "w") as f:
         f.write(f"""[pipeline]
@@ -77,7 +78,7 @@ state_dir = "{work}/state-{name}"
 type = "sqlite"
 path = "{work}/gateway.db"
 lag_secs = 0
-tables = [{{ name = "request_logs", cursor = "updated_at" }}]
+tables = [{table}]
 
 [sink]
 {sink}
@@ -104,6 +105,10 @@ def main():
 
     parquet = config(work, "pq", f'type = "parquet"\npath = "{work}/out"')
     results.append(("highwater -> Parquet", *measured([bin, "run", "--once", "--config", parquet], env)))
+    # The same rows with no cursor: copied whole, a file per batch, no date partitions; the
+    # layout closest to connectorx's one file.
+    whole = config(work, "whole", f'type = "parquet"\npath = "{work}/whole"', '{ name = "request_logs" }')
+    results.append(("highwater -> Parquet, whole", *measured([bin, "run", "--once", "--config", whole], env)))
     cx = ("import connectorx as cx, pyarrow.parquet as pq, sys;"
           "t = cx.read_sql('sqlite://' + sys.argv[1], 'SELECT * FROM request_logs', return_type='arrow');"
           "pq.write_table(t, sys.argv[2], compression='zstd')")
@@ -131,11 +136,14 @@ def main():
     print(f"{'':26}{'seconds':>10}{'rows/s':>12}{'peak MB':>10}")
     for name, secs, mb in results:
         print(f"{name:26}{secs:10.2f}{rows / secs:12.0f}{mb:10.0f}")
-    (_, hs, hm), (_, cs, cm), (_, ms, _), (_, ls, _) = results
+    (_, hs, hm), (_, ws, wm), (_, cs, cm), (_, ms, _), (_, ls, _) = results
     files = sum(len([n for n in names if n.endswith(".parquet")]) for _, _, names in os.walk(f"{work}/out"))
-    print(f"Parquet files: highwater {files} (a file per date, each fsynced), connectorx 1 (not fsynced)")
+    whole_files = sum(len([n for n in names if n.endswith(".parquet")]) for _, _, names in os.walk(f"{work}/whole"))
+    print(f"Parquet files: highwater {files} (a file per date, each fsynced), whole {whole_files} "
+          "(a file per batch, fsynced), connectorx 1 (not fsynced)")
     print(f"rows in MariaDB (highwater, infile): {counts.split()}")
     print(f"highwater / connectorx: {cs / hs:.2f}x the rows/s at {hm / cm:.2f}x the peak memory")
+    print(f"highwater whole / connectorx: {cs / ws:.2f}x the rows/s at {wm / cm:.2f}x the peak memory")
     print(f"highwater / LOAD DATA LOCAL INFILE: {ls / ms:.2f}x the rows/s")
 
 
