@@ -7,6 +7,7 @@ mod foreign;
 mod infile;
 mod literal;
 mod lock;
+pub mod reconcile;
 mod sink;
 mod upsert;
 
