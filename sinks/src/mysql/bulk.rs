@@ -84,6 +84,10 @@ impl OpenLoad {
                     Ok(()) => conn.query_drop(&sql).await.map(|()| (conn.affected_rows(), conn.get_warnings())),
                     Err(e) => Err(e),
                 };
+                // A statement that failed before it read its file (the server went away) left
+                // the handler, and the file's receiving end with it, in the connection: `feed`
+                // would wait for ever on the full channel. Replacing the handler ends the file.
+                conn.set_infile_handler(async { Err(mysql_async::Error::Other("this load is over".into())) });
                 (conn, outcome)
             }));
         }
