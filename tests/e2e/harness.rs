@@ -33,7 +33,7 @@ impl TestDb {
     pub async fn on(server: &str, tag: &str) -> TestDb {
         let name = format!("hwtest_{tag}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
         let opts = Opts::from_url(server).expect("HIGHWATER_TEST_MYSQL_URL is a mysql:// URL");
-        let opts = OptsBuilder::from_opts(opts).init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
+        let opts = OptsBuilder::from_opts(opts).setup(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
         let pool = Pool::new(opts);
         let mut conn = pool.get_conn().await.unwrap_or_else(|e| panic!("the tests need MariaDB at {}: {e}", server));
         conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")).await.expect("create database");
@@ -41,7 +41,7 @@ impl TestDb {
         drop(conn);
         let opts = OptsBuilder::from_opts(Opts::from_url(server).expect("url"))
             .db_name(Some(name.clone()))
-            .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
+            .setup(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
         pool.clone().disconnect().await.expect("disconnect");
         TestDb { name, server: server.to_owned(), pool: Pool::new(opts) }
     }
@@ -385,7 +385,9 @@ impl Pipeline {
 
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_highwater"));
-        cmd.arg("run").arg("--config").arg(&self.config).env("HIGHWATER_LOG", "warn");
+        // HIGHWATER_TEST_LOG (a filter, `debug`) shows more of the runs a test makes.
+        let log = std::env::var("HIGHWATER_TEST_LOG").unwrap_or_else(|_| "warn".to_owned());
+        cmd.arg("run").arg("--config").arg(&self.config).env("HIGHWATER_LOG", log);
         cmd
     }
 
