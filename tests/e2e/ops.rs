@@ -297,8 +297,11 @@ async fn paths_follow_the_config_file_and_one_output_is_written_by_one_run_at_a_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_config_writing_the_same_mysql_sink_is_refused_while_a_daemon_writes_it() {
-    let source = TestDb::new("sinklock").await;
-    let sink = TestDb::new("sinklock_sink").await;
+    // A server of its own: on the shared one, other tests' open writers held the daemon's
+    // passes below the row it must write after losing its lock (once past the 20 s).
+    let server = harness::OwnServer::start();
+    let source = TestDb::on(&server.url(), "sinklock").await;
+    let sink = TestDb::on(&server.url(), "sinklock_sink").await;
     orders(&source, 20, false).await;
     let first = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, &harness::mysql_sink(&sink, 100));
     let second = Pipeline::new(&source.url(), &[("orders", "update_time")], 100, &harness::mysql_sink(&sink, 100));
