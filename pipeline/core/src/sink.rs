@@ -51,8 +51,9 @@ pub trait Sink: Send + 'static {
 
     fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send;
 
-    /// Every change of `table` up to a pass's bound is durable in the sink: a first copy of it
-    /// is complete. Sinks that build something over whole tables (constraints) do it here.
+    /// Every change of `table` up to a pass's bound is durable in the sink (called after every
+    /// pass; after the first, the first copy is whole there). Sinks that build something over
+    /// whole tables (constraints) do it here.
     fn caught_up(&mut self, _table: &TableId) -> impl Future<Output = Result<(), SinkError>> + Send {
         async { Ok(()) }
     }
