@@ -287,10 +287,7 @@ async fn bad_files_tables_and_values_are_named_and_text_mode_loads_odd_values() 
     };
     let one = |file: &Path, table: &str, extra: &str| {
         let p = sqlite_pipeline(file, &mysql_sink(&sink, 100), extra);
-        let text = std::fs::read_to_string(&p.config).expect("config");
-        let start = text.find("tables = [").expect("tables");
-        let end = start + text[start..].find('\n').expect("line");
-        std::fs::write(&p.config, format!("{}tables = [{table}]{}", &text[..start], &text[end..])).expect("config");
+        p.set_tables(&[table]);
         p
     };
 
@@ -423,10 +420,7 @@ async fn foreign_keys_are_recreated_once_their_tables_are_copied_and_orphans_are
                   { name = \"users\", cursor = \"updated_at\" }";
     let shop = |db: &TestDb| {
         let p = sqlite_pipeline(&file, &format!("{}\nforeign_keys = true", mysql_sink(db, 500)), "");
-        let text = std::fs::read_to_string(&p.config).expect("config");
-        let start = text.find("tables = [").expect("tables");
-        let end = start + text[start..].find('\n').expect("line");
-        std::fs::write(&p.config, format!("{}tables = [{tables}]{}", &text[..start], &text[end..])).expect("config");
+        p.set_tables(&[tables]);
         p
     };
     let p = shop(&sink);

@@ -124,7 +124,7 @@ async fn check_table(
     };
     let schema = found.schema;
     if let Some(name) = &t.soft_delete
-        && let Err(e) = super::extract::soft_delete_column(&schema, name, index)
+        && let Err(e) = super::table::soft_delete_column(&schema, name, index)
     {
         check.problems.push(e.to_string());
     }

@@ -4,118 +4,26 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::{MysqlSourceConfig, TableConfig, ZeroDates};
-use arrow_array::{Array, RecordBatch};
+use arrow_array::RecordBatch;
 use highwater_mysql::Pool;
-use highwater_pipeline::batch::{BatchStats, ChangeBatch, Op};
-use highwater_pipeline::cursor::{DateTime, Key, KeyRanges, KeyValue, NullsRead, Position};
+use highwater_pipeline::batch::{BatchStats, ChangeBatch};
+use highwater_pipeline::cursor::{DateTime, KeyRanges, NullsRead, Position};
 use highwater_pipeline::ident::quote;
 use highwater_pipeline::metrics::Metrics;
-use highwater_pipeline::schema::{Evolution, TableId, TableSchema};
+use highwater_pipeline::schema::{Evolution, TableSchema};
 use highwater_pipeline::source::{BatchShape, PassBound, Source, SourceError};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Params, Row, TxOpts, Value};
+use mysql_async::{Conn, Row, Value};
 
 use super::bound::{Holder, OpenTransactions};
-use super::clock::{CursorClock, CursorZone};
+use super::clock::CursorZone;
 use super::connect::{self, query_error};
-use super::decode::{self, ColumnBuilder, Pushed};
-use super::discover::{Discovered, discover};
-use super::query::TableQueries;
-use super::ranges::{InFlight, PARALLEL, Ranges};
-use super::reread::{self, Seen};
-use super::types::Kind;
-
-/// One configured table, ready to read.
-struct Table {
-    schema: Arc<TableSchema>,
-    kinds: Vec<Kind>,
-    queries: TableQueries,
-    /// Read by key alone: the cursor is the table's integer primary key.
-    incrementing: bool,
-    /// A first copy reads in parallel key ranges: the key is one integer column (`Some`,
-    /// whether unsigned), and no re-read filter needs the rows in turn.
-    ranged: Option<bool>,
-    /// Whether this table's first copy reads in key order; `None` until its first read.
-    key_order: Option<bool>,
-    /// The zone and unit of the cursor's values: the pass's bound is taken in them.
-    clock: CursorClock,
-    /// The rows whose cursor is NULL are read before the next read in cursor order: at a
-    /// pass's start, and after a page of them that filled its limit (see [`NullsRead`]).
-    sweep_nulls: bool,
-    /// The soft-delete column: a row where it is set is a delete.
-    soft_delete: Option<usize>,
-    /// With `reread_secs`: the window, and the rows let through lately (see [`reread`]).
-    reread_window: Option<Duration>,
-    seen: Option<Seen>,
-    /// The server's estimate of the table's rows when the source connected.
-    estimated_rows: Option<u64>,
-    /// The clock-only bound of this pass, and of the pass before it: rows read now at or
-    /// below the latter arrived behind the clock (see [`BatchStats::late_rows`]).
-    clock_bound: Option<DateTime>,
-    late_floor: Option<DateTime>,
-}
-
-impl Table {
-    /// A discovered table, configured by `config` (`source.tables[i]`).
-    fn new(
-        found: Discovered,
-        config: &TableConfig,
-        i: usize,
-        batch_rows: usize,
-        local: &CursorZone,
-    ) -> Result<Table, SourceError> {
-        let soft_delete = match &config.soft_delete {
-            None => None,
-            Some(name) => Some(soft_delete_column(&found.schema, name, i)?),
-        };
-        let ranged = match found.schema.key.as_slice() {
-            [k] if config.reread_secs == 0 => match found.kinds[*k] {
-                Kind::Int8 | Kind::Int16 | Kind::Int32 | Kind::Int64 => Some(false),
-                Kind::UInt8 | Kind::UInt16 | Kind::UInt32 | Kind::UInt64 => Some(true),
-                _ => None,
-            },
-            _ => None,
-        };
-        let schema = Arc::new(found.schema);
-        let reread_window = (config.reread_secs > 0).then(|| Duration::from_secs(config.reread_secs));
-        Ok(Table {
-            reread_window,
-            seen: reread_window.map(Seen::new),
-            estimated_rows: None,
-            queries: TableQueries::new(&schema, batch_rows),
-            clock: match found.epoch {
-                Some(unit) => CursorClock::epoch(unit),
-                None => CursorClock::of_column(&schema.cursor_column().source_type, local),
-            },
-            sweep_nulls: false,
-            key_order: None,
-            kinds: found.kinds,
-            incrementing: found.incrementing,
-            ranged,
-            soft_delete,
-            schema,
-            clock_bound: None,
-            late_floor: None,
-        })
-    }
-}
-
-/// The index of `soft_delete` (`source.tables[i].soft_delete`): a column that is NULL while
-/// the row lives. A NOT NULL one would make every row a delete.
-pub(super) fn soft_delete_column(schema: &TableSchema, name: &str, i: usize) -> Result<usize, SourceError> {
-    let key = format!("source.tables[{i}].soft_delete");
-    let Some(c) = schema.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name)) else {
-        return Err(SourceError::MissingColumn { table: schema.id.clone(), column: name.to_owned(), key });
-    };
-    if !schema.columns[c].source_nullable {
-        return Err(SourceError::SoftDeleteNotNull {
-            table: schema.id.clone(),
-            column: schema.columns[c].name.clone(),
-            key,
-        });
-    }
-    Ok(c)
-}
+use super::copy::{CopyPlan, int_key, int_param, key_int, key_span};
+use super::discover::discover;
+use super::page::{Page, Phase, Query, decode_error, key_params, read, row_key, snapshot};
+use super::ranges::{InFlight, Ranges};
+use super::reread::Seen;
+use super::table::Table;
 
 /// The server's row estimate of a table: instant (statistics), not a count.
 const ESTIMATED_ROWS_SQL: &str =
@@ -576,115 +484,6 @@ impl MysqlSource {
     }
 }
 
-/// A first copy being read in key ranges: where it stands and what is being read.
-struct CopyPlan {
-    table: usize,
-    /// The copy's bound.
-    bound: DateTime,
-    /// The position the runner goes on from when it takes the next page: any other means the
-    /// plan no longer holds (a retry, a restart), and a new one starts from there.
-    expects: Position,
-    ranges: Ranges,
-    reads: InFlight<Result<Option<Page>, SourceError>>,
-}
-
-impl CopyPlan {
-    /// Starts reading ranges until [`PARALLEL`] are in flight.
-    fn fill(&mut self, pool: &Pool, t: &Table, zero_dates: ZeroDates, max_rows: usize, unsigned: bool) {
-        while self.reads.len() < PARALLEL {
-            let Some((lo, hi)) = self.ranges.next_range() else { break };
-            let task = self.spawn(pool, t, zero_dates, max_rows, lo, hi, unsigned);
-            self.reads.push_back(lo, hi, task);
-        }
-    }
-
-    /// Reads the rows of `(lo, hi]` at or below the bound, on a connection and in a snapshot
-    /// of its own.
-    #[allow(clippy::too_many_arguments)]
-    fn spawn(
-        &self,
-        pool: &Pool,
-        t: &Table,
-        zero_dates: ZeroDates,
-        max_rows: usize,
-        lo: i128,
-        hi: i128,
-        unsigned: bool,
-    ) -> tokio::task::JoinHandle<Result<Option<Page>, SourceError>> {
-        let params = vec![int_param(lo, unsigned), int_param(hi, unsigned), t.clock.param(&self.bound)];
-        let (pool, schema, kinds, clock, sql, bound) = (
-            pool.clone(),
-            t.schema.clone(),
-            t.kinds.clone(),
-            t.clock.clone(),
-            t.queries.copy_range.clone(),
-            self.bound,
-        );
-        tokio::spawn(async move {
-            let mut conn = pool.get().await?;
-            let id = &schema.id;
-            let mut tx = snapshot(&mut conn, id).await?;
-            let query = Query { sql: &sql, params, phase: Phase::Copy(bound) };
-            let shape = Shape { schema: &schema, kinds: &kinds, clock: &clock };
-            let page = read(&mut tx, &shape, query, max_rows, zero_dates, None).await?;
-            tx.commit().await.map_err(|e| query_error(format!("the end of a read of {id}"), e))?;
-            Ok(page)
-        })
-    }
-}
-
-/// The lowest and highest value of a table's integer key; `None` when it is empty.
-async fn key_span(conn: &mut Conn, t: &Table) -> Result<Option<(i128, i128)>, mysql_async::Error> {
-    let span: Option<(Value, Value)> = conn.query_first(&t.queries.key_span).await?;
-    Ok(match span.map(|(a, b)| (value_int(&a), value_int(&b))) {
-        Some((Some(min), Some(max))) => Some((min, max)),
-        _ => None,
-    })
-}
-
-/// An integer key value, widened.
-fn key_int(k: &KeyValue) -> Option<i128> {
-    match k {
-        KeyValue::Int(v) => Some(i128::from(*v)),
-        KeyValue::UInt(v) => Some(i128::from(*v)),
-        _ => None,
-    }
-}
-
-fn value_int(v: &Value) -> Option<i128> {
-    match v {
-        Value::Int(v) => Some(i128::from(*v)),
-        Value::UInt(v) => Some(i128::from(*v)),
-        Value::Bytes(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-        _ => None,
-    }
-}
-
-/// A key value of an integer column (`unsigned`: `BIGINT UNSIGNED` and smaller unsigned).
-fn int_key(k: i128, unsigned: bool) -> KeyValue {
-    if unsigned { KeyValue::UInt(k as u64) } else { KeyValue::Int(k as i64) }
-}
-
-fn int_param(k: i128, unsigned: bool) -> Value {
-    match u64::try_from(k) {
-        Ok(v) if unsigned => Value::UInt(v),
-        _ => Value::Int(k as i64),
-    }
-}
-
-/// A key as the parameters of its expanded comparison (see [`super::query::key_after`]):
-/// every column but the last twice, the last once.
-fn key_params(key: &Key) -> Vec<Value> {
-    let n = key.len();
-    key.iter()
-        .enumerate()
-        .flat_map(|(i, v)| {
-            let p = decode::key_param(v);
-            if i + 1 < n { vec![p.clone(), p] } else { vec![p] }
-        })
-        .collect()
-}
-
 /// The read in cursor order strictly after `at` (an `At` position), up to the pass's bound.
 fn cursor_query<'a>(t: &'a Table, at: &Position, upper: &DateTime) -> Query<'a> {
     let Position::At { cursor, key, .. } = at else { unreachable!("cursor_query takes At positions") };
@@ -693,151 +492,6 @@ fn cursor_query<'a>(t: &'a Table, at: &Position, upper: &DateTime) -> Query<'a> 
     params.extend(key_params(key));
     params.push(t.clock.param(upper));
     Query { sql: &t.queries.cursor_after, params, phase: Phase::Cursor(t.late_floor) }
-}
-
-/// Each row's operation: a delete where the soft-delete column is set, else an upsert.
-fn ops(rows: &RecordBatch, soft_delete: Option<usize>) -> Vec<Op> {
-    match soft_delete {
-        None => vec![Op::Upsert; rows.num_rows()],
-        Some(c) => {
-            let column = rows.column(c);
-            (0..rows.num_rows()).map(|i| if column.is_valid(i) { Op::Delete } else { Op::Upsert }).collect()
-        }
-    }
-}
-
-/// One statement of a read, with its parameters and the part of the read order it walks.
-struct Query<'a> {
-    sql: &'a str,
-    params: Vec<Value>,
-    phase: Phase,
-}
-
-/// Which part of the read order a read walks.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Phase {
-    /// Rows with a NULL cursor, by key.
-    NullCursor,
-    /// Rows by `(cursor, key)`; rows at or below the floor are late (counted).
-    Cursor(Option<DateTime>),
-    /// Rows by key alone (incrementing tables).
-    Key,
-    /// A first copy by key, of the rows whose cursor is NULL or at most this bound.
-    Copy(DateTime),
-}
-
-/// Runs one read and decodes its rows; `None` when it found none.
-async fn read(
-    tx: &mut mysql_async::Transaction<'_>,
-    t: &Shape<'_>,
-    query: Query<'_>,
-    max_rows: usize,
-    zero_dates: ZeroDates,
-    mut seen: Option<&mut Seen>,
-) -> Result<Option<Page>, SourceError> {
-    let Query { sql, params, phase } = query;
-    let id = &t.schema.id;
-    let mut builders: Vec<ColumnBuilder> = t.kinds.iter().map(|k| ColumnBuilder::new(*k, max_rows)).collect();
-    let mut stats = BatchStats::default();
-    let mut failure: Option<SourceError> = None;
-    let mut last: Option<Row> = None;
-    let mut count = 0usize;
-    let mut fetched = 0usize;
-    // Rows come in cursor order: the late ones, if any, come first.
-    let mut late_floor = match phase {
-        Phase::Cursor(floor) => floor,
-        _ => None,
-    };
-    let cursor = t.schema.cursor;
-    let mut result =
-        tx.exec_iter(sql, Params::Positional(params)).await.map_err(|e| query_error(format!("table {id}"), e))?;
-    result
-        .for_each(|row| {
-            if failure.is_some() {
-                return;
-            }
-            fetched += 1;
-            if let Some(seen) = seen.as_deref_mut() {
-                let key = reread::hash_row(&row, t.schema.key.iter().copied());
-                let content = reread::hash_row(&row, 0..t.kinds.len());
-                let at = row.as_ref(cursor).and_then(|v| t.clock.value(v).ok()).and_then(|d| d.unix_micros());
-                if !seen.changed(key, content, at.unwrap_or(i64::MIN)) {
-                    // Re-read and unchanged: the position moves past it, nothing is sent.
-                    last = Some(row);
-                    return;
-                }
-            }
-            for (i, builder) in builders.iter_mut().enumerate() {
-                match builder.push(row.as_ref(i)) {
-                    Ok(Pushed::Value) => {}
-                    Ok(Pushed::ZeroDate) if zero_dates == ZeroDates::Null => stats.zero_dates += 1,
-                    Ok(Pushed::ZeroDate) => {
-                        failure =
-                            Some(decode_error(t, i, "holds a zero date and source.zero_dates = \"error\"".into()));
-                        return;
-                    }
-                    Err(reason) => {
-                        failure = Some(decode_error(t, i, reason));
-                        return;
-                    }
-                }
-            }
-            if let Some(floor) = late_floor {
-                match row.as_ref(cursor).map(|v| t.clock.value(v)) {
-                    Some(Ok(c)) if c <= floor => stats.late_rows += 1,
-                    _ => late_floor = None,
-                }
-            }
-            if matches!(phase, Phase::Copy(_)) && matches!(row.as_ref(cursor), Some(Value::NULL)) {
-                stats.null_cursor_rows += 1;
-            }
-            count += 1;
-            last = Some(row);
-        })
-        .await
-        .map_err(|e| query_error(format!("table {id}"), e))?;
-    drop(result);
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    let Some(last) = last else { return Ok(None) };
-    if phase == Phase::NullCursor {
-        stats.null_cursor_rows = count as u64;
-    }
-
-    let key = row_key(t, &last, |_, i| i)?;
-    let upto = match phase {
-        Phase::NullCursor => Position::NullCursor { key },
-        Phase::Key => Position::Key { key },
-        Phase::Copy(bound) => Position::Copy { bound, key, ranges: None },
-        Phase::Cursor(_) => {
-            let c = t.schema.cursor;
-            let value = last.as_ref(c).unwrap_or(&Value::NULL);
-            let cursor = t.clock.value(value).map_err(|reason| decode_error(t, c, reason))?;
-            Position::At { cursor, key, nulls: None }
-        }
-    };
-    let columns = builders.iter_mut().map(ColumnBuilder::finish).collect();
-    let batch = RecordBatch::try_new(t.schema.arrow.clone(), columns)
-        .map_err(|e| decode_error(t, t.schema.cursor, format!("cannot assemble the batch: {e}")))?;
-    Ok(Some(Page { rows: batch, upto, stats, fetched }))
-}
-
-/// A read-only transaction with a consistent snapshot: the rows of one read all come from it.
-async fn snapshot<'c>(conn: &'c mut Conn, id: &TableId) -> Result<mysql_async::Transaction<'c>, SourceError> {
-    let mut opts = TxOpts::default();
-    opts.with_consistent_snapshot(true).with_readonly(Some(true));
-    conn.start_transaction(opts).await.map_err(|e| query_error(format!("a snapshot of {id}"), e))
-}
-
-/// What one read found.
-struct Page {
-    rows: RecordBatch,
-    upto: Position,
-    stats: BatchStats,
-    /// Rows the server sent, including re-read ones left out of `rows` as unchanged: fewer
-    /// than the read's limit means the read reached the end of its range.
-    fetched: usize,
 }
 
 /// The highest `(cursor, key)` at or below a finished copy's bound, in the server's order:
@@ -913,45 +567,4 @@ async fn sweep_nulls(
     let nulls = Some(NullsRead { upto: Some(last.clone()) });
     page.upto = Position::At { cursor: *cursor, key: key.clone(), nulls };
     Ok(Some(page))
-}
-
-/// What decoding a table's rows needs of it.
-struct Shape<'a> {
-    schema: &'a TableSchema,
-    kinds: &'a [Kind],
-    clock: &'a CursorClock,
-}
-
-impl Table {
-    fn shape(&self) -> Shape<'_> {
-        Shape { schema: &self.schema, kinds: &self.kinds, clock: &self.clock }
-    }
-
-    /// The batch of a page read after `after`.
-    fn batch(&self, after: &Position, page: Page) -> ChangeBatch {
-        ChangeBatch {
-            table: self.schema.clone(),
-            ops: ops(&page.rows, self.soft_delete),
-            rows: page.rows,
-            after: after.clone(),
-            upto: page.upto,
-            stats: page.stats,
-            piece: None,
-        }
-    }
-}
-
-/// The key of `row`, whose `n`th key column (the table's column `i`) stands at `at(n, i)`:
-/// `i` in rows of every column, `n` in rows of the key alone.
-fn row_key(t: &Shape<'_>, row: &Row, at: impl Fn(usize, usize) -> usize) -> Result<Key, SourceError> {
-    (t.schema.key.iter().enumerate())
-        .map(|(n, &i)| {
-            let v = row.as_ref(at(n, i)).unwrap_or(&Value::NULL);
-            decode::key_value(t.kinds[i], v).map_err(|reason| decode_error(t, i, reason))
-        })
-        .collect()
-}
-
-fn decode_error(t: &Shape<'_>, column: usize, reason: String) -> SourceError {
-    SourceError::Decode { table: t.schema.id.clone(), column: t.schema.columns[column].name.clone(), reason }
 }
